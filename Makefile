@@ -1,0 +1,80 @@
+# pg_consent — PGXS build.  `make` builds, `make install` installs,
+# `make demo` / `make test` do everything from a fresh Debian 12 machine.
+
+EXTENSION   = pg_consent
+# The one place the version is defined: the control file.
+EXTVERSION  = $(shell sed -n "s/^default_version *= *'\([^']*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big  = pg_consent
+OBJS        = $(patsubst %.cpp,%.o,$(sort $(wildcard src/*.cpp)))
+# The install script is assembled from ordered fragments in src/sql/.
+SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
+DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
+DATA        = $(wildcard src/upgrade/$(EXTENSION)--*--*.sql)
+DOCS        =
+
+# Tests are discovered, not listed.
+REGRESS     = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso --load-extension=$(EXTENSION)
+NO_INSTALLCHECK =
+ISOLATION   = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+EXTRA_CLEAN = $(DATA_built) src/*.bc src/*.d results regression.diffs regression.out \
+              output_iso tmp_check test/t/tmp_check
+
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+PGXS      := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+ICU_CFLAGS := $(shell pkg-config --cflags icu-uc icu-i18n 2>/dev/null)
+ICU_LIBS   := $(shell pkg-config --libs icu-uc icu-i18n 2>/dev/null)
+
+# Flags stated once.  Our own code builds with -Werror; PostgreSQL's headers
+# are system headers (-isystem) so their warnings are not ours.
+PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Werror -Wno-register \
+              -Wno-missing-field-initializers -Wno-unused-parameter \
+              $(ICU_CFLAGS) -DCONSENT_VERSION='"$(EXTVERSION)"' \
+              -MMD -MP $(CONSENT_SANITIZE)
+PG_CPPFLAGS = -Isrc
+SHLIB_LINK  = $(ICU_LIBS) -lstdc++ $(CONSENT_SANITIZE)
+
+# No LLVM bitcode: PGXS would recompile every .cpp with clang without our flags.
+override with_llvm = no
+
+ifneq ($(PGXS),)
+include $(PGXS)
+override CPPFLAGS := $(patsubst -I$(includedir_server),-isystem $(includedir_server),$(patsubst -I$(includedir_internal),-isystem $(includedir_internal),$(CPPFLAGS)))
+else
+all install installcheck:
+	@echo "pg_config for PostgreSQL 15 not found: run 'make test' or 'make demo' (they install it), or set PG_CONFIG" >&2; exit 1
+endif
+
+# header dependencies
+-include $(OBJS:.o=.d)
+
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
+	cat $(SQL_PARTS) > $@
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps demo test bench fuzz format
+# Install what is missing (apt-get), as root or through sudo.
+deps:
+	@test/harness/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@$(SUDO) $(MAKE) --no-print-directory install
+	@test/harness/demo.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(SUDO) $(MAKE) --no-print-directory install
+	@test/harness/run-tests.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@$(SUDO) $(MAKE) --no-print-directory install
+	@test/bench/run.sh
+
+format:
+	clang-format -i src/*.cpp src/*.h

@@ -1,0 +1,652 @@
+/*
+ * cache.cpp — the per-backend consent state and its cross-backend
+ * invalidation.
+ *
+ * The truth is consent.ledger; consent.subject_state (kept in the same
+ * transaction) holds, per subject, category and purpose, the latest event
+ * and the latest withdrawal.  That is all a decision needs (see decide()),
+ * so this cache loads it, in one sequential scan when it fits the memory
+ * bound (consent.cache_size) and subject by subject otherwise.
+ *
+ * Invalidation is per subject: a transaction that changes consent appends
+ * the hashes of its subjects to a ring in shared memory at commit; every
+ * backend reads the ring at the start of each statement and drops exactly
+ * those subjects.  A backend that fell more than a ring behind drops all.
+ *
+ * Owns: the subject tables, the ring, the commit callback.
+ * Must never: load with the transaction snapshot (a REPEATABLE READ
+ * transaction would cache an old state for later ones): loads use the
+ * latest snapshot.
+ */
+#include "cache.h"
+#include "consent.h"
+#include "spi.h"
+#include "taxonomy.h"
+
+extern "C" {
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+}
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+namespace consent {
+
+namespace {
+
+/* ---- shared ring of changed subjects ---------------------------------- */
+
+constexpr uint64_t RING_SIZE = 1 << 16;
+
+struct SharedRing {
+    slock_t lock;
+    pg_atomic_uint64 write_pos;
+    uint64_t hashes[RING_SIZE];
+};
+
+SharedRing *ring = nullptr;
+uint64_t ring_read_pos = 0;
+shmem_request_hook_type prev_shmem_request = nullptr;
+shmem_startup_hook_type prev_shmem_startup = nullptr;
+
+void ring_shmem_request()
+{
+    if (prev_shmem_request)
+        prev_shmem_request();
+    RequestAddinShmemSpace(sizeof(SharedRing));
+}
+
+void ring_shmem_startup()
+{
+    if (prev_shmem_startup)
+        prev_shmem_startup();
+    bool found;
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    ring = static_cast<SharedRing *>(ShmemInitStruct("pg_consent invalidation ring", sizeof(SharedRing), &found));
+    if (!found) {
+        SpinLockInit(&ring->lock);
+        pg_atomic_init_u64(&ring->write_pos, 0);
+        memset(ring->hashes, 0, sizeof(ring->hashes));
+    }
+    LWLockRelease(AddinShmemInitLock);
+}
+
+uint64_t hash_key(std::string_view key)
+{
+    return hash_bytes_extended(reinterpret_cast<const unsigned char *>(key.data()), int(key.size()), 0x5eed);
+}
+
+/* ---- subject table ----------------------------------------------------- */
+
+constexpr uint16_t STALE = 0xFFFF;
+
+struct Entry {
+    uint64_t hash;
+    uint32_t key_off;
+    uint32_t ev_off;
+    uint16_t key_len;
+    uint16_t n_ev; /* STALE: must be reloaded */
+};
+
+/* Open-addressing hash table of subjects, with arenas for keys and events. */
+class SubjectTable {
+  public:
+    bool complete = false; /* holds every subject that has events */
+    TimestampTz as_of = 0; /* 0: the current state */
+
+    void clear()
+    {
+        slots_.assign(1024, 0);
+        entries_.clear();
+        keys_.clear();
+        events_.clear();
+        unknown_.clear();
+        complete = false;
+        garbage_ = 0;
+    }
+
+    size_t memory() const
+    {
+        return slots_.capacity() * sizeof(uint32_t) + entries_.capacity() * sizeof(Entry) + keys_.capacity() +
+               events_.capacity() * sizeof(Event) + unknown_.size() * 32;
+    }
+    size_t size() const { return entries_.size(); }
+
+    /* The entry for key, nullptr when absent. */
+    Entry *find(std::string_view key, uint64_t h)
+    {
+        if (slots_.empty())
+            return nullptr;
+        size_t mask = slots_.size() - 1;
+        for (size_t i = h & mask;; i = (i + 1) & mask) {
+            uint32_t s = slots_[i];
+            if (s == 0)
+                return nullptr;
+            Entry &e = entries_[s - 1];
+            if (e.hash == h && e.key_len == key.size() && memcmp(keys_.data() + e.key_off, key.data(), key.size()) == 0)
+                return &e;
+        }
+    }
+
+    /* Sets the events of key (replacing earlier ones). */
+    void put(std::string_view key, uint64_t h, const Event *ev, size_t n)
+    {
+        if (n >= STALE)
+            n = STALE - 1; /* cannot happen: one event per category x purpose pair, bounded below */
+        Entry *e = find(key, h);
+        if (!e) {
+            if ((entries_.size() + 1) * 4 > slots_.size() * 3)
+                grow();
+            Entry ne{h, uint32_t(keys_.size()), 0, uint16_t(key.size()), 0};
+            keys_.append(key.data(), key.size());
+            entries_.push_back(ne);
+            insert_slot(uint32_t(entries_.size()));
+            e = &entries_.back();
+        } else if (e->n_ev != STALE) {
+            garbage_ += e->n_ev;
+        }
+        e->ev_off = uint32_t(events_.size());
+        e->n_ev = uint16_t(n);
+        events_.insert(events_.end(), ev, ev + n);
+        unknown_.erase(h);
+        if (garbage_ > events_.size() / 2 && garbage_ > 4096)
+            compact();
+    }
+
+    SubjectEvents events_of(const Entry &e) const { return {events_.data() + e.ev_off, e.n_ev}; }
+
+    /* Another backend changed subjects with this hash. */
+    void invalidate(uint64_t h)
+    {
+        bool hit = false;
+        if (!slots_.empty()) {
+            size_t mask = slots_.size() - 1;
+            for (size_t i = h & mask; slots_[i] != 0; i = (i + 1) & mask) {
+                Entry &e = entries_[slots_[i] - 1];
+                if (e.hash == h) {
+                    if (e.n_ev != STALE)
+                        garbage_ += e.n_ev;
+                    e.n_ev = STALE;
+                    hit = true;
+                }
+            }
+        }
+        if (!hit && complete)
+            unknown_.insert(h);
+    }
+
+    /* Whether a subject absent from a complete table may still have events. */
+    bool maybe_unknown(uint64_t h) const { return unknown_.count(h) != 0; }
+
+    void reserve(size_t subjects, size_t events, size_t key_bytes)
+    {
+        size_t want = 1024;
+        while (want * 3 < subjects * 4 + 4)
+            want *= 2;
+        slots_.assign(want, 0);
+        entries_.reserve(subjects);
+        events_.reserve(events);
+        keys_.reserve(key_bytes);
+    }
+
+  private:
+    std::vector<uint32_t> slots_ = std::vector<uint32_t>(1024, 0);
+    std::vector<Entry> entries_;
+    std::string keys_;
+    std::vector<Event> events_;
+    std::unordered_set<uint64_t> unknown_;
+    size_t garbage_ = 0;
+
+    void insert_slot(uint32_t idx)
+    {
+        size_t mask = slots_.size() - 1;
+        size_t i = entries_[idx - 1].hash & mask;
+        while (slots_[i] != 0)
+            i = (i + 1) & mask;
+        slots_[i] = idx;
+    }
+
+    void grow()
+    {
+        slots_.assign(slots_.size() * 2, 0);
+        for (uint32_t i = 1; i <= entries_.size(); i++)
+            insert_slot(i);
+    }
+
+    void compact()
+    {
+        std::vector<Event> fresh;
+        fresh.reserve(events_.size() - garbage_);
+        for (auto &e : entries_) {
+            if (e.n_ev == STALE)
+                continue;
+            uint32_t off = uint32_t(fresh.size());
+            fresh.insert(fresh.end(), events_.begin() + e.ev_off, events_.begin() + e.ev_off + e.n_ev);
+            e.ev_off = off;
+        }
+        events_.swap(fresh);
+        garbage_ = 0;
+    }
+};
+
+SubjectTable now_table;
+SubjectTable as_of_table;
+bool tables_ready = false;
+uint64_t taxonomy_generation_seen = 0;
+bool tried_bulk = false;
+std::vector<uint64_t> changed_in_xact;
+
+uint32_t until_code(bool grant, bool has_until, TimestampTz until)
+{
+    if (!grant)
+        return 0;
+    if (!has_until)
+        return UINT32_MAX;
+    int64 s = until / USECS_PER_SEC;
+    if (s < 1)
+        return 1;
+    if (s >= int64(UINT32_MAX))
+        return UINT32_MAX - 1;
+    return uint32_t(s);
+}
+
+struct RawEvent {
+    uint64_t hash;
+    uint32_t key_off;
+    uint16_t key_len;
+    Event ev;
+    TimestampTz at;
+    int64 id;
+};
+
+/* Maps keys of the taxonomy; -1 when unknown (deleted category). */
+int category_of(const Taxonomy &t, std::string_view k)
+{
+    auto it = t.category_index.find(std::string(k));
+    return it == t.category_index.end() ? -1 : it->second;
+}
+int purpose_of(const Taxonomy &t, std::string_view k)
+{
+    auto it = t.purpose_index.find(std::string(k));
+    return it == t.purpose_index.end() ? -1 : it->second;
+}
+
+std::string_view text_view(Datum d)
+{
+    text *t = reinterpret_cast<text *>(PG_DETOAST_DATUM_PACKED(d));
+    return {VARDATA_ANY(t), size_t(VARSIZE_ANY_EXHDR(t))};
+}
+
+/* Reads all of consent.subject_state with the latest snapshot into raw
+ * events (the latest event and, when later granted again, the latest
+ * withdrawal of each pair).  Returns false when it would not fit. */
+bool bulk_load(SubjectTable &table, size_t budget)
+{
+    const Taxonomy &t = taxonomy();
+    std::vector<RawEvent> raw;
+    std::string keys;
+    bool fits = true;
+    pg([&] {
+        Oid nsp = get_namespace_oid("consent", false);
+        Oid relid = get_relname_relid("subject_state", nsp);
+        if (!OidIsValid(relid))
+            elog(ERROR, "consent.subject_state is missing");
+        Relation rel = table_open(relid, AccessShareLock);
+        /* estimated rows: stop early when the result cannot fit */
+        double est = rel->rd_rel->reltuples > 0 ? rel->rd_rel->reltuples : 0;
+        if (est * 40 > double(budget)) {
+            fits = false;
+            table_close(rel, AccessShareLock);
+            return;
+        }
+        raw.reserve(size_t(est * 1.1) + 16);
+        Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
+        TableScanDesc scan = table_beginscan(rel, snap, 0, nullptr);
+        TupleDesc desc = RelationGetDescr(rel);
+        Datum values[9];
+        bool nulls[9];
+        HeapTuple tup;
+        MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "consent bulk load", ALLOCSET_DEFAULT_SIZES);
+        while ((tup = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+            MemoryContext old = MemoryContextSwitchTo(tmp);
+            int natts = std::min(desc->natts, 9);
+            heap_deform_tuple(tup, desc, values, nulls);
+            std::string_view subject = text_view(values[0]);
+            int cat = category_of(t, text_view(values[1]));
+            int pur = purpose_of(t, text_view(values[2]));
+            MemoryContextSwitchTo(old);
+            if (cat >= 0 && pur >= 0 && natts >= 9) {
+                uint64_t h = hash_key(subject);
+                uint32_t off = uint32_t(keys.size());
+                keys.append(subject.data(), subject.size());
+                bool grant = text_view(values[4]) == "grant";
+                RawEvent r{h, off, uint16_t(subject.size()),
+                           Event{uint16_t(cat), uint16_t(pur), until_code(grant, !nulls[5], DatumGetTimestampTz(values[5]))},
+                           DatumGetTimestampTz(values[6]), DatumGetInt64(values[3])};
+                raw.push_back(r);
+                if (grant && !nulls[7]) {
+                    RawEvent w = r;
+                    w.ev.until = 0;
+                    w.at = DatumGetTimestampTz(values[7]);
+                    w.id = DatumGetInt64(values[8]);
+                    raw.push_back(w);
+                }
+            }
+            MemoryContextReset(tmp);
+            if (keys.size() + raw.size() * sizeof(RawEvent) > budget * 2) {
+                fits = false;
+                break;
+            }
+        }
+        MemoryContextDelete(tmp);
+        table_endscan(scan);
+        UnregisterSnapshot(snap);
+        table_close(rel, AccessShareLock);
+    });
+    if (!fits)
+        return false;
+    auto key_of = [&](const RawEvent &r) { return std::string_view(keys.data() + r.key_off, r.key_len); };
+    std::sort(raw.begin(), raw.end(), [&](const RawEvent &a, const RawEvent &b) {
+        if (a.hash != b.hash)
+            return a.hash < b.hash;
+        int c = key_of(a).compare(key_of(b));
+        if (c != 0)
+            return c < 0;
+        if (a.at != b.at)
+            return a.at < b.at;
+        return a.id < b.id;
+    });
+    table.clear();
+    size_t subjects = 0;
+    for (size_t i = 0; i < raw.size(); i++)
+        if (i == 0 || raw[i].hash != raw[i - 1].hash || key_of(raw[i]) != key_of(raw[i - 1]))
+            subjects++;
+    table.reserve(subjects, raw.size(), keys.size() / 2 + 16);
+    std::vector<Event> group;
+    for (size_t i = 0; i < raw.size();) {
+        size_t j = i;
+        group.clear();
+        while (j < raw.size() && raw[j].hash == raw[i].hash && key_of(raw[j]) == key_of(raw[i]))
+            group.push_back(raw[j++].ev);
+        table.put(key_of(raw[i]), raw[i].hash, group.data(), group.size());
+        i = j;
+    }
+    table.complete = true;
+    if (table.memory() > budget) {
+        table.clear();
+        return false;
+    }
+    return true;
+}
+
+/* Loads one subject's events from subject_state (now) or the ledger (as of). */
+std::vector<Event> load_subject(std::string_view key, TimestampTz as_of)
+{
+    const Taxonomy &t = taxonomy();
+    std::vector<Event> out;
+    Spi spi;
+    std::vector<Row> rows;
+    if (as_of == 0) {
+        rows = spi.query("SELECT category, purpose, action, valid_until, at FROM ("
+                         "  SELECT category, purpose, action, valid_until, recorded_at AS at, event_id AS id"
+                         "  FROM consent.subject_state WHERE subject = $1"
+                         "  UNION ALL"
+                         "  SELECT category, purpose, 'withdraw', NULL, withdrawn_at, withdrawn_id"
+                         "  FROM consent.subject_state WHERE subject = $1 AND action = 'grant'"
+                         "  AND withdrawn_at IS NOT NULL) e ORDER BY at, id",
+                         {std::string(key)}, true);
+    } else {
+        char *ts = pg([&] { return DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(as_of))); });
+        rows = spi.query("SELECT category, purpose, action, valid_until FROM consent.ledger"
+                         " WHERE subject = $1 AND recorded_at <= $2::timestamptz AND action <> 'erase'"
+                         " ORDER BY recorded_at, id",
+                         {std::string(key), std::string(ts)}, true);
+    }
+    for (auto &row : rows) {
+        int cat = category_of(t, row[0] ? *row[0] : "");
+        int pur = purpose_of(t, row[1] ? *row[1] : "");
+        if (cat < 0 || pur < 0)
+            continue;
+        bool grant = row[2] && *row[2] == "grant";
+        TimestampTz until = 0;
+        if (row[3])
+            until = pg([&] {
+                return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(row[3]->c_str()),
+                                                               ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+            });
+        out.push_back(Event{uint16_t(cat), uint16_t(pur), until_code(grant, row[3].has_value(), until)});
+    }
+    return out;
+}
+
+/* Category and purpose indexes of the cached events, by key. */
+std::vector<std::string> seen_categories, seen_purposes;
+
+void ensure_ready()
+{
+    const Taxonomy &t = taxonomy();
+    if (tables_ready && taxonomy_generation_seen == t.generation)
+        return;
+    std::vector<std::string> cats, purs;
+    for (auto &c : t.categories)
+        cats.push_back(c.key);
+    for (auto &p : t.purposes)
+        purs.push_back(p.key);
+    /* indexes moved: cached events would point at the wrong keys */
+    if (!tables_ready || cats != seen_categories || purs != seen_purposes) {
+        now_table.clear();
+        as_of_table.clear();
+        tried_bulk = false;
+        seen_categories.swap(cats);
+        seen_purposes.swap(purs);
+    }
+    tables_ready = true;
+    taxonomy_generation_seen = t.generation;
+}
+
+size_t budget_bytes() { return size_t(cache_size_mb) * 1024 * 1024; }
+
+void xact_event(XactEvent event)
+{
+    switch (event) {
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_PARALLEL_COMMIT:
+        if (!changed_in_xact.empty() && ring) {
+            SpinLockAcquire(&ring->lock);
+            uint64_t pos = pg_atomic_read_u64(&ring->write_pos);
+            for (uint64_t h : changed_in_xact)
+                ring->hashes[pos++ % RING_SIZE] = h;
+            pg_write_barrier();
+            pg_atomic_write_u64(&ring->write_pos, pos);
+            SpinLockRelease(&ring->lock);
+        }
+        changed_in_xact.clear();
+        break;
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_ABORT:
+        /* we may have cached state this transaction wrote */
+        for (uint64_t h : changed_in_xact) {
+            now_table.invalidate(h);
+            as_of_table.invalidate(h);
+        }
+        changed_in_xact.clear();
+        break;
+    default:
+        break;
+    }
+}
+
+bool reset_pending = false;
+
+/* Transaction callback: publish this transaction's changed subjects at
+ * commit, forget what we may have cached of them at abort.  Runs inside
+ * PostgreSQL: nothing may escape it. */
+void xact_callback(XactEvent event, void *) noexcept
+{
+    try {
+        xact_event(event);
+    } catch (...) {
+        changed_in_xact.clear();
+        reset_pending = true;
+    }
+}
+
+} // namespace
+
+std::string_view subject_key(Datum value, Oid type, char *buf)
+{
+    switch (type) {
+    case INT8OID:
+        return {buf, size_t(pg_lltoa(DatumGetInt64(value), buf))};
+    case INT4OID:
+        return {buf, size_t(pg_ltoa(DatumGetInt32(value), buf))};
+    case INT2OID:
+        return {buf, size_t(pg_ltoa(DatumGetInt16(value), buf))};
+    case UUIDOID: {
+        const unsigned char *u = DatumGetUUIDP(value)->data;
+        static const char hex[] = "0123456789abcdef";
+        int p = 0;
+        for (int i = 0; i < UUID_LEN; i++) {
+            if (i == 4 || i == 6 || i == 8 || i == 10)
+                buf[p++] = '-';
+            buf[p++] = hex[u[i] >> 4];
+            buf[p++] = hex[u[i] & 0xF];
+        }
+        return {buf, size_t(p)};
+    }
+    default:
+        return text_view(value);
+    }
+}
+
+SubjectEvents subject_events(std::string_view key, TimestampTz as_of)
+{
+    ensure_ready();
+    SubjectTable &table = as_of ? as_of_table : now_table;
+    if (as_of && table.as_of != as_of) {
+        table.clear();
+        table.as_of = as_of;
+    }
+    uint64_t h = hash_key(key);
+    Entry *e = table.find(key, h);
+    if (e && e->n_ev != STALE)
+        return table.events_of(*e);
+    if (!e && !as_of && !tried_bulk) {
+        tried_bulk = true;
+        if (bulk_load(table, budget_bytes()))
+            return subject_events(key, as_of);
+    }
+    if (!e && table.complete && !table.maybe_unknown(h))
+        return {};
+    std::vector<Event> ev = load_subject(key, as_of);
+    if (!table.complete && table.memory() > budget_bytes())
+        table.clear();
+    table.put(key, h, ev.data(), ev.size());
+    e = table.find(key, h);
+    return table.events_of(*e);
+}
+
+bool decide(const SubjectEvents &ev, int category, int purpose, TimestampTz now)
+{
+    const Taxonomy &t = taxonomy();
+    const Category &c = t.categories[size_t(category)];
+    const Purpose &p = t.purposes[size_t(purpose)];
+    uint32_t now_s = uint32_t(std::max<int64>(0, now / USECS_PER_SEC));
+    for (uint32_t i = ev.count; i-- > 0;) {
+        const Event &e = ev.events[i];
+        if (!c.ancestors.test(e.category) || !p.ancestors.test(e.purpose))
+            continue;
+        if (e.until == 0)
+            return false; /* withdrawal */
+        /* Art. 9: a special category needs a grant that names it (or a
+         * special ancestor), a grant on a general ancestor does not count */
+        if (c.special && !t.categories[e.category].special)
+            continue;
+        return e.until == UINT32_MAX || e.until > now_s;
+    }
+    return false;
+}
+
+void cache_sync()
+{
+    if (reset_pending) {
+        reset_pending = false;
+        cache_reset();
+    }
+    if (!ring)
+        return;
+    uint64_t pos = pg_atomic_read_u64(&ring->write_pos);
+    if (pos == ring_read_pos)
+        return;
+    pg_read_barrier();
+    if (pos - ring_read_pos > RING_SIZE) {
+        cache_reset();
+    } else {
+        for (uint64_t i = ring_read_pos; i < pos; i++) {
+            uint64_t h = ring->hashes[i % RING_SIZE];
+            now_table.invalidate(h);
+            as_of_table.invalidate(h);
+        }
+        pg_read_barrier();
+        /* entries overwritten while we read them: start over */
+        if (pg_atomic_read_u64(&ring->write_pos) - ring_read_pos > RING_SIZE)
+            cache_reset();
+    }
+    ring_read_pos = pos;
+}
+
+void cache_subject_changed(std::string_view key)
+{
+    uint64_t h = hash_key(key);
+    now_table.invalidate(h);
+    as_of_table.invalidate(h);
+    changed_in_xact.push_back(h);
+}
+
+void cache_reset()
+{
+    now_table.clear();
+    as_of_table.clear();
+    tried_bulk = false;
+}
+
+size_t cache_memory() { return now_table.memory() + as_of_table.memory(); }
+size_t cache_subjects() { return now_table.size() + as_of_table.size(); }
+
+void install_shmem_hooks()
+{
+    prev_shmem_request = shmem_request_hook;
+    shmem_request_hook = ring_shmem_request;
+    prev_shmem_startup = shmem_startup_hook;
+    shmem_startup_hook = ring_shmem_startup;
+}
+
+void register_cache_callbacks()
+{
+    RegisterXactCallback(xact_callback, nullptr);
+    if (ring)
+        ring_read_pos = pg_atomic_read_u64(&ring->write_pos);
+}
+
+} // namespace consent

@@ -1,0 +1,60 @@
+/*
+ * cache.h — the per-backend consent state: for each subject, the latest
+ * event per (category, purpose), and the decision computed from them.
+ *
+ * Owns: the subject table (derived from consent.subject_state / the ledger),
+ * the shared-memory ring through which backends learn which subjects
+ * changed, and the transaction callbacks that publish changes at commit.
+ * Must never: serve a decision older than the latest committed change once
+ * a new statement has started; access the catalog per row once loaded.
+ */
+#pragma once
+
+#include "boundary.h"
+
+extern "C" {
+#include "datatype/timestamp.h"
+}
+
+#include <cstdint>
+#include <string_view>
+
+namespace consent {
+
+/* One compact event: 8 bytes. */
+struct Event {
+    uint16_t category;
+    uint16_t purpose;
+    uint32_t until; /* 0 = withdrawal; UINT32_MAX = grant without expiry; else grant valid until (s since 2000) */
+};
+
+/* The events of one subject, oldest first. */
+struct SubjectEvents {
+    const Event *events = nullptr;
+    uint32_t count = 0;
+};
+
+/* Canonical subject key of a value of the subject column: bigint and other
+ * integers as decimal, uuid in canonical form, text as is.  Writes into buf
+ * (at least 64 bytes) or points into the value. */
+std::string_view subject_key(Datum value, Oid type, char *buf);
+
+/* The events of a subject under the current or an as-of view of the ledger. */
+SubjectEvents subject_events(std::string_view key, TimestampTz as_of);
+
+/* Whether the events reveal (category, purpose) at time now. */
+bool decide(const SubjectEvents &ev, int category, int purpose, TimestampTz now);
+
+/* Called at the start of every statement: apply invalidations from other backends. */
+void cache_sync();
+/* A subject changed in this transaction. */
+void cache_subject_changed(std::string_view key);
+/* Drop everything (taxonomy changed). */
+void cache_reset();
+/* Bytes held by the cache, and subjects in it. */
+size_t cache_memory();
+size_t cache_subjects();
+
+void register_cache_callbacks();
+
+} // namespace consent

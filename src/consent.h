@@ -1,0 +1,35 @@
+/*
+ * consent.h — what the modules of pg_consent share: settings, hook
+ * installers and the entry points between modules.
+ */
+#pragma once
+
+#include "boundary.h"
+
+extern "C" {
+#include "utils/guc.h"
+}
+
+namespace consent {
+
+/* settings (pg_consent.cpp) */
+extern bool loaded_via_preload;
+extern char *purpose_setting;
+extern char *as_of_setting;
+extern char *pseudonym_key;
+extern int cache_size_mb;
+void define_gucs();
+
+/* purpose.cpp */
+bool check_purpose_guc(char **newval, void **extra, GucSource source);
+void assign_purpose_guc(const char *newval, void *extra);
+bool check_as_of_guc(char **newval, void **extra, GucSource source);
+void assign_as_of_guc(const char *newval, void *extra);
+
+/* cache.cpp: shared memory for cross-backend invalidation */
+void install_shmem_hooks();
+
+/* rewrite.cpp / utility.cpp: the planner and utility hooks */
+void install_query_hooks();
+
+} // namespace consent

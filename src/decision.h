@@ -1,0 +1,31 @@
+/*
+ * decision.h — whether one cell is revealed: the session side (role,
+ * purpose, as_of) combined with the subject side (cache.h).
+ */
+#pragma once
+
+#include "boundary.h"
+#include "taxonomy.h"
+
+extern "C" {
+#include "datatype/timestamp.h"
+}
+
+namespace consent {
+
+/* What the session acts as, computed once per statement. */
+struct SessionContext {
+    bool bypass = false;   /* superuser or BYPASSRLS: sees everything */
+    int purpose = -1;      /* -1: none, or not allowed to the acting role */
+    TimestampTz as_of = 0; /* 0: now */
+};
+
+/* A new statement starts: settings and other backends' changes apply. */
+void statement_start();
+const SessionContext &session_context();
+/* The timestamp decisions are evaluated at. */
+TimestampTz decision_time(const SessionContext &ctx);
+/* Whether the cell of a column with this rule, for this subject value, is revealed. */
+bool cell_revealed(const ColumnRule &rule, Datum subject, bool subject_null);
+
+} // namespace consent

@@ -1,0 +1,974 @@
+/*
+ * mask.cpp — the masks: parsing a mask spec, checking it fits a type, and
+ * applying it to one value (consent.mask_value, consent.check_mask).
+ *
+ * Owns: the mask catalogue (null, redact, partial, email, initials, year,
+ * month, generalize, hash, function masks), grapheme-aware text cutting with
+ * ICU, the keyed pseudonyms of the hash mask, and a small per-backend cache of
+ * the user functions used as masks.
+ * Must never: reveal a whole value, cut inside a user-perceived character,
+ * return invalid text, look up the catalogs per masked cell, or decide whether
+ * a cell is masked.
+ */
+#include "boundary.h"
+#include "consent.h"
+#include "mask.h"
+
+extern "C" {
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "common/cryptohash.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/pg_list.h"
+#include "nodes/value.h"
+#include "pgtime.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include <sys/socket.h> /* AF_INET, used by utils/inet.h */
+#include "utils/inet.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+}
+
+#include <unicode/brkiter.h>
+#include <unicode/locid.h>
+#include <unicode/stringpiece.h>
+#include <unicode/uchar.h>
+#include <unicode/unistr.h>
+#include <unicode/utext.h>
+#include <unicode/utf8.h>
+
+#include <string_view>
+
+namespace consent {
+
+namespace {
+
+/* ---------------------------------------------------------------------
+ * Names and the types each mask fits
+ * --------------------------------------------------------------------- */
+
+const char *const masks_hint = "Use null, redact, partial(prefix,suffix), email, initials, year, month, "
+                               "generalize, hash, or a schema-qualified function such as myschema.mask_fn.";
+
+const char *kind_name(MaskKind kind)
+{
+    switch (kind) {
+    case MaskKind::Null: return "null";
+    case MaskKind::Redact: return "redact";
+    case MaskKind::Partial: return "partial";
+    case MaskKind::Email: return "email";
+    case MaskKind::Initials: return "initials";
+    case MaskKind::Year: return "year";
+    case MaskKind::Month: return "month";
+    case MaskKind::Generalize: return "generalize";
+    case MaskKind::Hash: return "hash";
+    case MaskKind::Function: return "function";
+    }
+    return "unknown";
+}
+
+/* text, varchar and bpchar: the types whose values the text masks read. */
+bool is_textlike(Oid type)
+{
+    return type == TEXTOID || type == VARCHAROID || type == BPCHAROID;
+}
+
+/* Whether a (non-function) mask can mask values of type. */
+bool fits(MaskKind kind, Oid type)
+{
+    switch (kind) {
+    case MaskKind::Null:
+    case MaskKind::Function:
+        return true;
+    case MaskKind::Redact:
+    case MaskKind::Partial:
+    case MaskKind::Email:
+    case MaskKind::Initials:
+        return is_textlike(type);
+    case MaskKind::Year:
+    case MaskKind::Month:
+        return type == DATEOID || type == TIMESTAMPOID || type == TIMESTAMPTZOID;
+    case MaskKind::Generalize:
+        return type == INETOID || type == CIDROID || type == DATEOID;
+    case MaskKind::Hash:
+        return is_textlike(type) || type == BYTEAOID;
+    }
+    return false;
+}
+
+/* The types a mask fits, as the end of the sentence "The x mask applies to ...". */
+const char *fitting_types(MaskKind kind)
+{
+    switch (kind) {
+    case MaskKind::Year:
+    case MaskKind::Month:
+        return "date, timestamp without time zone and timestamp with time zone values";
+    case MaskKind::Generalize:
+        return "inet, cidr and date values";
+    case MaskKind::Hash:
+        return "text, character varying, character and bytea values";
+    default:
+        return "text, character varying and character values";
+    }
+}
+
+/* The spec as shown in messages: quoted, or a placeholder when its bytes are
+ * not valid in the database encoding (they must not reach the log). */
+std::string quoted(const std::string &spec)
+{
+    bool valid = spec.find('\0') == std::string::npos &&
+                 pg_verifymbstr(spec.data(), static_cast<int>(spec.size()), true);
+    return valid ? "\"" + spec + "\"" : std::string("(not valid in the database encoding)");
+}
+
+std::string type_name(Oid type)
+{
+    char *name = pg([&] { return format_type_be(type); });
+    return name;
+}
+
+[[noreturn]] void throw_misfit(const std::string &spec, MaskKind kind, Oid type)
+{
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                "mask " + quoted(spec) + " cannot be applied to type " + type_name(type),
+                std::string("The ") + kind_name(kind) + " mask applies to " + fitting_types(kind) + ".",
+                "The null mask and function masks apply to every type.");
+}
+
+/* ---------------------------------------------------------------------
+ * Parsing
+ * --------------------------------------------------------------------- */
+
+bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+std::string trimmed(const std::string &s)
+{
+    size_t b = 0, e = s.size();
+    while (b < e && is_space(s[b]))
+        b++;
+    while (e > b && is_space(s[e - 1]))
+        e--;
+    return s.substr(b, e - b);
+}
+
+std::string ascii_lower(std::string s)
+{
+    for (char &c : s)
+        if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c - 'A' + 'a');
+    return s;
+}
+
+/* Parses "(N,M)" after the word partial; false when malformed.  *out_of_range
+ * is set when a number has more than 1000. */
+bool parse_partial_args(const std::string &s, size_t pos, int *prefix, int *suffix, bool *out_of_range)
+{
+    auto skip = [&] {
+        while (pos < s.size() && is_space(s[pos]))
+            pos++;
+    };
+    auto number = [&](int *out) {
+        skip();
+        size_t start = pos;
+        long value = 0;
+        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+            if (value <= 1000)
+                value = value * 10 + (s[pos] - '0');
+            pos++;
+        }
+        if (pos == start)
+            return false;
+        if (value > 1000)
+            *out_of_range = true;
+        *out = static_cast<int>(value);
+        skip();
+        return true;
+    };
+    skip();
+    if (pos >= s.size() || s[pos] != '(')
+        return false;
+    pos++;
+    if (!number(prefix) || pos >= s.size() || s[pos] != ',')
+        return false;
+    pos++;
+    if (!number(suffix) || pos >= s.size() || s[pos] != ')')
+        return false;
+    pos++;
+    return pos == s.size();
+}
+
+/* What looking up a function mask found (strings palloc'd). */
+struct FunctionLookup {
+    enum { Found, NotQualified, Malformed, Missing, WrongArgs, NotFunction, ReturnsSet, WrongResult } outcome;
+    Oid func;
+    const char *name;  /* schema.function as written, normalized */
+    const char *found; /* the function found, with its argument types */
+    const char *returns;
+};
+
+/* "schema.function(argtype, ...)" of a function.  Plain C. */
+const char *signature_of(Oid func, const char *name)
+{
+    Oid *argtypes;
+    int nargs;
+    get_func_signature(func, &argtypes, &nargs);
+    StringInfoData buf;
+    initStringInfo(&buf);
+    appendStringInfo(&buf, "%s(", name);
+    for (int i = 0; i < nargs; i++)
+        appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "", format_type_be(argtypes[i]));
+    appendStringInfoChar(&buf, ')');
+    return buf.data;
+}
+
+/* Looks up 'schema.function' taking type.  Plain C: no C++ object lives here. */
+FunctionLookup lookup_function(const char *spec, Oid type)
+{
+    FunctionLookup r{FunctionLookup::Found, InvalidOid, nullptr, nullptr, nullptr};
+    char *raw = pstrdup(spec);
+    List *idents = NIL;
+    if (!SplitIdentifierString(raw, '.', &idents)) {
+        r.outcome = FunctionLookup::Malformed;
+        return r;
+    }
+    if (list_length(idents) == 1) {
+        r.outcome = FunctionLookup::NotQualified;
+        return r;
+    }
+    if (list_length(idents) != 2) {
+        r.outcome = FunctionLookup::Malformed;
+        return r;
+    }
+    List *names = list_make2(makeString(static_cast<char *>(linitial(idents))),
+                             makeString(static_cast<char *>(lsecond(idents))));
+    r.name = NameListToString(names);
+    /* every routine of that name (procedures and aggregates too), to tell a
+     * missing function from one of the wrong kind or signature */
+    FuncCandidateList all = FuncnameGetCandidates(names, -1, NIL, false, false, false, true);
+    for (FuncCandidateList c = all; c; c = c->next)
+        if (c->nargs == 1 && c->args[0] == type)
+            r.func = c->oid;
+    if (!OidIsValid(r.func)) {
+        r.outcome = all ? FunctionLookup::WrongArgs : FunctionLookup::Missing;
+        if (all)
+            r.found = signature_of(all->oid, r.name);
+        return r;
+    }
+    r.found = signature_of(r.func, r.name);
+    Oid rettype = get_func_rettype(r.func);
+    r.returns = format_type_be(rettype);
+    if (get_func_prokind(r.func) != PROKIND_FUNCTION)
+        r.outcome = FunctionLookup::NotFunction;
+    else if (get_func_retset(r.func))
+        r.outcome = FunctionLookup::ReturnsSet;
+    else if (rettype != type)
+        r.outcome = FunctionLookup::WrongResult;
+    return r;
+}
+
+Oid parse_function_mask(const std::string &spec, const std::string &text, Oid type)
+{
+    FunctionLookup r = pg([&] { return lookup_function(text.c_str(), type); });
+    std::string tname = type_name(type);
+    std::string signature = r.name ? std::string(r.name) + "(" + tname + ")" : std::string();
+    std::string create_hint = "A mask function takes one argument of type " + tname + " and returns " + tname + ".";
+    switch (r.outcome) {
+    case FunctionLookup::Found:
+        return r.func;
+    case FunctionLookup::NotQualified:
+        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown mask " + quoted(spec),
+                    "A function used as a mask must be schema-qualified.", masks_hint);
+    case FunctionLookup::Malformed:
+        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mask " + quoted(spec),
+                    "A function mask is written schema.function.", masks_hint);
+    case FunctionLookup::Missing:
+        throw Error(ERRCODE_UNDEFINED_FUNCTION, "mask function " + signature + " does not exist", "",
+                    create_hint);
+    case FunctionLookup::WrongArgs:
+        throw Error(ERRCODE_DATATYPE_MISMATCH, "mask function " + std::string(r.name) + " must take and return " + tname,
+                    "No function " + signature + " exists; found " + r.found + ".", create_hint);
+    case FunctionLookup::NotFunction:
+        throw Error(ERRCODE_DATATYPE_MISMATCH, "mask function " + std::string(r.found) + " is not a plain function",
+                    "Procedures, aggregates and window functions cannot be masks.", create_hint);
+    case FunctionLookup::ReturnsSet:
+        throw Error(ERRCODE_DATATYPE_MISMATCH, "mask function " + std::string(r.found) + " returns a set",
+                    "A mask function returns one value of " + tname + ".", create_hint);
+    case FunctionLookup::WrongResult:
+        throw Error(ERRCODE_DATATYPE_MISMATCH, "mask function " + std::string(r.found) + " must return " + tname,
+                    "It returns " + std::string(r.returns) + ".", create_hint);
+    }
+    throw Error(ERRCODE_INTERNAL_ERROR, "unexpected outcome of the mask function lookup");
+}
+
+} // namespace
+
+MaskSpec parse_mask(const std::string &spec, Oid base_type)
+{
+    char typtype = pg([&] { return get_typtype(base_type); });
+    if (typtype == '\0')
+        throw Error(ERRCODE_UNDEFINED_OBJECT, "type with OID " + std::to_string(base_type) + " does not exist");
+    Oid type = pg([&] { return getBaseType(base_type); });
+
+    std::string text = trimmed(spec);
+    std::string word = ascii_lower(text);
+    if (text.empty() || text.find('\0') != std::string::npos)
+        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mask " + quoted(spec), "A mask must not be empty.",
+                    masks_hint);
+
+    static const struct {
+        const char *word;
+        MaskKind kind;
+    } keywords[] = {{"null", MaskKind::Null},         {"redact", MaskKind::Redact},
+                    {"email", MaskKind::Email},       {"initials", MaskKind::Initials},
+                    {"year", MaskKind::Year},         {"month", MaskKind::Month},
+                    {"generalize", MaskKind::Generalize}, {"hash", MaskKind::Hash}};
+    MaskSpec m;
+    bool known = false;
+    for (const auto &k : keywords)
+        if (word == k.word) {
+            m.kind = k.kind;
+            known = true;
+        }
+    if (!known && word.compare(0, 7, "partial") == 0 &&
+        (word.size() == 7 || word[7] == '(' || is_space(word[7]))) {
+        bool out_of_range = false;
+        if (!parse_partial_args(word, 7, &m.prefix, &m.suffix, &out_of_range))
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mask " + quoted(spec),
+                        "The partial mask is written partial(prefix,suffix), e.g. partial(0,2).",
+                        "prefix and suffix are the numbers of characters kept at the start and at the end.");
+        if (out_of_range)
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mask " + quoted(spec),
+                        "The numbers of the partial mask must be between 0 and 1000.");
+        m.kind = MaskKind::Partial;
+        known = true;
+    }
+    if (!known) {
+        if (text.find('.') == std::string::npos)
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown mask " + quoted(spec), "", masks_hint);
+        m.kind = MaskKind::Function;
+        m.func = parse_function_mask(spec, text, type);
+        return m;
+    }
+    if (!fits(m.kind, type))
+        throw_misfit(spec, m.kind, type);
+    return m;
+}
+
+namespace {
+
+/* ---------------------------------------------------------------------
+ * Text in the database encoding, read as UTF-8
+ * --------------------------------------------------------------------- */
+
+/* The bytes of a text-like value (detoasted); character(n) loses its padding,
+ * which is not part of the value. */
+std::string_view value_bytes(Datum value, Oid type)
+{
+    text *t = pg([&] { return DatumGetTextPP(value); });
+    const char *data = VARDATA_ANY(t);
+    size_t len = VARSIZE_ANY_EXHDR(t);
+    if (type == BPCHAROID)
+        while (len > 0 && data[len - 1] == ' ')
+            len--;
+    return std::string_view(data, len);
+}
+
+/* Whether the database encoding is read as UTF-8 directly (UTF8, and
+ * SQL_ASCII whose values are taken as UTF-8) or converted. */
+bool database_is_utf8()
+{
+    int enc = GetDatabaseEncoding();
+    return enc == PG_UTF8 || enc == PG_SQL_ASCII;
+}
+
+[[noreturn]] void throw_invalid_utf8(MaskKind kind)
+{
+    throw Error(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+                std::string("cannot apply mask \"") + kind_name(kind) + "\" to a value that is not valid UTF-8",
+                "The value contains a byte sequence that is not valid UTF-8; it is not shown.",
+                "Repair the stored value. The null, redact and hash masks do not read characters and apply to it.");
+}
+
+/* The value as UTF-8: the bytes themselves in a UTF-8 database, a converted
+ * copy (in *storage) otherwise.  Invalid bytes raise 22021. */
+std::string_view utf8_of(std::string_view bytes, MaskKind kind, std::string *storage)
+{
+    if (!database_is_utf8()) {
+        const char *conv =
+            pg([&] { return pg_server_to_any(bytes.data(), static_cast<int>(bytes.size()), PG_UTF8); });
+        if (conv != bytes.data()) {
+            storage->assign(conv);
+            pg([&] { pfree(const_cast<char *>(conv)); });
+            bytes = *storage;
+        }
+    }
+    if (pg_encoding_verifymbstr(PG_UTF8, bytes.data(), static_cast<int>(bytes.size())) !=
+        static_cast<int>(bytes.size()))
+        throw_invalid_utf8(kind);
+    return bytes;
+}
+
+/* Converts UTF-8 to a text value in the database encoding; nullptr when
+ * no_error and a character has no equivalent there.  Plain C. */
+text *utf8_to_text(const char *s, int len, bool no_error)
+{
+    if (database_is_utf8())
+        return cstring_to_text_with_len(s, len);
+    static Oid proc = InvalidOid;
+    int enc = GetDatabaseEncoding();
+    if (!OidIsValid(proc)) {
+        proc = FindDefaultConversionProc(PG_UTF8, enc);
+        if (!OidIsValid(proc))
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
+                            errmsg("default conversion function for encoding \"%s\" to \"%s\" does not exist",
+                                   pg_encoding_to_char(PG_UTF8), pg_encoding_to_char(enc))));
+    }
+    int dstlen = len * MAX_CONVERSION_GROWTH + 5;
+    text *t = static_cast<text *>(palloc(VARHDRSZ + dstlen));
+    char *dst = VARDATA(t);
+    int done = pg_do_encoding_conversion_buf(proc, PG_UTF8, enc, (unsigned char *) s, len, (unsigned char *) dst,
+                                             dstlen, no_error);
+    if (done < len) {
+        pfree(t);
+        return nullptr;
+    }
+    SET_VARSIZE(t, VARHDRSZ + strlen(dst));
+    return t;
+}
+
+Datum text_datum(const std::string &utf8)
+{
+    return PointerGetDatum(pg([&] { return utf8_to_text(utf8.data(), static_cast<int>(utf8.size()), false); }));
+}
+
+/* Whether UTF-8 text has an equivalent in the database encoding. */
+bool representable(const std::string &utf8)
+{
+    if (database_is_utf8())
+        return true;
+    return pg([&] { return utf8_to_text(utf8.data(), static_cast<int>(utf8.size()), true); }) != nullptr;
+}
+
+/* ---------------------------------------------------------------------
+ * Grapheme clusters (ICU)
+ * --------------------------------------------------------------------- */
+
+[[noreturn]] void throw_icu(const char *what, UErrorCode status)
+{
+    throw Error(ERRCODE_INTERNAL_ERROR, std::string("could not ") + what + ": ICU error " + u_errorName(status));
+}
+
+/* The grapheme-cluster iterator of the root locale, created once per backend. */
+icu::BreakIterator *grapheme_iterator()
+{
+    static icu::BreakIterator *iterator = nullptr;
+    if (!iterator) {
+        UErrorCode status = U_ZERO_ERROR;
+        icu::BreakIterator *created = icu::BreakIterator::createCharacterInstance(icu::Locale::getRoot(), status);
+        if (U_FAILURE(status)) {
+            delete created;
+            throw_icu("create the grapheme iterator", status);
+        }
+        iterator = created;
+    }
+    return iterator;
+}
+
+/* The grapheme boundaries of a valid UTF-8 string, as byte offsets.  The
+ * string must outlive the object; one object at a time per backend. */
+class Graphemes {
+  public:
+    explicit Graphemes(std::string_view s) : bi_(grapheme_iterator())
+    {
+        UErrorCode status = U_ZERO_ERROR;
+        utext_openUTF8(&ut_, s.data(), static_cast<int64_t>(s.size()), &status);
+        if (U_SUCCESS(status))
+            bi_->setText(&ut_, status);
+        if (U_FAILURE(status)) {
+            utext_close(&ut_);
+            throw_icu("segment text into characters", status);
+        }
+    }
+    ~Graphemes() { utext_close(&ut_); }
+    Graphemes(const Graphemes &) = delete;
+    Graphemes &operator=(const Graphemes &) = delete;
+    icu::BreakIterator *operator->() const { return bi_; }
+
+  private:
+    icu::BreakIterator *bi_;
+    UText ut_ = UTEXT_INITIALIZER;
+};
+
+const int32_t done = icu::BreakIterator::DONE;
+
+/* partial(prefix,suffix): the first prefix and last suffix characters around
+ * '***'; only '***' when that would show every character. */
+std::string mask_partial(std::string_view s, int prefix, int suffix)
+{
+    Graphemes g(s);
+    int32_t head = g->first();
+    for (int i = 0; i < prefix && head != done; i++)
+        head = g->next();
+    if (head == done)
+        return "***";
+    int32_t tail = g->last();
+    for (int i = 0; i < suffix && tail != done; i++)
+        tail = g->previous();
+    if (tail == done || tail <= head)
+        return "***";
+    std::string out;
+    out.reserve(static_cast<size_t>(head) + 3 + (s.size() - static_cast<size_t>(tail)));
+    out.append(s.substr(0, static_cast<size_t>(head)));
+    out.append("***");
+    out.append(s.substr(static_cast<size_t>(tail)));
+    return out;
+}
+
+/* email: the first character of the local part, '***', then '@' and the
+ * domain; '***' without an '@'. */
+std::string mask_email(std::string_view s)
+{
+    size_t at = s.rfind('@');
+    if (at == std::string_view::npos)
+        return "***";
+    std::string out;
+    if (at > 0) {
+        std::string_view local = s.substr(0, at);
+        Graphemes g(local);
+        g->first();
+        out.append(local.substr(0, static_cast<size_t>(g->next())));
+    }
+    out.append("***");
+    out.append(s.substr(at));
+    return out;
+}
+
+/* One character in upper case (root locale), when the database encoding has it. */
+std::string upper(std::string_view grapheme)
+{
+    icu::UnicodeString u = icu::UnicodeString::fromUTF8(
+        icu::StringPiece(grapheme.data(), static_cast<int32_t>(grapheme.size())));
+    u.toUpper(icu::Locale::getRoot());
+    std::string out;
+    u.toUTF8String(out);
+    if (out.empty() || !representable(out))
+        return std::string(grapheme);
+    return out;
+}
+
+/* initials: the first character of each whitespace-separated word, upper
+ * case, followed by '.', joined by one space. */
+std::string mask_initials(std::string_view s)
+{
+    std::string out;
+    Graphemes g(s);
+    bool in_word = false;
+    for (int32_t start = g->first(), end = g->next(); end != done; start = end, end = g->next()) {
+        UChar32 c;
+        int32_t i = start;
+        U8_NEXT(s.data(), i, end, c);
+        if (c < 0 || u_isUWhiteSpace(c)) {
+            in_word = false;
+            continue;
+        }
+        if (in_word)
+            continue;
+        in_word = true;
+        if (!out.empty())
+            out.push_back(' ');
+        out.append(upper(s.substr(static_cast<size_t>(start), static_cast<size_t>(end - start))));
+        out.push_back('.');
+    }
+    return out;
+}
+
+/* ---------------------------------------------------------------------
+ * Dates, timestamps, addresses
+ * --------------------------------------------------------------------- */
+
+/* The first day of the year or month of a date (infinities stay). */
+DateADT truncate_date(DateADT d, bool to_year)
+{
+    if (DATE_NOT_FINITE(d))
+        return d;
+    int year, month, day;
+    j2date(d + POSTGRES_EPOCH_JDATE, &year, &month, &day);
+    return date2j(year, to_year ? 1 : month, 1) - POSTGRES_EPOCH_JDATE;
+}
+
+/* Midnight of the first day of the year or month; with_tz: in the session
+ * time zone.  Plain C. */
+Timestamp truncate_timestamp(Timestamp ts, bool to_year, bool with_tz)
+{
+    if (TIMESTAMP_NOT_FINITE(ts))
+        return ts;
+    struct pg_tm tm;
+    fsec_t fsec;
+    int tz = 0;
+    if (timestamp2tm(ts, with_tz ? &tz : nullptr, &tm, &fsec, nullptr, nullptr) != 0)
+        ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE), errmsg("timestamp out of range")));
+    if (to_year)
+        tm.tm_mon = 1;
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    if (with_tz)
+        tz = DetermineTimeZoneOffset(&tm, session_timezone);
+    Timestamp result;
+    if (tm2timestamp(&tm, 0, with_tz ? &tz : nullptr, &result) != 0)
+        ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE), errmsg("timestamp out of range")));
+    return result;
+}
+
+Datum truncate_temporal(Datum value, Oid type, bool to_year)
+{
+    if (type == DATEOID)
+        return DateADTGetDatum(truncate_date(DatumGetDateADT(value), to_year));
+    bool with_tz = type == TIMESTAMPTZOID;
+    return TimestampGetDatum(pg([&] { return truncate_timestamp(DatumGetTimestamp(value), to_year, with_tz); }));
+}
+
+/* The /24 (IPv4) or /48 (IPv6) network of an address, host bits zeroed; a
+ * value whose mask is shorter already keeps it.  Plain C. */
+inet *generalize_address(Datum value)
+{
+    inet *src = DatumGetInetPP(value);
+    inet *dst = static_cast<inet *>(palloc0(sizeof(inet)));
+    int limit = ip_family(src) == PGSQL_AF_INET ? 24 : 48;
+    int bits = Min(static_cast<int>(ip_bits(src)), limit);
+    ip_family(dst) = ip_family(src);
+    ip_bits(dst) = static_cast<unsigned char>(bits);
+    for (int i = 0; i < ip_addrsize(src); i++) {
+        int keep = bits - 8 * i;
+        unsigned char byte = ip_addr(src)[i];
+        ip_addr(dst)[i] = keep >= 8 ? byte : keep <= 0 ? 0 : static_cast<unsigned char>(byte & (0xFF << (8 - keep)));
+    }
+    SET_INET_VARSIZE(dst);
+    return dst;
+}
+
+/* ---------------------------------------------------------------------
+ * Keyed pseudonyms
+ * --------------------------------------------------------------------- */
+
+/* HMAC-SHA256 of data with the key; false when the HMAC failed (*error set).  Plain C. */
+bool hmac_sha256(const char *key, const char *data, size_t len, uint8 *digest, const char **error)
+{
+    pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+    if (!ctx) {
+        *error = "out of memory";
+        return false;
+    }
+    bool ok = pg_hmac_init(ctx, reinterpret_cast<const uint8 *>(key), strlen(key)) == 0 &&
+              pg_hmac_update(ctx, reinterpret_cast<const uint8 *>(data), len) == 0 &&
+              pg_hmac_final(ctx, digest, PG_SHA256_DIGEST_LENGTH) == 0;
+    if (!ok)
+        *error = pstrdup(pg_hmac_error(ctx));
+    pg_hmac_free(ctx);
+    return ok;
+}
+
+Datum mask_hash(Datum value, Oid type)
+{
+    if (!pseudonym_key)
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "the hash mask needs pg_consent loaded via shared_preload_libraries", "",
+                    "Add pg_consent to shared_preload_libraries and restart the server.");
+    uint8 digest[PG_SHA256_DIGEST_LENGTH];
+    std::string_view bytes;
+    if (type == BYTEAOID) {
+        bytea *b = pg([&] { return DatumGetByteaPP(value); });
+        bytes = std::string_view(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+    } else
+        bytes = value_bytes(value, type);
+    const char *error = nullptr;
+    if (!pg([&] { return hmac_sha256(pseudonym_key, bytes.data(), bytes.size(), digest, &error); }))
+        throw Error(ERRCODE_INTERNAL_ERROR, std::string("could not compute HMAC-SHA256: ") + error);
+    if (type == BYTEAOID)
+        return PointerGetDatum(pg([&] {
+            bytea *out = static_cast<bytea *>(palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH));
+            SET_VARSIZE(out, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+            memcpy(VARDATA(out), digest, PG_SHA256_DIGEST_LENGTH);
+            return out;
+        }));
+    static const char hex[] = "0123456789abcdef";
+    char out[2 + 16];
+    out[0] = 'h';
+    out[1] = ':';
+    for (int i = 0; i < 8; i++) {
+        out[2 + 2 * i] = hex[digest[i] >> 4];
+        out[3 + 2 * i] = hex[digest[i] & 0xF];
+    }
+    return PointerGetDatum(pg([&] { return cstring_to_text_with_len(out, sizeof(out)); }));
+}
+
+/* ---------------------------------------------------------------------
+ * Function masks: a small per-backend cache of FmgrInfo by function Oid
+ * --------------------------------------------------------------------- */
+
+/* One resolved mask function.  Lives in its own memory context, so that
+ * everything the function caches in fn_extra goes away with it.  An entry
+ * replaced while a call through it is running (a mask function that masks,
+ * then sees the function redefined) is freed when that call returns. */
+struct MaskFunction {
+    MemoryContext cxt;
+    FmgrInfo finfo;
+    Oid func;
+    Oid collation;
+    Oid checked_role; /* the role whose EXECUTE privilege was checked */
+    uint32 hash;      /* syscache hash of func, to match invalidations */
+    int running;      /* calls in progress */
+    bool stale;       /* pg_proc changed: resolve again before the next call */
+    bool retired;     /* no longer in the table: free when not running */
+};
+
+constexpr int function_slots = 16;
+MaskFunction *functions[function_slots];
+int next_victim = 0;
+bool callback_registered = false;
+
+/* pg_proc changed: mark the affected entries (all on a cache reset) stale.
+ * Only marks: the entries may be in use further up the stack. */
+void proc_changed(Datum, int, uint32 hashvalue)
+{
+    for (MaskFunction *f : functions)
+        if (f && (hashvalue == 0 || f->hash == hashvalue))
+            f->stale = true;
+}
+
+void retire(MaskFunction *f)
+{
+    if (f->running == 0)
+        MemoryContextDelete(f->cxt);
+    else
+        f->retired = true;
+}
+
+/* A resolved mask function in a new memory context.  Plain C. */
+MaskFunction *new_mask_function(Oid func, Oid collation)
+{
+    MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "pg_consent mask function", ALLOCSET_SMALL_SIZES);
+    MaskFunction *f = static_cast<MaskFunction *>(MemoryContextAllocZero(cxt, sizeof(MaskFunction)));
+    PG_TRY();
+    {
+        fmgr_info_cxt(func, &f->finfo, cxt);
+    }
+    PG_CATCH();
+    {
+        MemoryContextDelete(cxt);
+        PG_RE_THROW();
+    }
+    PG_END_TRY();
+    f->cxt = cxt;
+    f->func = func;
+    f->collation = collation;
+    f->hash = GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(func));
+    return f;
+}
+
+/* The cached, privilege-checked entry of a mask function; resolves it when
+ * missing or stale.  Plain C. */
+MaskFunction *mask_function(Oid func, Oid type)
+{
+    if (!callback_registered) {
+        CacheRegisterSyscacheCallback(PROCOID, proc_changed, (Datum) 0);
+        callback_registered = true;
+    }
+    int slot = -1;
+    for (int i = 0; i < function_slots; i++)
+        if (functions[i] && functions[i]->func == func) {
+            slot = i;
+            break;
+        }
+    Oid role = GetUserId();
+    if (slot >= 0 && !functions[slot]->stale) {
+        MaskFunction *f = functions[slot];
+        if (f->checked_role != role) {
+            if (pg_proc_aclcheck(func, role, ACL_EXECUTE) != ACLCHECK_OK)
+                aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(func));
+            f->checked_role = role;
+        }
+        return f;
+    }
+    if (slot < 0) {
+        for (int i = 0; i < function_slots && slot < 0; i++)
+            if (!functions[i])
+                slot = i;
+        if (slot < 0) {
+            slot = next_victim;
+            next_victim = (next_victim + 1) % function_slots;
+        }
+    }
+    if (functions[slot]) {
+        retire(functions[slot]);
+        functions[slot] = nullptr;
+    }
+    /* errors for a function that no longer exists, too */
+    if (pg_proc_aclcheck(func, role, ACL_EXECUTE) != ACLCHECK_OK)
+        aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(func));
+    MaskFunction *f = new_mask_function(func, get_typcollation(type));
+    f->checked_role = role;
+    functions[slot] = f;
+    return f;
+}
+
+/* Calls a mask function on one value.  Plain C. */
+Datum call_function(MaskFunction *f, Datum value, bool *isnull)
+{
+    alignas(FunctionCallInfoBaseData) char data[SizeForFunctionCallInfo(1)];
+    FunctionCallInfo fcinfo = reinterpret_cast<FunctionCallInfo>(data);
+    InitFunctionCallInfoData(*fcinfo, &f->finfo, 1, f->collation, nullptr, nullptr);
+    fcinfo->args[0].value = value;
+    fcinfo->args[0].isnull = false;
+    Datum result = FunctionCallInvoke(fcinfo);
+    *isnull = fcinfo->isnull;
+    return result;
+}
+
+Datum mask_with_function(Oid func, Datum value, Oid type, bool *isnull)
+{
+    MaskFunction *f = pg([&] { return mask_function(func, type); });
+    f->running++;
+    Datum result;
+    try {
+        result = pg([&] { return call_function(f, value, isnull); });
+    } catch (...) {
+        /* an error: leave a retired entry to leak rather than free what the
+         * aborting function may still point into */
+        f->running--;
+        throw;
+    }
+    if (--f->running == 0 && f->retired)
+        pg([&] { MemoryContextDelete(f->cxt); });
+    return result;
+}
+
+} // namespace
+
+Datum apply_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
+{
+    *isnull = false;
+    if (spec.kind == MaskKind::Function)
+        return mask_with_function(spec.func, value, base_type, isnull);
+    if (!fits(spec.kind, base_type))
+        throw_misfit(kind_name(spec.kind), spec.kind, base_type);
+    switch (spec.kind) {
+    case MaskKind::Null:
+        *isnull = true;
+        return (Datum) 0;
+    case MaskKind::Redact:
+        return PointerGetDatum(pg([] { return cstring_to_text("[redacted]"); }));
+    case MaskKind::Partial:
+    case MaskKind::Email:
+    case MaskKind::Initials: {
+        std::string storage;
+        std::string_view s = utf8_of(value_bytes(value, base_type), spec.kind, &storage);
+        if (spec.kind == MaskKind::Partial)
+            return text_datum(mask_partial(s, spec.prefix, spec.suffix));
+        if (spec.kind == MaskKind::Email)
+            return text_datum(mask_email(s));
+        return text_datum(mask_initials(s));
+    }
+    case MaskKind::Year:
+    case MaskKind::Month:
+        return truncate_temporal(value, base_type, spec.kind == MaskKind::Year);
+    case MaskKind::Generalize:
+        if (base_type == DATEOID)
+            return truncate_temporal(value, base_type, true);
+        return PointerGetDatum(pg([&] { return generalize_address(value); }));
+    case MaskKind::Hash:
+        return mask_hash(value, base_type);
+    case MaskKind::Function:
+        break;
+    }
+    throw Error(ERRCODE_INTERNAL_ERROR, "unexpected mask kind");
+}
+
+} // namespace consent
+
+using namespace consent;
+
+namespace {
+
+/* The parsed mask of the last call of consent.mask_value, per call site. */
+struct MaskValueCache {
+    Oid type;
+    Oid base_type;
+    MaskSpec spec;
+    int mask_len;
+    char mask[FLEXIBLE_ARRAY_MEMBER];
+};
+
+} // namespace
+
+/* consent.mask_value(value anyelement, mask text) RETURNS anyelement */
+CONSENT_FUNCTION(consent_mask_value)
+{
+    return entry([&]() -> Datum {
+        if (PG_ARGISNULL(1))
+            throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "mask must not be null", "",
+                        "To mask a value with NULL, use the mask 'null'.");
+        if (PG_ARGISNULL(0))
+            PG_RETURN_NULL();
+        Oid type = get_fn_expr_argtype(fcinfo->flinfo, 0);
+        if (!OidIsValid(type))
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "could not determine the type of the value to mask");
+        text *mask = pg([&] { return PG_GETARG_TEXT_PP(1); });
+        const char *mask_data = VARDATA_ANY(mask);
+        int mask_len = static_cast<int>(VARSIZE_ANY_EXHDR(mask));
+
+        auto *cache = static_cast<MaskValueCache *>(fcinfo->flinfo->fn_extra);
+        if (!cache || cache->type != type || cache->mask_len != mask_len ||
+            memcmp(cache->mask, mask_data, static_cast<size_t>(mask_len)) != 0) {
+            Oid base_type = pg([&] { return getBaseType(type); });
+            MaskSpec spec = parse_mask(std::string(mask_data, static_cast<size_t>(mask_len)), base_type);
+            if (!cache || cache->mask_len < mask_len) {
+                void *mem = pg([&] {
+                    return MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+                                              offsetof(MaskValueCache, mask) + static_cast<size_t>(mask_len));
+                });
+                if (cache)
+                    pg([&] { pfree(cache); });
+                cache = static_cast<MaskValueCache *>(mem);
+                fcinfo->flinfo->fn_extra = cache;
+            }
+            cache->type = type;
+            cache->base_type = base_type;
+            new (&cache->spec) MaskSpec(spec);
+            cache->mask_len = mask_len;
+            memcpy(cache->mask, mask_data, static_cast<size_t>(mask_len));
+        }
+        bool isnull = false;
+        Datum result = apply_mask(cache->spec, PG_GETARG_DATUM(0), cache->base_type, &isnull);
+        if (isnull)
+            PG_RETURN_NULL();
+        return result;
+    });
+}
+
+/* consent.check_mask(mask text, base_type regtype) RETURNS void */
+CONSENT_FUNCTION(consent_check_mask)
+{
+    return entry([&]() -> Datum {
+        if (PG_ARGISNULL(0))
+            throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "mask must not be null");
+        if (PG_ARGISNULL(1))
+            throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "type must not be null");
+        std::string spec = pg([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); });
+        parse_mask(spec, PG_GETARG_OID(1));
+        PG_RETURN_VOID();
+    });
+}

@@ -1,0 +1,223 @@
+/*
+ * purpose.cpp — the session side of a decision: consent.purpose and
+ * consent.as_of (validated when set and again at use), and the per-statement
+ * session context.
+ *
+ * Owns: the GUC check/assign hooks and SessionContext.
+ * Must never: trust a value checked under another role: the context is
+ * recomputed for the acting role (SET ROLE, SET SESSION AUTHORIZATION) at
+ * every statement.
+ */
+#include "cache.h"
+#include "consent.h"
+#include "decision.h"
+
+extern "C" {
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+}
+
+namespace consent {
+
+namespace {
+
+SessionContext context;
+bool context_dirty = true;
+TimestampTz as_of_value = 0;
+
+/* Whether the role may replay the past: superuser or consent_auditor. */
+bool role_is_auditor(Oid role)
+{
+    if (superuser_arg(role))
+        return true;
+    Oid auditor = get_role_oid("consent_auditor", true);
+    return OidIsValid(auditor) && has_privs_of_role(role, auditor);
+}
+
+/* Checks in SET (and set_config) only: values from configuration files,
+ * role defaults and parallel workers are checked at use instead. */
+bool checkable(GucSource source)
+{
+    return source >= PGC_S_INTERACTIVE && source != PGC_S_TEST && IsTransactionState() && !IsParallelWorker();
+}
+
+} // namespace
+
+bool check_purpose_guc(char **newval, void **, GucSource source)
+{
+    if (!*newval || (*newval)[0] == '\0' || !checkable(source))
+        return true;
+    std::string key(*newval);
+    return entry([&] {
+        const Taxonomy &t = taxonomy();
+        if (!t.installed)
+            return true; /* the extension is not in this database */
+        auto it = t.purpose_index.find(key);
+        if (it == t.purpose_index.end()) {
+            GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+            GUC_check_errmsg("unknown purpose \"%s\"", key.c_str());
+            GUC_check_errhint("See consent.purposes for the defined purposes.");
+            return false;
+        }
+        if (!role_allowed_purpose(GetOuterUserId(), it->second)) {
+            GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+            GUC_check_errmsg("role \"%s\" is not allowed to act under purpose \"%s\"",
+                             pg([] { return GetUserNameFromId(GetOuterUserId(), false); }), key.c_str());
+            GUC_check_errhint("A superuser can allow it with consent.allow_purpose().");
+            return false;
+        }
+        return true;
+    });
+}
+
+void assign_purpose_guc(const char *, void *) { context_dirty = true; }
+
+bool check_as_of_guc(char **newval, void **extra, GucSource source)
+{
+    if (!*newval || (*newval)[0] == '\0') {
+        *extra = nullptr;
+        return true;
+    }
+    std::string text(*newval);
+    return entry([&] {
+        TimestampTz ts = 0;
+        bool ok = true;
+        try {
+            ts = pg([&] {
+                return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text.c_str()),
+                                                               ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+            });
+        } catch (const PgError &) {
+            ok = false;
+        }
+        if (!ok || TIMESTAMP_NOT_FINITE(ts)) {
+            GUC_check_errcode(ERRCODE_INVALID_DATETIME_FORMAT);
+            GUC_check_errmsg("invalid value for consent.as_of: \"%s\"", text.c_str());
+            GUC_check_errhint("Use a finite timestamp with time zone, e.g. '2026-01-31 12:00+00'.");
+            return false;
+        }
+        if (checkable(source) && !pg([] { return role_is_auditor(GetOuterUserId()); })) {
+            GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+            GUC_check_errmsg("permission denied to set consent.as_of");
+            GUC_check_errhint("Only superusers and members of consent_auditor may replay past decisions.");
+            return false;
+        }
+        auto *p = static_cast<TimestampTz *>(malloc(sizeof(TimestampTz))); /* GUC extra: freed with free() */
+        if (!p)
+            throw std::bad_alloc();
+        *p = ts;
+        *extra = p;
+        return true;
+    });
+}
+
+void assign_as_of_guc(const char *, void *extra)
+{
+    as_of_value = extra ? *static_cast<TimestampTz *>(extra) : 0;
+    context_dirty = true;
+}
+
+void statement_start()
+{
+    context_dirty = true;
+    cache_sync();
+}
+
+const SessionContext &session_context()
+{
+    if (!context_dirty)
+        return context;
+    SessionContext c;
+    Oid role = GetOuterUserId();
+    c.bypass = role_bypasses(role);
+    if (purpose_setting && purpose_setting[0] != '\0') {
+        const Taxonomy &t = taxonomy();
+        auto it = t.purpose_index.find(purpose_setting);
+        if (it != t.purpose_index.end() && role_allowed_purpose(role, it->second))
+            c.purpose = it->second;
+    }
+    if (as_of_value != 0) {
+        if (!pg([&] { return role_is_auditor(role); }))
+            throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to use consent.as_of",
+                        "The acting role is not a member of consent_auditor.",
+                        "RESET consent.as_of, or act as an auditor.");
+        c.as_of = as_of_value;
+    }
+    context = c;
+    context_dirty = false;
+    return context;
+}
+
+TimestampTz decision_time(const SessionContext &ctx)
+{
+    return ctx.as_of ? ctx.as_of : GetCurrentStatementStartTimestamp();
+}
+
+bool cell_revealed(const ColumnRule &rule, Datum subject, bool subject_null)
+{
+    const SessionContext &ctx = session_context();
+    if (ctx.bypass)
+        return true;
+    if (!rule.is_protected || ctx.purpose < 0)
+        return false;
+    const Taxonomy &t = taxonomy();
+    if (t.purposes[size_t(ctx.purpose)].without_consent.test(size_t(rule.category)))
+        return true;
+    if (subject_null)
+        return false;
+    char buf[64];
+    std::string_view key = subject_key(subject, rule.subject_type, buf);
+    SubjectEvents ev = subject_events(key, ctx.as_of);
+    return decide(ev, rule.category, ctx.purpose, decision_time(ctx));
+}
+
+} // namespace consent
+
+using namespace consent;
+
+/* consent.granted(subject, category, purpose DEFAULT NULL, at DEFAULT NULL) */
+CONSENT_FUNCTION(consent_granted)
+{
+    return entry([&]() -> Datum {
+        if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+            PG_RETURN_NULL();
+        Oid subject_type = pg([&] { return get_fn_expr_argtype(fcinfo->flinfo, 0); });
+        std::string category = pg([&] { return text_to_cstring(PG_GETARG_TEXT_PP(1)); });
+        const Taxonomy &t = taxonomy();
+        auto c = t.category_index.find(category);
+        if (c == t.category_index.end())
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown category \"" + category + "\"", "",
+                        "See consent.categories for the defined categories.");
+        const SessionContext &ctx = session_context();
+        int purpose = ctx.purpose;
+        if (!PG_ARGISNULL(2)) {
+            std::string key = pg([&] { return text_to_cstring(PG_GETARG_TEXT_PP(2)); });
+            auto p = t.purpose_index.find(key);
+            if (p == t.purpose_index.end())
+                throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown purpose \"" + key + "\"", "",
+                            "See consent.purposes for the defined purposes.");
+            purpose = p->second;
+        }
+        if (purpose < 0)
+            PG_RETURN_BOOL(false);
+        TimestampTz at = PG_ARGISNULL(3) ? ctx.as_of : PG_GETARG_TIMESTAMPTZ(3);
+        char buf[64];
+        std::string_view key = subject_key(PG_GETARG_DATUM(0), subject_type, buf);
+        SubjectEvents ev = subject_events(key, at);
+        PG_RETURN_BOOL(decide(ev, c->second, purpose, at ? at : GetCurrentStatementStartTimestamp()));
+    });
+}
+
+/* Registers a subject changed by the ledger functions. */
+CONSENT_FUNCTION(consent_subject_changed)
+{
+    return entry([&]() -> Datum {
+        text *t = PG_GETARG_TEXT_PP(0);
+        cache_subject_changed(std::string_view(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
+        PG_RETURN_VOID();
+    });
+}

@@ -1,0 +1,287 @@
+/*
+ * rewrite.cpp — the planner hook that wraps every reference to a tagged
+ * column in a masking expression, and the masking functions it calls.
+ *
+ * After parse analysis and the rewriter (views and RLS already expanded),
+ * each Var of a consent-tagged column of a table becomes
+ *     consent._mask(col, subject_col, relid, attno)::tagged_type
+ * which decides at execution time (so cached plans stay right when the
+ * purpose, the role or consent changes).  WHERE, JOIN, GROUP BY, ORDER BY
+ * and window clauses therefore see masked values.  In the target list of
+ * INSERT/UPDATE/MERGE (values that will be stored) the reference becomes
+ * consent._mask_strict(...), which fails with 42501 instead of storing a
+ * masked value.
+ *
+ * Owns: the tree walk and the SQL-callable mask functions.
+ * Must never: skip a query level (sublinks, CTEs, subqueries, RLS quals,
+ * join alias lists, function RTEs, whole-row references); hold C++ objects
+ * in the frames of the walk (it calls PostgreSQL directly).
+ */
+#include "boundary.h"
+#include "consent.h"
+#include "decision.h"
+#include "taxonomy.h"
+
+extern "C" {
+#include "access/relation.h"
+#include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/planner.h"
+#include "parser/parsetree.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+}
+
+namespace consent {
+
+namespace {
+
+planner_hook_type prev_planner = nullptr;
+
+struct WalkContext {
+    List *levels; /* Query nodes, innermost first */
+    bool strict;  /* inside expressions whose value will be stored */
+    const Taxonomy *tax;
+};
+
+Node *mutate_expr(Node *node, WalkContext *cx);
+void mutate_query(Query *q, bool strict_targets, WalkContext *cx);
+
+/* PostgreSQL's tree mutators take an untyped callback. */
+using Mutator = Node *(*)();
+Mutator as_mutator(Node *(*fn)(Node *, WalkContext *)) { return reinterpret_cast<Mutator>(reinterpret_cast<void (*)()>(fn)); }
+
+bool is_write(const Query *q)
+{
+    return q->commandType == CMD_INSERT || q->commandType == CMD_UPDATE || q->commandType == CMD_MERGE;
+}
+
+/* The masking expression replacing one tagged column reference. */
+Expr *mask_expr(Var *var, Oid relid, const ColumnRule &rule, bool strict, const Taxonomy &t)
+{
+    Expr *subject;
+    if (rule.is_protected) {
+        Oid type;
+        int32 typmod;
+        Oid coll;
+        get_atttypetypmodcoll(relid, rule.subject_attno, &type, &typmod, &coll);
+        subject = (Expr *)makeVar(var->varno, rule.subject_attno, type, typmod, coll, var->varlevelsup);
+    } else {
+        subject = (Expr *)makeNullConst(INT8OID, -1, InvalidOid);
+    }
+    Oid base = getBaseType(var->vartype);
+    List *args = list_make4(var, subject,
+                            makeConst(OIDOID, -1, InvalidOid, sizeof(Oid), ObjectIdGetDatum(relid), false, true),
+                            makeConst(INT2OID, -1, InvalidOid, sizeof(int16), Int16GetDatum(var->varattno), false,
+                                      true));
+    FuncExpr *f = makeFuncExpr(strict ? t.strict_func : t.mask_func, base, args, var->varcollid, var->varcollid,
+                               COERCE_EXPLICIT_CALL);
+    f->location = var->location;
+    if (base == var->vartype)
+        return (Expr *)f;
+    return (Expr *)makeRelabelType((Expr *)f, var->vartype, var->vartypmod, var->varcollid, COERCE_IMPLICIT_CAST);
+}
+
+/* A whole-row reference to a relation with tagged columns becomes a ROW()
+ * of its (masked) columns. */
+Node *mask_whole_row(Var *var, Oid relid, WalkContext *cx)
+{
+    Relation rel = relation_open(relid, NoLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    bool any_tagged = false;
+    for (int i = 0; i < desc->natts && !any_tagged; i++)
+        if (!TupleDescAttr(desc, i)->attisdropped && column_rule(relid, AttrNumber(i + 1)))
+            any_tagged = true;
+    if (!any_tagged) {
+        relation_close(rel, NoLock);
+        return (Node *)var;
+    }
+    RowExpr *row = makeNode(RowExpr);
+    row->row_typeid = var->vartype;
+    row->row_format = COERCE_IMPLICIT_CAST;
+    row->location = var->location;
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        if (att->attisdropped) {
+            row->args = lappend(row->args, makeNullConst(INT4OID, -1, InvalidOid));
+            row->colnames = lappend(row->colnames, makeString(pstrdup("")));
+            continue;
+        }
+        Var *col = makeVar(var->varno, att->attnum, att->atttypid, att->atttypmod, att->attcollation,
+                           var->varlevelsup);
+        const ColumnRule *rule = column_rule(relid, att->attnum);
+        row->args = lappend(row->args, rule ? (Node *)mask_expr(col, relid, *rule, cx->strict, *cx->tax) : (Node *)col);
+        row->colnames = lappend(row->colnames, makeString(pstrdup(NameStr(att->attname))));
+    }
+    relation_close(rel, NoLock);
+    return (Node *)row;
+}
+
+Node *mutate_var(Var *var, WalkContext *cx)
+{
+    if (var->varattno < 0 || var->varlevelsup >= (Index)list_length(cx->levels))
+        return (Node *)var;
+    Query *q = (Query *)list_nth(cx->levels, int(var->varlevelsup));
+    if (var->varno < 1 || int(var->varno) > list_length(q->rtable))
+        return (Node *)var;
+    RangeTblEntry *rte = rt_fetch(var->varno, q->rtable);
+    if (rte->rtekind != RTE_RELATION)
+        return (Node *)var;
+    /* INSERT ... ON CONFLICT: EXCLUDED holds the values being written */
+    if (q->onConflict && (int)var->varno == q->onConflict->exclRelIndex)
+        return (Node *)var;
+    if (var->varattno == 0)
+        return mask_whole_row(var, rte->relid, cx);
+    if (tagged_category(var->vartype) < 0)
+        return (Node *)var;
+    const ColumnRule *rule = column_rule(rte->relid, var->varattno);
+    if (!rule)
+        return (Node *)var;
+    return (Node *)mask_expr(var, rte->relid, *rule, cx->strict, *cx->tax);
+}
+
+Node *mutate_expr(Node *node, WalkContext *cx)
+{
+    if (node == nullptr)
+        return nullptr;
+    if (IsA(node, Var))
+        return mutate_var((Var *)node, cx);
+    if (IsA(node, Query)) {
+        /* a sublink: values it yields are stored when we are strict */
+        mutate_query((Query *)node, cx->strict, cx);
+        return node;
+    }
+    return expression_tree_mutator(node, as_mutator(mutate_expr), (void *)cx);
+}
+
+/* Mutates a list of expressions in a given strictness. */
+List *mutate_list(List *list, bool strict, WalkContext *cx)
+{
+    bool saved = cx->strict;
+    cx->strict = strict;
+    List *out = (List *)mutate_expr((Node *)list, cx);
+    cx->strict = saved;
+    return out;
+}
+
+void mutate_query(Query *q, bool strict_targets, WalkContext *cx)
+{
+    cx->levels = lcons(q, cx->levels);
+    bool write = is_write(q);
+    bool strict_out = strict_targets || write;
+
+    /* sources of a write, and anything feeding a strict context, are strict */
+    ListCell *lc;
+    foreach (lc, q->rtable) {
+        RangeTblEntry *rte = (RangeTblEntry *)lfirst(lc);
+        if (rte->rtekind == RTE_SUBQUERY && rte->subquery)
+            mutate_query(rte->subquery, strict_out, cx);
+    }
+    foreach (lc, q->cteList) {
+        CommonTableExpr *cte = (CommonTableExpr *)lfirst(lc);
+        if (cte->ctequery && IsA(cte->ctequery, Query))
+            mutate_query((Query *)cte->ctequery, strict_targets || (write && q->commandType == CMD_INSERT), cx);
+    }
+
+    /* lists whose values are stored */
+    List *targets = mutate_list(q->targetList, strict_out && q->commandType != CMD_DELETE, cx);
+    List *conflict_set = nullptr;
+    if (q->onConflict) {
+        conflict_set = mutate_list(q->onConflict->onConflictSet, true, cx);
+        q->onConflict->onConflictSet = NIL;
+    }
+    List *merge_targets = NIL;
+    foreach (lc, q->mergeActionList) {
+        MergeAction *a = (MergeAction *)lfirst(lc);
+        merge_targets = lappend(merge_targets, mutate_list(a->targetList, true, cx));
+        a->targetList = NIL;
+    }
+    q->targetList = NIL;
+
+    /* everything else (quals, RETURNING, sort/group expressions, RLS quals,
+     * function RTEs, join alias lists) sees masked values */
+    bool saved = cx->strict;
+    cx->strict = false;
+    query_tree_mutator(q, as_mutator(mutate_expr), (void *)cx, QTW_DONT_COPY_QUERY | QTW_IGNORE_RC_SUBQUERIES);
+    cx->strict = saved;
+
+    q->targetList = targets;
+    if (q->onConflict)
+        q->onConflict->onConflictSet = conflict_set;
+    ListCell *mt = list_head(merge_targets);
+    foreach (lc, q->mergeActionList) {
+        ((MergeAction *)lfirst(lc))->targetList = (List *)lfirst(mt);
+        mt = lnext(merge_targets, mt);
+    }
+    cx->levels = list_delete_first(cx->levels);
+}
+
+PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options, ParamListInfo params)
+{
+    return entry([&] {
+        return pg([&] {
+            const Taxonomy &t = taxonomy();
+            if (t.installed && !t.type_category.empty()) {
+                WalkContext cx{NIL, false, &t};
+                mutate_query(parse, false, &cx);
+            }
+            return prev_planner ? prev_planner(parse, query_string, cursor_options, params)
+                                : standard_planner(parse, query_string, cursor_options, params);
+        });
+    });
+}
+
+/* Shared body of the two mask functions. */
+Datum mask_call(FunctionCallInfo fcinfo, bool strict)
+{
+    if (PG_ARGISNULL(0))
+        PG_RETURN_NULL();
+    Datum value = PG_GETARG_DATUM(0);
+    Oid relid = PG_GETARG_OID(2);
+    AttrNumber attno = PG_GETARG_INT16(3);
+    const ColumnRule *rule = column_rule(relid, attno);
+    if (!rule)
+        return value; /* no longer tagged: the plan is being replaced */
+    if (cell_revealed(*rule, PG_GETARG_DATUM(1), PG_ARGISNULL(1)))
+        return value;
+    if (strict) {
+        const char *rel = get_rel_name(relid);
+        const char *col = get_attname(relid, attno, true);
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("cannot store a value derived from a masked cell"),
+                        errdetail("Column \"%s\" of \"%s\" is masked for this session; storing its masked value "
+                                  "would destroy the original.",
+                                  col ? col : "?", rel ? rel : "?"),
+                        errhint("Act under a purpose the subject consented to, or leave the column unchanged.")));
+    }
+    bool isnull = false;
+    Datum masked = apply_mask(rule->mask, value, taxonomy().categories[size_t(rule->category)].base_type, &isnull);
+    if (isnull)
+        PG_RETURN_NULL();
+    return masked;
+}
+
+} // namespace
+
+void install_planner_hook()
+{
+    prev_planner = planner_hook;
+    planner_hook = planner;
+}
+
+} // namespace consent
+
+using namespace consent;
+
+/* consent._mask(value, subject, relid, attno): the value or its mask. */
+CONSENT_FUNCTION(consent_mask)
+{
+    return entry([&] { return mask_call(fcinfo, false); });
+}
+
+/* consent._mask_strict(...): the value, or 42501 when it is masked. */
+CONSENT_FUNCTION(consent_mask_strict)
+{
+    return entry([&] { return mask_call(fcinfo, true); });
+}

@@ -1,0 +1,88 @@
+/*
+ * spi.cpp — the SPI query runner of spi.h.
+ */
+#include "spi.h"
+
+extern "C" {
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+}
+
+namespace consent {
+
+Spi::Spi()
+{
+    pg([&] {
+        GetUserIdAndSecContext(&saved_user_, &saved_sec_);
+        SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+                               saved_sec_ | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+        guc_level_ = NewGUCNestLevel();
+        (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                                true, 0, false);
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "SPI_connect failed");
+    });
+}
+
+Spi::~Spi()
+{
+    try {
+        pg([&] {
+            SPI_finish();
+            AtEOXact_GUC(false, guc_level_);
+            SetUserIdAndSecContext(saved_user_, saved_sec_);
+        });
+    } catch (...) {
+        /* already failing: the transaction abort cleans up SPI and GUCs */
+        SetUserIdAndSecContext(saved_user_, saved_sec_);
+    }
+}
+
+std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std::string>> &params, bool latest)
+{
+    int n = int(params.size());
+    std::vector<Oid> types(n, TEXTOID);
+    std::vector<Datum> values(n);
+    std::vector<char> nulls(n, ' ');
+    std::vector<Row> rows;
+    pg([&] {
+        for (int i = 0; i < n; i++) {
+            if (params[i])
+                values[i] = CStringGetTextDatum(params[i]->c_str());
+            else
+                nulls[i] = 'n';
+        }
+        int rc;
+        if (latest) {
+            /* The consent state must follow the latest committed data, also
+             * in REPEATABLE READ transactions. */
+            SPIPlanPtr plan = SPI_prepare(sql, n, types.data());
+            if (!plan)
+                elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+            rc = SPI_execute_snapshot(plan, values.data(), nulls.data(), GetLatestSnapshot(), InvalidSnapshot,
+                                      true, false, 0);
+        } else {
+            rc = SPI_execute_with_args(sql, n, types.data(), values.data(), nulls.data(), true, 0);
+        }
+        if (rc != SPI_OK_SELECT)
+            elog(ERROR, "SPI query failed: %s", SPI_result_code_string(rc));
+    });
+    uint64 count = SPI_processed;
+    int ncols = SPI_tuptable->tupdesc->natts;
+    rows.reserve(count);
+    for (uint64 r = 0; r < count; r++) {
+        Row row(ncols);
+        for (int c = 0; c < ncols; c++) {
+            char *v = pg([&] { return SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1); });
+            if (v)
+                row[c] = std::string(v);
+        }
+        rows.push_back(std::move(row));
+    }
+    return rows;
+}
+
+} // namespace consent

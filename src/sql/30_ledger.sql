@@ -1,0 +1,158 @@
+-- pg_consent install script, part 30: the consent ledger.
+
+-- Blocks UPDATE, DELETE and TRUNCATE of the ledger (append-only) except
+-- inside the erasure routine.
+CREATE FUNCTION consent._ledger_append_only() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consent_ledger_append_only';
+CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON consent.ledger
+    FOR EACH ROW EXECUTE FUNCTION consent._ledger_append_only();
+CREATE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON consent.ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION consent._ledger_append_only();
+
+-- Registers a subject whose consent changed in this transaction: its cached
+-- decisions are dropped here at once and in every backend at commit.
+CREATE FUNCTION consent._subject_changed(subject text) RETURNS void
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'consent_subject_changed';
+REVOKE ALL ON FUNCTION consent._subject_changed(text) FROM PUBLIC;
+
+-- Appends one event; every ledger-writing function goes through here.
+CREATE FUNCTION consent._record(subject text, category text, purpose text, action text,
+                                valid_until timestamptz, source text, evidence jsonb)
+    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    event_id bigint;
+    at timestamptz := clock_timestamp();
+BEGIN
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF subject = '' THEN
+        RAISE EXCEPTION 'subject must not be empty' USING ERRCODE = '22023';
+    END IF;
+    PERFORM consent._check_key('category', category);
+    PERFORM consent._check_key('purpose', purpose);
+    IF NOT EXISTS (SELECT FROM consent.categories c WHERE c.key = _record.category) THEN
+        RAISE EXCEPTION 'unknown category "%"', category USING ERRCODE = '22023',
+            HINT = 'See consent.categories for the defined categories.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM consent.purposes p WHERE p.key = _record.purpose) THEN
+        RAISE EXCEPTION 'unknown purpose "%"', purpose USING ERRCODE = '22023',
+            HINT = 'See consent.purposes for the defined purposes.';
+    END IF;
+    IF valid_until IS NOT NULL AND valid_until <= at THEN
+        RAISE EXCEPTION 'valid_until must be in the future' USING ERRCODE = '22023',
+            DETAIL = format('valid_until is %s.', valid_until);
+    END IF;
+    INSERT INTO consent.ledger (subject, category, purpose, action, valid_until, recorded_at, recorded_by,
+                                source, evidence)
+        VALUES (subject, category, purpose, action, valid_until, at, consent._acting_role(), source, evidence)
+        RETURNING id INTO event_id;
+    INSERT INTO consent.subject_state AS s (subject, category, purpose, event_id, action, valid_until, recorded_at,
+                                            withdrawn_at, withdrawn_id)
+        VALUES (subject, category, purpose, event_id, action, valid_until, at,
+                CASE WHEN action = 'withdraw' THEN at END, CASE WHEN action = 'withdraw' THEN event_id END)
+        ON CONFLICT ON CONSTRAINT subject_state_pkey DO UPDATE
+        SET event_id = excluded.event_id, action = excluded.action, valid_until = excluded.valid_until,
+            recorded_at = excluded.recorded_at,
+            withdrawn_at = coalesce(excluded.withdrawn_at, s.withdrawn_at),
+            withdrawn_id = coalesce(excluded.withdrawn_id, s.withdrawn_id);
+    PERFORM consent._subject_changed(subject);
+    RETURN event_id;
+END
+$$;
+REVOKE ALL ON FUNCTION consent._record(text, text, text, text, timestamptz, text, jsonb) FROM PUBLIC;
+
+-- Records a grant of consent; returns the event id.
+CREATE FUNCTION consent.grant(subject text, category text, purpose text, valid_until timestamptz DEFAULT NULL,
+                              source text DEFAULT NULL, evidence jsonb DEFAULT NULL)
+    RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
+$$ SELECT consent._record(subject, category, purpose, 'grant', valid_until, source, evidence) $$;
+CREATE FUNCTION consent.grant(subject bigint, category text, purpose text, valid_until timestamptz DEFAULT NULL,
+                              source text DEFAULT NULL, evidence jsonb DEFAULT NULL)
+    RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
+$$ SELECT consent._record(subject::text, category, purpose, 'grant', valid_until, source, evidence) $$;
+CREATE FUNCTION consent.grant(subject uuid, category text, purpose text, valid_until timestamptz DEFAULT NULL,
+                              source text DEFAULT NULL, evidence jsonb DEFAULT NULL)
+    RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
+$$ SELECT consent._record(subject::text, category, purpose, 'grant', valid_until, source, evidence) $$;
+
+-- Withdraws consent (masks from now on); returns the event id.  A
+-- withdrawal with nothing to withdraw is still recorded, with a notice.
+CREATE FUNCTION consent.withdraw(subject text, category text, purpose text)
+    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+    IF subject IS NOT NULL AND category IS NOT NULL AND purpose IS NOT NULL AND NOT EXISTS (
+        SELECT FROM consent.subject_state s
+        WHERE s.subject = withdraw.subject AND s.action = 'grant'
+          AND (s.category = withdraw.category OR s.category LIKE withdraw.category || '.%'
+               OR withdraw.category LIKE s.category || '.%')
+          AND (s.purpose = withdraw.purpose OR s.purpose LIKE withdraw.purpose || '.%'
+               OR withdraw.purpose LIKE s.purpose || '.%')) THEN
+        RAISE NOTICE 'subject % holds no grant for category "%" and purpose "%"', subject, category, purpose
+            USING DETAIL = 'The withdrawal is recorded anyway, as evidence of the refusal.';
+    END IF;
+    RETURN consent._record(subject, category, purpose, 'withdraw', NULL, NULL, NULL);
+END
+$$;
+CREATE FUNCTION consent.withdraw(subject bigint, category text, purpose text)
+    RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
+$$ SELECT consent.withdraw(subject::text, category, purpose) $$;
+CREATE FUNCTION consent.withdraw(subject uuid, category text, purpose text)
+    RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
+$$ SELECT consent.withdraw(subject::text, category, purpose) $$;
+
+-- Every event about one subject, oldest first (auditors and superusers).
+CREATE FUNCTION consent.history(subject text) RETURNS SETOF consent.ledger
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+    IF NOT pg_has_role(consent._acting_role(), 'consent_auditor', 'USAGE')
+       AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = consent._acting_role()) THEN
+        RAISE EXCEPTION 'permission denied to read the consent history' USING ERRCODE = '42501',
+            HINT = 'Grant the role consent_auditor.';
+    END IF;
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = '22004';
+    END IF;
+    RETURN QUERY SELECT * FROM consent.ledger l WHERE l.subject = history.subject ORDER BY l.recorded_at, l.id;
+END
+$$;
+CREATE FUNCTION consent.history(subject bigint) RETURNS SETOF consent.ledger
+    LANGUAGE sql STABLE AS $$ SELECT * FROM consent.history(subject::text) $$;
+CREATE FUNCTION consent.history(subject uuid) RETURNS SETOF consent.ledger
+    LANGUAGE sql STABLE AS $$ SELECT * FROM consent.history(subject::text) $$;
+
+-- Whether the subject holds an active grant covering (category, purpose);
+-- NULL purpose = the current purpose, at = evaluate at that time.
+CREATE FUNCTION consent.granted(subject text, category text, purpose text DEFAULT NULL, at timestamptz DEFAULT NULL)
+    RETURNS boolean LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'consent_granted';
+CREATE FUNCTION consent.granted(subject bigint, category text, purpose text DEFAULT NULL, at timestamptz DEFAULT NULL)
+    RETURNS boolean LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'consent_granted';
+CREATE FUNCTION consent.granted(subject uuid, category text, purpose text DEFAULT NULL, at timestamptz DEFAULT NULL)
+    RETURNS boolean LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'consent_granted';
+
+-- Lets a role record consent (grant and withdraw).
+CREATE FUNCTION consent.allow_recording(role regrole) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    f regprocedure;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
+    END IF;
+    FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = 'consent'::regnamespace
+                                          AND p.proname IN ('grant', 'withdraw') LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION consent.allow_recording(regrole) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION consent.grant(text, text, text, timestamptz, text, jsonb),
+                       consent.grant(bigint, text, text, timestamptz, text, jsonb),
+                       consent.grant(uuid, text, text, timestamptz, text, jsonb),
+                       consent.withdraw(text, text, text), consent.withdraw(bigint, text, text),
+                       consent.withdraw(uuid, text, text) FROM PUBLIC;

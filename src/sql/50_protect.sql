@@ -1,0 +1,97 @@
+-- pg_consent install script, part 50: protected tables and column masks.
+
+-- The masking functions the planner hook wraps tagged columns in.
+CREATE FUNCTION consent._mask(value anyelement, subject "any", relid oid, attno int2) RETURNS anyelement
+    LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'consent_mask';
+CREATE FUNCTION consent._mask_strict(value anyelement, subject "any", relid oid, attno int2) RETURNS anyelement
+    LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'consent_mask_strict';
+
+-- Declares whose data each row of a table holds.
+CREATE FUNCTION consent.protect(relation regclass, subject_column name) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    kind "char";
+    persistence "char";
+    rls boolean;
+    subject_type regtype;
+    enabled_by_us boolean := false;
+BEGIN
+    IF relation IS NULL OR subject_column IS NULL THEN
+        RAISE EXCEPTION 'relation and subject_column must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT c.relkind, c.relpersistence, c.relrowsecurity INTO kind, persistence, rls
+        FROM pg_class c WHERE c.oid = relation;
+    IF kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', relation USING ERRCODE = '42809',
+            DETAIL = 'Only ordinary and partitioned tables can be protected.';
+    END IF;
+    IF persistence = 't' THEN
+        RAISE EXCEPTION 'cannot protect temporary table "%"', relation USING ERRCODE = '42809';
+    END IF;
+    SELECT a.atttypid::regtype INTO subject_type FROM pg_attribute a
+        WHERE a.attrelid = relation AND a.attname = subject_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of relation "%" does not exist', subject_column, relation
+            USING ERRCODE = '42703';
+    END IF;
+    IF (SELECT coalesce(nullif(t.typbasetype, 0), t.oid) FROM pg_type t WHERE t.oid = subject_type)
+       NOT IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype, 'uuid'::regtype, 'text'::regtype,
+               'character varying'::regtype) THEN
+        RAISE EXCEPTION 'subject column "%" has type %, which cannot identify a subject', subject_column, subject_type
+            USING ERRCODE = '42804', HINT = 'Use a bigint, integer, uuid or text column.';
+    END IF;
+    IF EXISTS (SELECT FROM consent.categories c WHERE c.type = subject_type) THEN
+        RAISE EXCEPTION 'subject column "%" must not be consent-tagged', subject_column USING ERRCODE = '42804';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_attribute a JOIN consent.categories c ON c.type = a.atttypid
+                   WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE NOTICE 'table "%" has no consent-tagged column yet', relation;
+    END IF;
+
+    -- Fail closed: a backend without the library cannot read the table.
+    IF NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = relation AND p.polname = 'consent_library_active') THEN
+        IF NOT rls THEN
+            EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', relation);
+            EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', relation);
+            EXECUTE format('CREATE POLICY consent_all_rows ON %s USING (true) WITH CHECK (true)', relation);
+            enabled_by_us := true;
+        END IF;
+        EXECUTE format('CREATE POLICY consent_library_active ON %s AS RESTRICTIVE USING (consent.library_active())',
+                       relation);
+    END IF;
+
+    INSERT INTO consent.protected_tables AS p (relation, subject_column, rls_enabled_by_us)
+        VALUES (relation, subject_column, enabled_by_us)
+        ON CONFLICT ON CONSTRAINT protected_tables_pkey DO UPDATE SET subject_column = excluded.subject_column;
+END
+$$;
+REVOKE ALL ON FUNCTION consent.protect(regclass, name) FROM PUBLIC;
+
+-- Sets the mask of one tagged column.
+CREATE FUNCTION consent.set_mask(relation regclass, column_name name, mask text) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    col_type regtype;
+    base regtype;
+BEGIN
+    IF relation IS NULL OR column_name IS NULL OR mask IS NULL THEN
+        RAISE EXCEPTION 'relation, column_name and mask must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT a.atttypid::regtype INTO col_type FROM pg_attribute a
+        WHERE a.attrelid = relation AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of relation "%" does not exist', column_name, relation USING ERRCODE = '42703';
+    END IF;
+    SELECT c.base_type INTO base FROM consent.categories c WHERE c.type = col_type;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of relation "%" is not consent-tagged', column_name, relation
+            USING ERRCODE = '42804', HINT = 'Declare the column with a consent-tagged type such as consent.email.';
+    END IF;
+    PERFORM consent.check_mask(mask, base);
+    INSERT INTO consent.column_masks AS m (relation, column_name, mask) VALUES (relation, column_name, mask)
+        ON CONFLICT ON CONSTRAINT column_masks_pkey DO UPDATE SET mask = excluded.mask;
+END
+$$;
+REVOKE ALL ON FUNCTION consent.set_mask(regclass, name, text) FROM PUBLIC;

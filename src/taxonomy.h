@@ -1,0 +1,97 @@
+/*
+ * taxonomy.h — the consent catalog as this backend sees it: categories and
+ * their tagged types, purposes, role grants, protected tables, masks.
+ *
+ * Owns: an in-memory copy of the consent.* catalog tables, loaded lazily in
+ * a transaction and dropped by relcache invalidation of those tables.
+ * Must never: be read outside a transaction, or keep pointers across a
+ * reload (callers get the generation number to notice a reload).
+ */
+#pragma once
+
+#include "boundary.h"
+#include "mask.h"
+
+extern "C" {
+#include "access/attnum.h"
+}
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace consent {
+
+/* A set of category or purpose indexes. */
+class IndexSet {
+  public:
+    void resize(size_t n) { words_.assign((n + 63) / 64, 0); }
+    void set(size_t i) { words_[i / 64] |= uint64_t(1) << (i % 64); }
+    bool test(size_t i) const { return i / 64 < words_.size() && (words_[i / 64] >> (i % 64)) & 1; }
+
+  private:
+    std::vector<uint64_t> words_;
+};
+
+struct Category {
+    std::string key;
+    int parent = -1;
+    bool special = false;
+    Oid type = InvalidOid;
+    Oid base_type = InvalidOid;
+    std::string default_mask;
+    IndexSet ancestors; /* ancestors and itself */
+};
+
+enum class Basis { Consent, Other };
+
+struct Purpose {
+    std::string key;
+    int parent = -1;
+    std::string basis;
+    IndexSet ancestors;       /* ancestors and itself */
+    IndexSet without_consent; /* categories this purpose's legal basis reaches */
+};
+
+/* How one tagged column of one table is masked. */
+struct ColumnRule {
+    int category = -1;
+    bool is_protected = false; /* the table names its subject column */
+    AttrNumber subject_attno = InvalidAttrNumber;
+    Oid subject_type = InvalidOid;
+    MaskSpec mask;
+    std::string mask_text;
+};
+
+struct Taxonomy {
+    bool installed = false; /* pg_consent exists in this database */
+    uint64_t generation = 0;
+    Oid mask_func = InvalidOid;   /* consent._mask */
+    Oid strict_func = InvalidOid; /* consent._mask_strict */
+    std::vector<Category> categories;
+    std::vector<Purpose> purposes;
+    std::unordered_map<std::string, int> category_index;
+    std::unordered_map<std::string, int> purpose_index;
+    std::unordered_map<Oid, int> type_category;           /* tagged domain -> category */
+    std::unordered_map<Oid, std::string> protected_subject; /* relation -> subject column */
+    std::unordered_map<Oid, std::vector<std::string>> purpose_roles; /* role -> purposes */
+    std::unordered_map<uint64_t, std::string> column_masks;          /* (relid, attno) -> mask */
+    std::vector<Oid> catalog_relids;
+};
+
+/* The current taxonomy, loaded if needed.  Call inside a transaction. */
+const Taxonomy &taxonomy();
+/* Category index of a tagged type, -1 for any other type (fast). */
+int tagged_category(Oid type);
+/* The masking rule of (relation, attno); nullptr when the column is not tagged. */
+const ColumnRule *column_rule(Oid relid, AttrNumber attno);
+/* Whether the role may act under the purpose (allowed it or an ancestor). */
+bool role_allowed_purpose(Oid role, int purpose);
+/* Whether the role is superuser or has BYPASSRLS. */
+bool role_bypasses(Oid role);
+/* Forget everything (extension created or dropped, catalog changed). */
+void taxonomy_invalidate();
+void register_taxonomy_callbacks();
+
+} // namespace consent
