@@ -84,7 +84,7 @@ FROM (VALUES
     ('partial(+1,2)', 'text'), ('partial(1.5,2)', 'text'), ('partial(a,b)', 'text'), ('partial(1001,0)', 'text'),
     ('partial(0,99999999999999999999)', 'text'), ('partial(2,1) x', 'text'), ('partialx', 'text'),
     ('redacted', 'text'), ('upper', 'text'), ('mask_test.', 'text'), ('.shout', 'text'),
-    ('a.b.c', 'text'), ('"unterminated.x', 'text'), ('mask_test.shout(text)', 'text'),
+    ('a.b.c', 'text'), ('"unterminated.x', 'text'), ('mask_test.shout(text)', 'text'), ('mask_test.sh out', 'text'),
     -- a mask on a type it does not fit: 22023
     ('redact', 'integer'), ('redact', 'bytea'), ('partial(1,1)', 'date'), ('email', 'bytea'),
     ('initials', 'jsonb'), ('year', 'text'), ('year', 'time'), ('month', 'interval'),
@@ -367,6 +367,31 @@ SELECT consent.mask_value('Jane'::text, 'mask_test.shout') AS after_grant;
 RESET ROLE;
 REVOKE EXECUTE ON FUNCTION consent.mask_value(anyelement, text) FROM regress_mask_reader;
 
+-- more mask functions than the cache holds, used in turns
+DO $$
+BEGIN
+    FOR i IN 1..20 LOOP
+        EXECUTE format('CREATE FUNCTION mask_test.f%s(text) RETURNS text LANGUAGE sql IMMUTABLE AS %L',
+                       i, format('SELECT $1 || %L', '#' || i));
+    END LOOP;
+END $$;
+SELECT string_agg(consent.mask_value('v'::text, 'mask_test.f' || (n % 20 + 1)), ' ' ORDER BY n) AS turns
+FROM generate_series(0, 59) AS n;
+-- a mask function redefined while it runs, and masking with itself
+CREATE FUNCTION mask_test.redefine(text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    IF length($1) >= 4 THEN
+        RETURN $1;
+    END IF;
+    EXECUTE pg_get_functiondef('mask_test.redefine(text)'::regprocedure);
+    RETURN consent.mask_value($1 || '+', 'mask_test.redefine') || '.';
+END $$;
+SELECT consent.mask_value(v, 'mask_test.redefine') AS redefined_while_running
+FROM (VALUES ('a'::text), ('b'), ('cc')) AS t(v);
+-- the cache keeps at most 16 functions, and frees what it replaced
+SELECT count(*) BETWEEN 1 AND 16 AS bounded_cache
+FROM pg_backend_memory_contexts WHERE name = 'pg_consent mask function';
+
 -- the mask may differ per row
 SELECT m, consent.mask_value('Jane Doe'::text, m)
 FROM (VALUES ('null'), ('redact'), ('partial(1,1)'), ('initials'), ('email'), ('hash'), ('mask_test.shout')) AS t(m);
@@ -407,5 +432,6 @@ FROM (VALUES ('Ødegård'::text, 'partial(1,1)'), ('Ødegård', 'partial(3,0)'),
 \c :regress_db
 DROP DATABASE regress_mask_latin1;
 
+SET client_min_messages = warning;
 DROP SCHEMA mask_test CASCADE;
 DROP ROLE regress_mask_reader;

@@ -211,6 +211,31 @@ bool parse_partial_args(const std::string &s, size_t pos, int *prefix, int *suff
     return pos == s.size();
 }
 
+/* Whether text reads as a qualified name: identifiers, quoted or not, and dots. */
+bool looks_like_name(const std::string &s)
+{
+    bool in_quotes = false;
+    for (size_t i = 0; i < s.size(); i++) {
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if (in_quotes) {
+            if (c == '"') {
+                if (i + 1 < s.size() && s[i + 1] == '"')
+                    i++;
+                else
+                    in_quotes = false;
+            }
+            continue;
+        }
+        bool ident = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                     c == '$' || c >= 0x80;
+        if (c == '"')
+            in_quotes = true;
+        else if (!ident && c != '.' && !is_space(static_cast<char>(c)))
+            return false;
+    }
+    return !in_quotes;
+}
+
 /* What looking up a function mask found (strings palloc'd). */
 struct FunctionLookup {
     enum { Found, NotQualified, Malformed, Missing, WrongArgs, NotFunction, ReturnsSet, WrongResult } outcome;
@@ -282,6 +307,9 @@ FunctionLookup lookup_function(const char *spec, Oid type)
 
 Oid parse_function_mask(const std::string &spec, const std::string &text, Oid type)
 {
+    if (!looks_like_name(text))
+        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mask " + quoted(spec),
+                    "A function mask is written schema.function, without arguments.", masks_hint);
     FunctionLookup r = pg([&] { return lookup_function(text.c_str(), type); });
     std::string tname = type_name(type);
     std::string signature = r.name ? std::string(r.name) + "(" + tname + ")" : std::string();
@@ -294,7 +322,7 @@ Oid parse_function_mask(const std::string &spec, const std::string &text, Oid ty
                     "A function used as a mask must be schema-qualified.", masks_hint);
     case FunctionLookup::Malformed:
         throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mask " + quoted(spec),
-                    "A function mask is written schema.function.", masks_hint);
+                    "A function mask is written schema.function, without arguments.", masks_hint);
     case FunctionLookup::Missing:
         throw Error(ERRCODE_UNDEFINED_FUNCTION, "mask function " + signature + " does not exist", "",
                     create_hint);

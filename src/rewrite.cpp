@@ -24,7 +24,13 @@
 
 extern "C" {
 #include "access/relation.h"
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/syscache.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/planner.h"
@@ -38,6 +44,24 @@ namespace consent {
 namespace {
 
 planner_hook_type prev_planner = nullptr;
+needs_fmgr_hook_type prev_needs_fmgr = nullptr;
+
+/* SQL functions must not be inlined: the planner inlines their bodies after
+ * this hook ran, so a table read in an inlined body would escape masking.
+ * Saying they need the fmgr hook is PostgreSQL's own way to keep a function
+ * from being inlined (as for SECURITY DEFINER functions); they then run
+ * through functions.c, whose queries are planned (and masked) here. */
+bool needs_fmgr(Oid fn_oid)
+{
+    if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
+        return true;
+    HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+    if (!HeapTupleIsValid(tup))
+        return false;
+    bool sql = ((Form_pg_proc)GETSTRUCT(tup))->prolang == SQLlanguageId;
+    ReleaseSysCache(tup);
+    return sql && IsTransactionState() && taxonomy().installed;
+}
 
 struct WalkContext {
     List *levels; /* Query nodes, innermost first */
@@ -268,6 +292,8 @@ void install_planner_hook()
 {
     prev_planner = planner_hook;
     planner_hook = planner;
+    prev_needs_fmgr = needs_fmgr_hook;
+    needs_fmgr_hook = [](Oid fn_oid) -> bool { return entry([&] { return pg([&] { return needs_fmgr(fn_oid); }); }); };
 }
 
 } // namespace consent

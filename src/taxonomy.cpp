@@ -256,14 +256,23 @@ void register_taxonomy_callbacks()
 
 const Taxonomy &taxonomy()
 {
+    /* Queries of the load itself are planned through our hooks: while
+     * loading, they see an empty taxonomy (nothing of ours is tagged). */
+    static const Taxonomy empty;
+    static bool loading = false;
+    if (loading)
+        return current ? *current : empty;
     if (stale || !current) {
         /* Mark fresh first: invalidations arriving during the load mark it
          * stale again and the next call reloads. */
         stale = false;
         all_relations_dirty = true;
+        loading = true;
         try {
             current = load();
+            loading = false;
         } catch (...) {
+            loading = false;
             stale = true;
             current.reset();
             throw;

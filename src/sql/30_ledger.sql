@@ -83,7 +83,8 @@ CREATE FUNCTION consent.withdraw(subject text, category text, purpose text)
     RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 BEGIN
-    IF subject IS NOT NULL AND category IS NOT NULL AND purpose IS NOT NULL AND NOT EXISTS (
+    IF EXISTS (SELECT FROM consent.categories c WHERE c.key = category)
+       AND EXISTS (SELECT FROM consent.purposes p WHERE p.key = purpose) AND subject <> '' AND NOT EXISTS (
         SELECT FROM consent.subject_state s
         WHERE s.subject = withdraw.subject AND s.action = 'grant'
           AND (s.category = withdraw.category OR s.category LIKE withdraw.category || '.%'

@@ -1,0 +1,195 @@
+-- Masking: every read path sees only what the subject agreed to.
+CREATE TABLE mk_customers (
+    id bigint PRIMARY KEY,
+    email consent.email,
+    name consent.name,
+    born consent.birthdate,
+    fingerprint consent.fingerprint,
+    note text
+);
+SELECT consent.protect('mk_customers', 'id');
+INSERT INTO mk_customers VALUES
+    (1, 'jane.doe@example.com', 'Jane Mary Doe', '1987-06-05', '\x0102', 'n1'),
+    (2, 'max@example.de', 'Max Mustermann', '1990-01-02', '\x03', 'n2'),
+    (3, 'zoe@example.no', 'Zoë Ødegård', '2001-12-31', NULL, 'n3');
+CREATE TABLE mk_orders (order_id int PRIMARY KEY, customer_id bigint, shipping consent.address, amount numeric);
+SELECT consent.protect('mk_orders', 'customer_id');
+INSERT INTO mk_orders VALUES (10, 1, 'Hauptstr. 1, Berlin', 20), (11, 2, 'Ringweg 2, Köln', 30), (12, 3, 'Fjordvei 3, Oslo', 40);
+-- subject 1 agreed to contact and name for personalize; 3 to its address; 1 to fingerprint explicitly
+SELECT consent.grant(1, 'user.contact', 'personalize') > 0, consent.grant(1, 'user.name', 'personalize') > 0,
+       consent.grant(1, 'user.biometric.fingerprint', 'personalize') > 0,
+       consent.grant(3, 'user.contact.address', 'personalize') > 0,
+       consent.grant(2, 'user.contact.email', 'marketing') > 0;
+
+CREATE ROLE mk_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON mk_customers, mk_orders TO mk_app;
+GRANT CREATE ON SCHEMA public TO mk_app;
+SELECT consent.allow_purpose('mk_app', 'personalize'), consent.allow_purpose('mk_app', 'essential');
+
+SET ROLE mk_app;
+-- no purpose: everything tagged is masked (privacy by default)
+SELECT * FROM mk_customers ORDER BY id;
+SET consent.purpose = 'personalize';
+SELECT * FROM mk_customers ORDER BY id;
+-- a purpose with a contract basis sees its necessary categories without consent
+SET consent.purpose = 'essential.service';
+SELECT id, email, name, born FROM mk_customers ORDER BY id;
+SET consent.purpose = 'personalize';
+
+-- predicates, joins, sorting and grouping see masked values
+SELECT id FROM mk_customers WHERE email = 'max@example.de';
+SELECT id FROM mk_customers WHERE email LIKE 'm%';
+SELECT id FROM mk_customers WHERE born = '1990-01-02';
+SELECT id FROM mk_customers WHERE born = '1990-01-01';
+SELECT name, count(*) FROM mk_customers GROUP BY name ORDER BY name;
+SELECT id, email FROM mk_customers ORDER BY email, id;
+SELECT c.id, o.shipping FROM mk_customers c JOIN mk_orders o ON o.customer_id = c.id ORDER BY c.id;
+SELECT count(*) FROM mk_customers a JOIN mk_customers b ON a.email = b.email;
+SELECT id, row_number() OVER (ORDER BY born) FROM mk_customers ORDER BY id;
+
+-- whole-row references
+SELECT c FROM mk_customers c ORDER BY id;
+SELECT row_to_json(c) FROM mk_customers c WHERE id = 2;
+SELECT to_jsonb(c.*) ->> 'email' FROM mk_customers c WHERE id = 2;
+
+-- CTEs (also recursive), subqueries, LATERAL, set operations
+WITH x AS (SELECT id, email FROM mk_customers) SELECT * FROM x ORDER BY id;
+WITH x AS MATERIALIZED (SELECT email FROM mk_customers WHERE id = 2) SELECT * FROM x;
+WITH RECURSIVE r(n, e) AS (SELECT 1, email::text FROM mk_customers WHERE id = 2 UNION ALL SELECT n + 1, e FROM r WHERE n < 2)
+SELECT * FROM r;
+SELECT (SELECT email FROM mk_customers WHERE id = 2) AS scalar_subquery;
+SELECT id FROM mk_customers c WHERE EXISTS (SELECT 1 FROM mk_customers d WHERE d.email = 'max@example.de' AND d.id = c.id);
+SELECT o.order_id, l.email FROM mk_orders o, LATERAL (SELECT email FROM mk_customers c WHERE c.id = o.customer_id) l ORDER BY 1;
+SELECT email FROM mk_customers WHERE id = 2 UNION SELECT email FROM mk_customers WHERE id = 1 ORDER BY 1;
+SELECT email FROM mk_customers INTERSECT SELECT 'max@example.de';
+
+-- views: plain, security_barrier, owned by a superuser
+RESET ROLE;
+CREATE VIEW mk_view AS SELECT id, email, name FROM mk_customers;
+CREATE VIEW mk_sb_view WITH (security_barrier) AS SELECT id, email FROM mk_customers WHERE id > 0;
+GRANT SELECT ON mk_view, mk_sb_view TO mk_app;
+SET ROLE mk_app;
+SELECT * FROM mk_view ORDER BY id;
+SELECT * FROM mk_sb_view WHERE email = 'max@example.de';
+SELECT * FROM mk_sb_view ORDER BY id;
+
+-- functions: SQL (inlinable and not), PL/pgSQL, SECURITY DEFINER owned by a superuser
+RESET ROLE;
+CREATE FUNCTION mk_sql_srf() RETURNS TABLE (id bigint, email text) LANGUAGE sql STABLE
+    AS $$ SELECT id, email FROM mk_customers ORDER BY id $$;
+CREATE FUNCTION mk_sql_scalar(bigint) RETURNS text LANGUAGE sql STABLE
+    AS $$ SELECT (SELECT email FROM mk_customers WHERE id = $1) $$;
+CREATE FUNCTION mk_plpgsql(bigint) RETURNS text LANGUAGE plpgsql STABLE
+    AS $$ DECLARE e text; BEGIN SELECT email INTO e FROM mk_customers WHERE id = $1; RETURN e; END $$;
+CREATE FUNCTION mk_definer(bigint) RETURNS text LANGUAGE plpgsql SECURITY DEFINER
+    AS $$ DECLARE e text; BEGIN SELECT email INTO e FROM mk_customers WHERE id = $1; RETURN e; END $$;
+SELECT mk_definer(2) AS superuser_sees;
+SET ROLE mk_app;
+SELECT * FROM mk_sql_srf();
+SELECT mk_sql_scalar(2), mk_plpgsql(2), mk_definer(2);
+SELECT mk_sql_scalar(1), mk_plpgsql(1), mk_definer(1);
+
+-- prepared statements and cached plans follow purpose and consent changes
+PREPARE mk_q AS SELECT email FROM mk_customers WHERE id = 2;
+EXECUTE mk_q; EXECUTE mk_q; EXECUTE mk_q; EXECUTE mk_q; EXECUTE mk_q; EXECUTE mk_q;
+SET plan_cache_mode = force_generic_plan;
+PREPARE mk_q2(bigint) AS SELECT email FROM mk_customers WHERE id = $1;
+EXECUTE mk_q2(2);
+RESET ROLE;
+SELECT consent.grant(2, 'user.contact.email', 'personalize') > 0;
+SET ROLE mk_app;
+EXECUTE mk_q2(2);
+SELECT mk_plpgsql(2);
+RESET ROLE;
+SELECT consent.withdraw(2, 'user.contact', 'personalize') > 0;
+SET ROLE mk_app;
+EXECUTE mk_q2(2);
+SELECT mk_plpgsql(2);
+SET consent.purpose = 'essential';
+EXECUTE mk_q2(2);
+RESET consent.purpose;
+EXECUTE mk_q2(2);
+SET consent.purpose = 'personalize';
+RESET plan_cache_mode;
+
+-- cursors, also WITH HOLD
+BEGIN;
+DECLARE mk_cur CURSOR FOR SELECT id, email FROM mk_customers ORDER BY id;
+FETCH 2 FROM mk_cur;
+DECLARE mk_hold CURSOR WITH HOLD FOR SELECT id, email FROM mk_customers ORDER BY id;
+COMMIT;
+FETCH ALL FROM mk_hold;
+CLOSE mk_hold;
+
+-- COPY table TO and COPY (query) TO
+COPY mk_customers TO STDOUT;
+COPY mk_customers (id, email) TO STDOUT;
+COPY (SELECT name FROM mk_customers ORDER BY id) TO STDOUT;
+
+-- RETURNING
+INSERT INTO mk_customers VALUES (4, 'new@example.com', 'New Person', '2000-02-02', NULL, 'n4') RETURNING *;
+UPDATE mk_customers SET note = 'n2b' WHERE id = 2 RETURNING id, email, note;
+DELETE FROM mk_customers WHERE id = 4 RETURNING id, email;
+
+-- writes never store masked values: 42501, nothing written
+SELECT try($$UPDATE mk_customers SET email = email WHERE id = 2$$);
+SELECT try($$UPDATE mk_customers SET name = upper(name) WHERE id = 2$$);
+SELECT try($$INSERT INTO mk_customers SELECT 5, email, name, born, NULL, 'copy' FROM mk_customers WHERE id = 2$$);
+SELECT try($$UPDATE mk_orders o SET shipping = (SELECT shipping FROM mk_orders WHERE order_id = 11) WHERE order_id = 10$$);
+SELECT try($$MERGE INTO mk_customers t USING mk_customers s ON t.id = s.id WHEN MATCHED THEN UPDATE SET email = s.email$$);
+-- revealed values may be written, given values are stored as given
+UPDATE mk_customers SET email = email WHERE id = 1;
+UPDATE mk_customers SET email = 'max.new@example.de' WHERE id = 2;
+-- WHERE of UPDATE/DELETE sees masked values
+UPDATE mk_customers SET note = 'hit' WHERE email = 'max.new@example.de';
+DELETE FROM mk_customers WHERE email = 'max.new@example.de';
+RESET ROLE;
+SELECT id, email, name, note FROM mk_customers ORDER BY id;
+SET ROLE mk_app;
+
+-- CREATE TABLE AS / materialized views by a masked role hold masked data
+CREATE TABLE mk_copy AS SELECT * FROM mk_customers;
+CREATE MATERIALIZED VIEW mk_mv AS SELECT id, email FROM mk_customers;
+RESET ROLE;
+SELECT * FROM mk_copy ORDER BY id;
+SELECT * FROM mk_mv ORDER BY id;
+DROP TABLE mk_copy; DROP MATERIALIZED VIEW mk_mv;
+SET ROLE mk_app;
+
+-- EXPLAIN shows the masking expression and no raw values (relation OIDs vary: hidden)
+RESET ROLE;
+CREATE FUNCTION mk_explain(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN ' || q LOOP
+        RETURN NEXT regexp_replace(line, '''[0-9]+''::oid', '''<relid>''::oid', 'g');
+    END LOOP;
+END
+$$;
+SET ROLE mk_app;
+SELECT mk_explain('(VERBOSE, COSTS OFF) SELECT email FROM mk_customers WHERE id = 2');
+SELECT mk_explain('(ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT email FROM mk_customers WHERE email = ''max@example.de''');
+
+-- parallel query: workers never reveal, the result equals the serial one
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SELECT count(*) FILTER (WHERE email LIKE '%***%') AS masked, count(*) AS total FROM mk_customers;
+SELECT id, email FROM mk_customers ORDER BY id;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+
+-- SET ROLE: the purpose is re-checked for the acting role
+RESET ROLE;
+CREATE ROLE mk_other;
+GRANT SELECT ON mk_customers TO mk_other;
+SET ROLE mk_app;
+SET consent.purpose = 'personalize';
+SELECT email FROM mk_customers WHERE id = 1;
+RESET ROLE;
+SET ROLE mk_other;
+SELECT email FROM mk_customers WHERE id = 1;
+SELECT consent.current_purpose();
+RESET ROLE;
+RESET consent.purpose;
+REVOKE ALL ON mk_customers FROM mk_other;
+DROP ROLE mk_other;
