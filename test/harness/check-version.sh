@@ -8,7 +8,7 @@ v=$(sed -n "s/^default_version *= *'\([^']*\)'/\1/p" pg_consent.control)
 meta=$(python3 -c 'import json;m=json.load(open("META.json"));print(m["version"], m["provides"]["pg_consent"]["version"])')
 [ "$meta" = "$v $v" ] || { echo "META.json says '$meta', control file says $v"; exit 1; }
 [ -f "pg_consent--$v.sql" ] || { echo "pg_consent--$v.sql was not built"; exit 1; }
-strings pg_consent.so | grep -qx "$v" || { echo "pg_consent.so was not built for version $v"; exit 1; }
+strings -n 3 pg_consent.so | grep -Fx "$v" >/dev/null || { echo "pg_consent.so was not built for version $v"; exit 1; }
 for up in src/upgrade/pg_consent--*--*.sql; do
     [ -e "$up" ] || continue
     to=${up##*--}; to=${to%.sql}
