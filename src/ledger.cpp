@@ -34,8 +34,7 @@ CONSENT_FUNCTION(consent_ledger_append_only)
                              : TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "DELETE"
                                                                      : "TRUNCATE";
             throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, std::string("the consent ledger is append-only: ") + op + " is not allowed",
-                        "Consent is changed by appending events with consent.grant() and consent.withdraw().",
-                        "To erase a subject (GDPR Art. 17) use consent.erase_subject().");
+                        "Consent is changed by appending events with consent.grant() and consent.withdraw().");
         }
         return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
     });

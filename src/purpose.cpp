@@ -205,6 +205,10 @@ CONSENT_FUNCTION(consent_granted)
         if (purpose < 0)
             PG_RETURN_BOOL(false);
         TimestampTz at = PG_ARGISNULL(3) ? ctx.as_of : PG_GETARG_TIMESTAMPTZ(3);
+        /* replaying the past is for auditors, as with consent.as_of */
+        if (!PG_ARGISNULL(3) && !pg([] { return role_is_auditor(GetOuterUserId()); }))
+            throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to evaluate consent at a past time",
+                        "Only superusers and members of consent_auditor may pass \"at\".");
         char buf[64];
         std::string_view key = subject_key(PG_GETARG_DATUM(0), subject_type, buf);
         SubjectEvents ev = subject_events(key, at);

@@ -280,7 +280,7 @@ Datum mask_call(FunctionCallInfo fcinfo, bool strict)
                         errhint("Act under a purpose the subject consented to, or leave the column unchanged.")));
     }
     bool isnull = false;
-    Datum masked = apply_mask(rule->mask, value, taxonomy().categories[size_t(rule->category)].base_type, &isnull);
+    Datum masked = apply_mask(rule->mask, value, rule->base_type, &isnull);
     if (isnull)
         PG_RETURN_NULL();
     return masked;

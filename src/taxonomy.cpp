@@ -235,7 +235,8 @@ ColumnRule make_rule(const Taxonomy &t, Oid relid, AttrNumber attno)
     }
     if (m != t.column_masks.end())
         rule.mask_text = m->second;
-    rule.mask = parse_mask(rule.mask_text, cat.base_type);
+    rule.base_type = pg([&] { return getBaseType(cat.base_type); });
+    rule.mask = parse_mask(rule.mask_text, rule.base_type);
     return rule;
 }
 

@@ -60,6 +60,7 @@ struct ColumnRule {
     bool is_protected = false; /* the table names its subject column */
     AttrNumber subject_attno = InvalidAttrNumber;
     Oid subject_type = InvalidOid;
+    Oid base_type = InvalidOid; /* the tagged type's base, domains resolved */
     MaskSpec mask;
     std::string mask_text;
 };

@@ -107,6 +107,9 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
                      DestReceiver *dest, QueryCompletion *qc)
 {
     Node *node = pstmt->utilityStmt;
+    /* FETCH and other utility statements are statements too: consent
+     * changes committed meanwhile apply to them */
+    entry([&] { statement_start(); });
     if (IsA(node, CopyStmt) && !((CopyStmt *)node)->is_from && ((CopyStmt *)node)->relation) {
         if (read_only_tree) {
             pstmt = (PlannedStmt *)copyObjectImpl(pstmt);

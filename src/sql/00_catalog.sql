@@ -3,6 +3,9 @@
 
 \echo Use "CREATE EXTENSION pg_consent" to load this file. \quit
 
+-- The schema belongs to the extension, so DROP EXTENSION removes it.
+CREATE SCHEMA consent;
+
 -- Fails with a hint when the library is not in shared_preload_libraries.
 CREATE FUNCTION consent._assert_preloaded() RETURNS void
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'consent_assert_preloaded';

@@ -30,6 +30,12 @@ BEGIN
     IF subject = '' THEN
         RAISE EXCEPTION 'subject must not be empty' USING ERRCODE = '22023';
     END IF;
+    -- One writer per (subject, category, purpose) at a time: the event time
+    -- is taken after the lock, so the ledger order (recorded_at, id) of a pair
+    -- follows commit order and the derived state always holds its latest event.
+    PERFORM pg_advisory_xact_lock(hashtextextended(
+        'pg_consent ' || subject || ' ' || coalesce(category, '') || ' ' || coalesce(purpose, ''), 0));
+    at := clock_timestamp();
     PERFORM consent._check_key('category', category);
     PERFORM consent._check_key('purpose', purpose);
     IF NOT EXISTS (SELECT FROM consent.categories c WHERE c.key = _record.category) THEN

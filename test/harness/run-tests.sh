@@ -43,7 +43,8 @@ done
 
 echo "== pg_regress and isolation (server with shared_preload_libraries = pg_consent)"
 server_opts=(-o "shared_preload_libraries=pg_consent" -o "max_worker_processes=16" -o "log_min_messages=warning")
-make_check="make --no-print-directory installcheck"
+# two steps: PGXS installcheck stops after the first failing pg_regress suite
+make_check='make --no-print-directory installcheck ISOLATION=; r=$?; make --no-print-directory installcheck REGRESS= || r=1; exit $r'
 if [ "${CONSENT_VALGRIND:-}" = 1 ]; then
     echo "(valgrind: see test/harness/valgrind.sh)"
     make_check="test/harness/valgrind.sh"
@@ -68,7 +69,8 @@ if ls test/t/*.pl >/dev/null 2>&1; then
     if test/harness/tap.sh >"$log_dir/tap.log" 2>&1; then :; fi
     grep -E '^(ok|not ok) ' "$log_dir/tap.log" | sed 's/^/  /' | head -n 200
     tap_ok=$(grep -cE '^ *ok [0-9]+' "$log_dir/tap.log" || true)
-    tap_bad=$(grep -cE '^ *not ok [0-9]+' "$log_dir/tap.log" || true)
+    # "not ok ... # TODO" marks a documented known limit (docs/masking.md), not a failure
+    tap_bad=$(grep -E '^ *not ok [0-9]+' "$log_dir/tap.log" | grep -vc '# TODO' || true)
     passed=$((passed + tap_ok)); failed=$((failed + tap_bad))
     if ! grep -q '^Result: PASS' "$log_dir/tap.log"; then
         fail "TAP suite (see $log_dir/tap.log)"; tail -n 60 "$log_dir/tap.log"
