@@ -64,16 +64,26 @@ const char *const masks_hint = "Use null, redact, partial(prefix,suffix), email,
 const char *kind_name(MaskKind kind)
 {
     switch (kind) {
-    case MaskKind::Null: return "null";
-    case MaskKind::Redact: return "redact";
-    case MaskKind::Partial: return "partial";
-    case MaskKind::Email: return "email";
-    case MaskKind::Initials: return "initials";
-    case MaskKind::Year: return "year";
-    case MaskKind::Month: return "month";
-    case MaskKind::Generalize: return "generalize";
-    case MaskKind::Hash: return "hash";
-    case MaskKind::Function: return "function";
+    case MaskKind::Null:
+        return "null";
+    case MaskKind::Redact:
+        return "redact";
+    case MaskKind::Partial:
+        return "partial";
+    case MaskKind::Email:
+        return "email";
+    case MaskKind::Initials:
+        return "initials";
+    case MaskKind::Year:
+        return "year";
+    case MaskKind::Month:
+        return "month";
+    case MaskKind::Generalize:
+        return "generalize";
+    case MaskKind::Hash:
+        return "hash";
+    case MaskKind::Function:
+        return "function";
     }
     return "unknown";
 }
@@ -127,8 +137,8 @@ const char *fitting_types(MaskKind kind)
  * not valid in the database encoding (they must not reach the log). */
 std::string quoted(const std::string &spec)
 {
-    bool valid = spec.find('\0') == std::string::npos &&
-                 pg_verifymbstr(spec.data(), static_cast<int>(spec.size()), true);
+    bool valid =
+        spec.find('\0') == std::string::npos && pg_verifymbstr(spec.data(), static_cast<int>(spec.size()), true);
     return valid ? "\"" + spec + "\"" : std::string("(not valid in the database encoding)");
 }
 
@@ -278,8 +288,8 @@ FunctionLookup lookup_function(const char *spec, Oid type)
         r.outcome = FunctionLookup::Malformed;
         return r;
     }
-    List *names = list_make2(makeString(static_cast<char *>(linitial(idents))),
-                             makeString(static_cast<char *>(lsecond(idents))));
+    List *names =
+        list_make2(makeString(static_cast<char *>(linitial(idents))), makeString(static_cast<char *>(lsecond(idents))));
     r.name = NameListToString(names);
     /* every routine of that name (procedures and aggregates too), to tell a
      * missing function from one of the wrong kind or signature */
@@ -324,10 +334,10 @@ Oid parse_function_mask(const std::string &spec, const std::string &text, Oid ty
         throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mask " + quoted(spec),
                     "A function mask is written schema.function, without arguments.", masks_hint);
     case FunctionLookup::Missing:
-        throw Error(ERRCODE_UNDEFINED_FUNCTION, "mask function " + signature + " does not exist", "",
-                    create_hint);
+        throw Error(ERRCODE_UNDEFINED_FUNCTION, "mask function " + signature + " does not exist", "", create_hint);
     case FunctionLookup::WrongArgs:
-        throw Error(ERRCODE_DATATYPE_MISMATCH, "mask function " + std::string(r.name) + " must take and return " + tname,
+        throw Error(ERRCODE_DATATYPE_MISMATCH,
+                    "mask function " + std::string(r.name) + " must take and return " + tname,
                     "No function " + signature + " exists; found " + r.found + ".", create_hint);
     case FunctionLookup::NotFunction:
         throw Error(ERRCODE_DATATYPE_MISMATCH, "mask function " + std::string(r.found) + " is not a plain function",
@@ -360,10 +370,14 @@ MaskSpec parse_mask(const std::string &spec, Oid base_type)
     static const struct {
         const char *word;
         MaskKind kind;
-    } keywords[] = {{"null", MaskKind::Null},         {"redact", MaskKind::Redact},
-                    {"email", MaskKind::Email},       {"initials", MaskKind::Initials},
-                    {"year", MaskKind::Year},         {"month", MaskKind::Month},
-                    {"generalize", MaskKind::Generalize}, {"hash", MaskKind::Hash}};
+    } keywords[] = {{"null", MaskKind::Null},
+                    {"redact", MaskKind::Redact},
+                    {"email", MaskKind::Email},
+                    {"initials", MaskKind::Initials},
+                    {"year", MaskKind::Year},
+                    {"month", MaskKind::Month},
+                    {"generalize", MaskKind::Generalize},
+                    {"hash", MaskKind::Hash}};
     MaskSpec m;
     bool known = false;
     for (const auto &k : keywords)
@@ -371,8 +385,7 @@ MaskSpec parse_mask(const std::string &spec, Oid base_type)
             m.kind = k.kind;
             known = true;
         }
-    if (!known && word.compare(0, 7, "partial") == 0 &&
-        (word.size() == 7 || word[7] == '(' || is_space(word[7]))) {
+    if (!known && word.compare(0, 7, "partial") == 0 && (word.size() == 7 || word[7] == '(' || is_space(word[7]))) {
         bool out_of_range = false;
         if (!parse_partial_args(word, 7, &m.prefix, &m.suffix, &out_of_range))
             throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mask " + quoted(spec),
@@ -423,64 +436,88 @@ bool database_is_utf8()
     return enc == PG_UTF8 || enc == PG_SQL_ASCII;
 }
 
-[[noreturn]] void throw_invalid_utf8(MaskKind kind)
+[[noreturn]] void throw_unreadable(MaskKind kind)
 {
+    if (database_is_utf8())
+        throw Error(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+                    std::string("cannot apply mask \"") + kind_name(kind) + "\" to a value that is not valid UTF-8",
+                    "The value contains a byte sequence that is not valid UTF-8; it is not shown.",
+                    "Repair the stored value. The null, redact and hash masks do not read characters and apply to it.");
     throw Error(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-                std::string("cannot apply mask \"") + kind_name(kind) + "\" to a value that is not valid UTF-8",
-                "The value contains a byte sequence that is not valid UTF-8; it is not shown.",
+                std::string("cannot apply mask \"") + kind_name(kind) + "\" to a value that cannot be read as UTF-8",
+                std::string("The value contains a byte sequence that is not valid in encoding \"") +
+                    GetDatabaseEncodingName() + "\" or has no equivalent in UTF-8; it is not shown.",
                 "Repair the stored value. The null, redact and hash masks do not read characters and apply to it.");
 }
 
-/* The value as UTF-8: the bytes themselves in a UTF-8 database, a converted
- * copy (in *storage) otherwise.  Invalid bytes raise 22021. */
-std::string_view utf8_of(std::string_view bytes, MaskKind kind, std::string *storage)
+/* Converts between the database encoding and UTF-8 into a new text value;
+ * nullptr when the input is invalid or a character has no equivalent (never
+ * PostgreSQL's conversion errors: they would show bytes of the value).
+ * Plain C. */
+text *convert_quietly(const char *s, size_t len, bool to_utf8)
 {
-    if (!database_is_utf8()) {
-        const char *conv =
-            pg([&] { return pg_server_to_any(bytes.data(), static_cast<int>(bytes.size()), PG_UTF8); });
-        if (conv != bytes.data()) {
-            storage->assign(conv);
-            pg([&] { pfree(const_cast<char *>(conv)); });
-            bytes = *storage;
-        }
-    }
-    if (pg_encoding_verifymbstr(PG_UTF8, bytes.data(), static_cast<int>(bytes.size())) !=
-        static_cast<int>(bytes.size()))
-        throw_invalid_utf8(kind);
-    return bytes;
-}
-
-/* Converts UTF-8 to a text value in the database encoding; nullptr when
- * no_error and a character has no equivalent there.  Plain C. */
-text *utf8_to_text(const char *s, int len, bool no_error)
-{
-    if (database_is_utf8())
-        return cstring_to_text_with_len(s, len);
-    static Oid proc = InvalidOid;
+    static Oid procs[2] = {InvalidOid, InvalidOid}; /* from UTF-8, to UTF-8 */
     int enc = GetDatabaseEncoding();
+    int src = to_utf8 ? enc : PG_UTF8, dst = to_utf8 ? PG_UTF8 : enc;
+    Oid &proc = procs[to_utf8 ? 1 : 0];
     if (!OidIsValid(proc)) {
-        proc = FindDefaultConversionProc(PG_UTF8, enc);
+        proc = FindDefaultConversionProc(src, dst);
         if (!OidIsValid(proc))
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
                             errmsg("default conversion function for encoding \"%s\" to \"%s\" does not exist",
-                                   pg_encoding_to_char(PG_UTF8), pg_encoding_to_char(enc))));
+                                   pg_encoding_to_char(src), pg_encoding_to_char(dst))));
     }
-    int dstlen = len * MAX_CONVERSION_GROWTH + 5;
-    text *t = static_cast<text *>(palloc(VARHDRSZ + dstlen));
-    char *dst = VARDATA(t);
-    int done = pg_do_encoding_conversion_buf(proc, PG_UTF8, enc, (unsigned char *) s, len, (unsigned char *) dst,
-                                             dstlen, no_error);
-    if (done < len) {
+    if (len > (MaxAllocHugeSize - VARHDRSZ - 1) / MAX_CONVERSION_GROWTH - 1 || len > (PG_INT32_MAX - 1) / 4 - 1)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("value too long to mask in encoding \"%s\"", pg_encoding_to_char(enc))));
+    int dstlen = static_cast<int>(len) * MAX_CONVERSION_GROWTH + 5;
+    text *t = static_cast<text *>(palloc_extended(VARHDRSZ + dstlen, MCXT_ALLOC_HUGE));
+    char *out = VARDATA(t);
+    int done = pg_do_encoding_conversion_buf(proc, src, dst, (unsigned char *)s, static_cast<int>(len),
+                                             (unsigned char *)out, dstlen, true);
+    if (done < static_cast<int>(len)) {
         pfree(t);
         return nullptr;
     }
-    SET_VARSIZE(t, VARHDRSZ + strlen(dst));
+    SET_VARSIZE(t, VARHDRSZ + strlen(out));
     return t;
 }
 
+/* The value as UTF-8: the bytes themselves in a UTF-8 database, a converted
+ * copy (kept alive by *storage) otherwise.  Unreadable bytes raise 22021. */
+std::string_view utf8_of(std::string_view bytes, MaskKind kind, std::string *storage)
+{
+    if (!database_is_utf8()) {
+        text *conv = pg([&] { return convert_quietly(bytes.data(), bytes.size(), true); });
+        if (!conv)
+            throw_unreadable(kind);
+        storage->assign(VARDATA(conv), VARSIZE(conv) - VARHDRSZ);
+        pg([&] { pfree(conv); });
+        bytes = *storage;
+    }
+    if (pg_encoding_verifymbstr(PG_UTF8, bytes.data(), static_cast<int>(bytes.size())) !=
+        static_cast<int>(bytes.size()))
+        throw_unreadable(kind);
+    return bytes;
+}
+
+/* UTF-8 as a text value in the database encoding; nullptr when a character
+ * has no equivalent there.  Plain C. */
+text *utf8_to_text(const char *s, size_t len)
+{
+    if (database_is_utf8())
+        return cstring_to_text_with_len(s, static_cast<int>(len));
+    return convert_quietly(s, len, false);
+}
+
+/* The masked text as a value of the database encoding. */
 Datum text_datum(const std::string &utf8)
 {
-    return PointerGetDatum(pg([&] { return utf8_to_text(utf8.data(), static_cast<int>(utf8.size()), false); }));
+    text *t = pg([&] { return utf8_to_text(utf8.data(), utf8.size()); });
+    if (!t) /* the pieces come from the value itself: cannot happen */
+        throw Error(ERRCODE_UNTRANSLATABLE_CHARACTER,
+                    std::string("masked value has no equivalent in encoding \"") + GetDatabaseEncodingName() + "\"");
+    return PointerGetDatum(t);
 }
 
 /* Whether UTF-8 text has an equivalent in the database encoding. */
@@ -488,7 +525,7 @@ bool representable(const std::string &utf8)
 {
     if (database_is_utf8())
         return true;
-    return pg([&] { return utf8_to_text(utf8.data(), static_cast<int>(utf8.size()), true); }) != nullptr;
+    return pg([&] { return utf8_to_text(utf8.data(), utf8.size()); }) != nullptr;
 }
 
 /* ---------------------------------------------------------------------
@@ -588,8 +625,8 @@ std::string mask_email(std::string_view s)
 /* One character in upper case (root locale), when the database encoding has it. */
 std::string upper(std::string_view grapheme)
 {
-    icu::UnicodeString u = icu::UnicodeString::fromUTF8(
-        icu::StringPiece(grapheme.data(), static_cast<int32_t>(grapheme.size())));
+    icu::UnicodeString u =
+        icu::UnicodeString::fromUTF8(icu::StringPiece(grapheme.data(), static_cast<int32_t>(grapheme.size())));
     u.toUpper(icu::Locale::getRoot());
     std::string out;
     u.toUTF8String(out);
@@ -812,7 +849,7 @@ MaskFunction *new_mask_function(Oid func, Oid collation)
 MaskFunction *mask_function(Oid func, Oid type)
 {
     if (!callback_registered) {
-        CacheRegisterSyscacheCallback(PROCOID, proc_changed, (Datum) 0);
+        CacheRegisterSyscacheCallback(PROCOID, proc_changed, (Datum)0);
         callback_registered = true;
     }
     int slot = -1;
@@ -896,7 +933,7 @@ Datum apply_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
     switch (spec.kind) {
     case MaskKind::Null:
         *isnull = true;
-        return (Datum) 0;
+        return (Datum)0;
     case MaskKind::Redact:
         return PointerGetDatum(pg([] { return cstring_to_text("[redacted]"); }));
     case MaskKind::Partial:

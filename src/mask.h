@@ -23,8 +23,8 @@ enum class MaskKind { Null, Redact, Partial, Email, Initials, Year, Month, Gener
 
 struct MaskSpec {
     MaskKind kind = MaskKind::Null;
-    int prefix = 0;      /* partial: user-perceived characters kept at the start */
-    int suffix = 0;      /* partial: user-perceived characters kept at the end */
+    int prefix = 0;        /* partial: user-perceived characters kept at the start */
+    int suffix = 0;        /* partial: user-perceived characters kept at the end */
     Oid func = InvalidOid; /* function mask: the function from the base type to itself */
 };
 
