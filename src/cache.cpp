@@ -29,6 +29,8 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "utils/inval.h"
 #include "catalog/namespace.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
@@ -66,6 +68,7 @@ struct SharedRing {
 };
 
 SharedRing *ring = nullptr;
+Oid subject_state_relid = InvalidOid; /* learned at the first load */
 uint64_t ring_read_pos = 0;
 shmem_request_hook_type prev_shmem_request = nullptr;
 shmem_startup_hook_type prev_shmem_startup = nullptr;
@@ -92,14 +95,22 @@ void ring_shmem_startup()
     LWLockRelease(AddinShmemInitLock);
 }
 
+/* Ring entry meaning "every subject changed". */
+constexpr uint64_t EVERYTHING = 0;
+
 uint64_t hash_key(std::string_view key)
 {
-    return hash_bytes_extended(reinterpret_cast<const unsigned char *>(key.data()), int(key.size()), 0x5eed);
+    uint64_t h = hash_bytes_extended(reinterpret_cast<const unsigned char *>(key.data()), int(key.size()), 0x5eed);
+    return h == EVERYTHING ? 1 : h;
 }
 
 /* ---- subject table ----------------------------------------------------- */
 
 constexpr uint16_t STALE = 0xFFFF;
+
+/* Changes whenever any subject table changes: a SubjectEvents handed out
+ * stays valid while it does not. */
+uint64_t cache_epoch = 1;
 
 struct Entry {
     uint64_t hash;
@@ -117,6 +128,7 @@ class SubjectTable {
 
     void clear()
     {
+        ++cache_epoch;
         slots_.assign(1024, 0);
         entries_.clear();
         keys_.clear();
@@ -124,11 +136,12 @@ class SubjectTable {
         unknown_.clear();
         complete = false;
         garbage_ = 0;
+        last_found_ = 0;
     }
 
     size_t memory() const
     {
-        return slots_.capacity() * sizeof(uint32_t) + entries_.capacity() * sizeof(Entry) + keys_.capacity() +
+        return slots_.capacity() * sizeof(uint64_t) + entries_.capacity() * sizeof(Entry) + keys_.capacity() +
                events_.capacity() * sizeof(Event) + unknown_.size() * 32;
     }
     size_t size() const { return entries_.size(); }
@@ -139,11 +152,15 @@ class SubjectTable {
         if (slots_.empty())
             return nullptr;
         size_t mask = slots_.size() - 1;
+        uint32_t tag = uint32_t(h >> 32);
         for (size_t i = h & mask;; i = (i + 1) & mask) {
-            uint32_t s = slots_[i];
+            uint64_t s = slots_[i];
             if (s == 0)
                 return nullptr;
-            Entry &e = entries_[s - 1];
+            /* compare the hash tag in the slot before touching the entry */
+            if (uint32_t(s >> 32) != tag)
+                continue;
+            Entry &e = entries_[uint32_t(s) - 1];
             if (e.hash == h && e.key_len == key.size() && memcmp(keys_.data() + e.key_off, key.data(), key.size()) == 0)
                 return &e;
         }
@@ -152,11 +169,12 @@ class SubjectTable {
     /* Sets the events of key (replacing earlier ones). */
     void put(std::string_view key, uint64_t h, const Event *ev, size_t n)
     {
+        ++cache_epoch;
         if (n >= STALE)
             n = STALE - 1; /* cannot happen: one event per category x purpose pair, bounded below */
         Entry *e = find(key, h);
         if (!e) {
-            if ((entries_.size() + 1) * 4 > slots_.size() * 3)
+            if ((entries_.size() + 1) * 5 > slots_.size() * 3)
                 grow();
             Entry ne{h, uint32_t(keys_.size()), 0, uint16_t(key.size()), 0};
             keys_.append(key.data(), key.size());
@@ -176,14 +194,30 @@ class SubjectTable {
 
     SubjectEvents events_of(const Entry &e) const { return {events_.data() + e.ev_off, e.n_ev}; }
 
+    /* The entry for key if it is the one after (or at) the last one found:
+     * scans in subject order hit here without hashing. */
+    Entry *find_next(std::string_view key)
+    {
+        for (size_t i = last_found_; i < last_found_ + 2 && i < entries_.size(); i++) {
+            Entry &e = entries_[i];
+            if (e.key_len == key.size() && memcmp(keys_.data() + e.key_off, key.data(), key.size()) == 0) {
+                last_found_ = i;
+                return &e;
+            }
+        }
+        return nullptr;
+    }
+    void remember(const Entry *e) { last_found_ = size_t(e - entries_.data()); }
+
     /* Another backend changed subjects with this hash. */
     void invalidate(uint64_t h)
     {
+        ++cache_epoch;
         bool hit = false;
         if (!slots_.empty()) {
             size_t mask = slots_.size() - 1;
             for (size_t i = h & mask; slots_[i] != 0; i = (i + 1) & mask) {
-                Entry &e = entries_[slots_[i] - 1];
+                Entry &e = entries_[uint32_t(slots_[i]) - 1];
                 if (e.hash == h) {
                     if (e.n_ev != STALE)
                         garbage_ += e.n_ev;
@@ -202,7 +236,7 @@ class SubjectTable {
     void reserve(size_t subjects, size_t events, size_t key_bytes)
     {
         size_t want = 1024;
-        while (want * 3 < subjects * 4 + 4)
+        while (want * 3 < subjects * 5 + 5)
             want *= 2;
         slots_.assign(want, 0);
         entries_.reserve(subjects);
@@ -211,20 +245,23 @@ class SubjectTable {
     }
 
   private:
-    std::vector<uint32_t> slots_ = std::vector<uint32_t>(1024, 0);
+    /* slot: entry index + 1 in the low 32 bits, the hash's high 32 bits above */
+    std::vector<uint64_t> slots_ = std::vector<uint64_t>(1024, 0);
     std::vector<Entry> entries_;
     std::string keys_;
     std::vector<Event> events_;
     std::unordered_set<uint64_t> unknown_;
     size_t garbage_ = 0;
+    size_t last_found_ = 0;
 
     void insert_slot(uint32_t idx)
     {
         size_t mask = slots_.size() - 1;
-        size_t i = entries_[idx - 1].hash & mask;
+        uint64_t h = entries_[idx - 1].hash;
+        size_t i = h & mask;
         while (slots_[i] != 0)
             i = (i + 1) & mask;
-        slots_[i] = idx;
+        slots_[i] = (h >> 32 << 32) | idx;
     }
 
     void grow()
@@ -312,6 +349,7 @@ bool bulk_load(SubjectTable &table, size_t budget)
         Oid relid = get_relname_relid("subject_state", nsp);
         if (!OidIsValid(relid))
             elog(ERROR, "consent.subject_state is missing");
+        subject_state_relid = relid;
         Relation rel = table_open(relid, AccessShareLock);
         /* estimated rows: stop early when the result cannot fit */
         double est = rel->rd_rel->reltuples > 0 ? rel->rd_rel->reltuples : 0;
@@ -367,9 +405,11 @@ bool bulk_load(SubjectTable &table, size_t budget)
     if (!fits)
         return false;
     auto key_of = [&](const RawEvent &r) { return std::string_view(keys.data() + r.key_off, r.key_len); };
+    /* Subject order ((length, bytes): numeric order for integer subjects),
+     * so that a scan in subject order walks the arenas sequentially. */
     std::sort(raw.begin(), raw.end(), [&](const RawEvent &a, const RawEvent &b) {
-        if (a.hash != b.hash)
-            return a.hash < b.hash;
+        if (a.key_len != b.key_len)
+            return a.key_len < b.key_len;
         int c = key_of(a).compare(key_of(b));
         if (c != 0)
             return c < 0;
@@ -540,7 +580,34 @@ std::string_view subject_key(Datum value, Oid type, char *buf)
     }
 }
 
+namespace {
+/* The last subject looked up: the tagged columns of one row share it. */
+struct {
+    uint64_t epoch = 0;
+    TimestampTz as_of = 0;
+    size_t len = 0;
+    char key[64];
+    SubjectEvents ev;
+} last;
+} // namespace
+
 SubjectEvents subject_events(std::string_view key, TimestampTz as_of)
+{
+    if (last.epoch == cache_epoch && last.as_of == as_of && last.len == key.size() &&
+        memcmp(last.key, key.data(), key.size()) == 0)
+        return last.ev;
+    SubjectEvents ev = lookup_events(key, as_of);
+    if (key.size() <= sizeof(last.key)) {
+        last.epoch = cache_epoch;
+        last.as_of = as_of;
+        last.len = key.size();
+        memcpy(last.key, key.data(), key.size());
+        last.ev = ev;
+    }
+    return ev;
+}
+
+SubjectEvents lookup_events(std::string_view key, TimestampTz as_of)
 {
     ensure_ready();
     SubjectTable &table = as_of ? as_of_table : now_table;
@@ -548,14 +615,19 @@ SubjectEvents subject_events(std::string_view key, TimestampTz as_of)
         table.clear();
         table.as_of = as_of;
     }
-    uint64_t h = hash_key(key);
-    Entry *e = table.find(key, h);
+    Entry *e = table.find_next(key);
     if (e && e->n_ev != STALE)
         return table.events_of(*e);
+    uint64_t h = hash_key(key);
+    e = table.find(key, h);
+    if (e && e->n_ev != STALE) {
+        table.remember(e);
+        return table.events_of(*e);
+    }
     if (!e && !as_of && !tried_bulk) {
         tried_bulk = true;
         if (bulk_load(table, budget_bytes()))
-            return subject_events(key, as_of);
+            return lookup_events(key, as_of);
     }
     if (!e && table.complete && !table.maybe_unknown(h))
         return {};
@@ -567,9 +639,10 @@ SubjectEvents subject_events(std::string_view key, TimestampTz as_of)
     return table.events_of(*e);
 }
 
-bool decide(const SubjectEvents &ev, int category, int purpose, TimestampTz now)
+uint64_t cache_epoch_now() { return cache_epoch; }
+
+bool decide(const Taxonomy &t, const SubjectEvents &ev, int category, int purpose, TimestampTz now)
 {
-    const Taxonomy &t = taxonomy();
     const Category &c = t.categories[size_t(category)];
     const Purpose &p = t.purposes[size_t(purpose)];
     uint32_t now_s = uint32_t(std::max<int64>(0, now / USECS_PER_SEC));
@@ -603,11 +676,18 @@ void cache_sync()
     if (pos - ring_read_pos > RING_SIZE) {
         cache_reset();
     } else {
-        for (uint64_t i = ring_read_pos; i < pos; i++) {
+        bool everything = false;
+        for (uint64_t i = ring_read_pos; i < pos && !everything; i++) {
             uint64_t h = ring->hashes[i % RING_SIZE];
+            if (h == EVERYTHING) {
+                everything = true;
+                break;
+            }
             now_table.invalidate(h);
             as_of_table.invalidate(h);
         }
+        if (everything)
+            cache_reset();
         pg_read_barrier();
         /* entries overwritten while we read them: start over */
         if (pg_atomic_read_u64(&ring->write_pos) - ring_read_pos > RING_SIZE)
@@ -622,6 +702,12 @@ void cache_subject_changed(std::string_view key)
     now_table.invalidate(h);
     as_of_table.invalidate(h);
     changed_in_xact.push_back(h);
+}
+
+void cache_everything_changed()
+{
+    cache_reset();
+    changed_in_xact.push_back(EVERYTHING);
 }
 
 void cache_reset()
@@ -642,8 +728,24 @@ void install_shmem_hooks()
     shmem_startup_hook = ring_shmem_startup;
 }
 
+namespace {
+/* Relcache callback.  On a hot standby no backend commits consent changes,
+ * so the ring stays empty there; the WAL-logged relcache invalidation of
+ * consent.subject_state (sent by its row trigger) tells standby backends
+ * that some subject changed: they drop their whole cache (per-table, not
+ * per-subject, precision). */
+void standby_relcache_callback(Datum, Oid relid) noexcept
+{
+    if (!RecoveryInProgress())
+        return;
+    if (relid == InvalidOid || relid == subject_state_relid || subject_state_relid == InvalidOid)
+        reset_pending = true;
+}
+} // namespace
+
 void register_cache_callbacks()
 {
+    CacheRegisterRelcacheCallback(standby_relcache_callback, (Datum)0);
     RegisterXactCallback(xact_callback, nullptr);
     if (ring)
         ring_read_pos = pg_atomic_read_u64(&ring->write_pos);

@@ -39,16 +39,23 @@ struct SubjectEvents {
  * (at least 64 bytes) or points into the value. */
 std::string_view subject_key(Datum value, Oid type, char *buf);
 
-/* The events of a subject under the current or an as-of view of the ledger. */
+/* The events of a subject under the current or an as-of view of the ledger
+ * (memoized for the last subject asked). */
 SubjectEvents subject_events(std::string_view key, TimestampTz as_of);
+SubjectEvents lookup_events(std::string_view key, TimestampTz as_of);
 
+struct Taxonomy;
 /* Whether the events reveal (category, purpose) at time now. */
-bool decide(const SubjectEvents &ev, int category, int purpose, TimestampTz now);
+bool decide(const Taxonomy &t, const SubjectEvents &ev, int category, int purpose, TimestampTz now);
+/* Changes whenever the cache changes (SubjectEvents stay valid while it does not). */
+uint64_t cache_epoch_now();
 
 /* Called at the start of every statement: apply invalidations from other backends. */
 void cache_sync();
 /* A subject changed in this transaction. */
 void cache_subject_changed(std::string_view key);
+/* All subjects may have changed in this transaction (TRUNCATE). */
+void cache_everything_changed();
 /* Drop everything (taxonomy changed). */
 void cache_reset();
 /* Bytes held by the cache, and subjects in it. */

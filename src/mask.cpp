@@ -513,7 +513,8 @@ text *utf8_to_text(const char *s, size_t len)
 /* The masked text as a value of the database encoding. */
 Datum text_datum(const std::string &utf8)
 {
-    text *t = pg([&] { return utf8_to_text(utf8.data(), utf8.size()); });
+    text *t = database_is_utf8() ? pg([&] { return cstring_to_text_with_len(utf8.data(), int(utf8.size())); })
+                                 : pg([&] { return utf8_to_text(utf8.data(), utf8.size()); });
     if (!t) /* the pieces come from the value itself: cannot happen */
         throw Error(ERRCODE_UNTRANSLATABLE_CHARACTER,
                     std::string("masked value has no equivalent in encoding \"") + GetDatabaseEncodingName() + "\"");
@@ -580,10 +581,58 @@ class Graphemes {
 
 const int32_t done = icu::BreakIterator::DONE;
 
+/* Whether every byte is ASCII and there is no CR: then every byte is one
+ * user-perceived character (CR LF is the only multi-byte ASCII cluster),
+ * and the masks below can skip ICU (most values in practice). */
+bool plain_ascii(std::string_view s)
+{
+    for (char c : s)
+        if (static_cast<unsigned char>(c) >= 0x80 || c == '\r')
+            return false;
+    return true;
+}
+
+/* Byte length of the first user-perceived character of a valid UTF-8
+ * string.  The grapheme break property decides it without a break iterator
+ * when the first code point is an ordinary one followed by another ordinary
+ * one (rule GB999); anything else (marks, ZWJ, Hangul, flags, prepend)
+ * goes through ICU. */
+size_t first_grapheme_len(std::string_view s)
+{
+    if (s.empty())
+        return 0;
+    int32_t i = 0, n = static_cast<int32_t>(s.size());
+    UChar32 c1, c2;
+    U8_NEXT(s.data(), i, n, c1);
+    if (i == n)
+        return size_t(i);
+    int32_t j = i;
+    U8_NEXT(s.data(), j, n, c2);
+    if (c1 >= 0 && c2 >= 0 && u_getIntPropertyValue(c1, UCHAR_GRAPHEME_CLUSTER_BREAK) == U_GCB_OTHER) {
+        int gcb2 = u_getIntPropertyValue(c2, UCHAR_GRAPHEME_CLUSTER_BREAK);
+        if (gcb2 == U_GCB_OTHER || gcb2 == U_GCB_CONTROL || gcb2 == U_GCB_CR || gcb2 == U_GCB_LF)
+            return size_t(i);
+    }
+    Graphemes g(s);
+    g->first();
+    return size_t(g->next());
+}
+
 /* partial(prefix,suffix): the first prefix and last suffix characters around
  * '***'; only '***' when that would show every character. */
 std::string mask_partial(std::string_view s, int prefix, int suffix)
 {
+    if (plain_ascii(s)) {
+        size_t p = size_t(prefix), q = size_t(suffix);
+        if (p + q >= s.size())
+            return "***";
+        std::string out;
+        out.reserve(p + 3 + q);
+        out.append(s.substr(0, p));
+        out.append("***");
+        out.append(s.substr(s.size() - q));
+        return out;
+    }
     Graphemes g(s);
     int32_t head = g->first();
     for (int i = 0; i < prefix && head != done; i++)
@@ -611,11 +660,13 @@ std::string mask_email(std::string_view s)
     if (at == std::string_view::npos)
         return "***";
     std::string out;
-    if (at > 0) {
+    out.reserve(s.size() - at + 8);
+    if (at > 0 && plain_ascii(s.substr(0, at > 1 ? 2 : 1))) {
+        /* an ASCII character followed by ASCII (not CR LF): one character */
+        out.push_back(s[0]);
+    } else if (at > 0) {
         std::string_view local = s.substr(0, at);
-        Graphemes g(local);
-        g->first();
-        out.append(local.substr(0, static_cast<size_t>(g->next())));
+        out.append(local.substr(0, first_grapheme_len(local)));
     }
     out.append("***");
     out.append(s.substr(at));
@@ -625,6 +676,20 @@ std::string mask_email(std::string_view s)
 /* One character in upper case (root locale), when the database encoding has it. */
 std::string upper(std::string_view grapheme)
 {
+    /* one code point whose upper case is one code point (simple mapping
+     * equals full mapping below U+0250 but for these three) */
+    int32_t i = 0, n = static_cast<int32_t>(grapheme.size());
+    UChar32 c;
+    U8_NEXT(grapheme.data(), i, n, c);
+    if (i == n && c >= 0 && c < 0x250 && c != 0xDF && c != 0x149 && c != 0x1F0 && database_is_utf8()) {
+        UChar32 u = u_toupper(c);
+        char buf[U8_MAX_LENGTH];
+        int32_t len = 0;
+        UBool error = false;
+        U8_APPEND(buf, len, U8_MAX_LENGTH, u, error);
+        if (!error)
+            return std::string(buf, size_t(len));
+    }
     icu::UnicodeString u =
         icu::UnicodeString::fromUTF8(icu::StringPiece(grapheme.data(), static_cast<int32_t>(grapheme.size())));
     u.toUpper(icu::Locale::getRoot());
@@ -640,23 +705,53 @@ std::string upper(std::string_view grapheme)
 std::string mask_initials(std::string_view s)
 {
     std::string out;
-    Graphemes g(s);
+    if (plain_ascii(s)) {
+        bool in_word = false;
+        for (char c : s) {
+            /* ASCII White_Space: TAB..CR and SPACE */
+            if (c == ' ' || (c >= '\t' && c <= '\r')) {
+                in_word = false;
+                continue;
+            }
+            if (in_word)
+                continue;
+            in_word = true;
+            if (!out.empty())
+                out.push_back(' ');
+            out.push_back(c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : c);
+            out.push_back('.');
+        }
+        return out;
+    }
+    /* Words are runs of characters that do not start with white space; a
+     * mark or joiner right after white space belongs to that white space. */
+    int32_t i = 0, n = static_cast<int32_t>(s.size());
     bool in_word = false;
-    for (int32_t start = g->first(), end = g->next(); end != done; start = end, end = g->next()) {
+    while (i < n) {
+        int32_t start = i;
         UChar32 c;
-        int32_t i = start;
-        U8_NEXT(s.data(), i, end, c);
+        U8_NEXT(s.data(), i, n, c);
         if (c < 0 || u_isUWhiteSpace(c)) {
             in_word = false;
             continue;
         }
         if (in_word)
             continue;
+        int gcb = u_getIntPropertyValue(c, UCHAR_GRAPHEME_CLUSTER_BREAK);
+        if (start > 0 && (gcb == U_GCB_EXTEND || gcb == U_GCB_ZWJ || gcb == U_GCB_SPACING_MARK)) {
+            UChar32 prev;
+            int32_t p = start;
+            U8_PREV(s.data(), 0, p, prev);
+            if (prev >= 0 && u_isUWhiteSpace(prev))
+                continue;
+        }
         in_word = true;
+        size_t len = first_grapheme_len(s.substr(static_cast<size_t>(start)));
         if (!out.empty())
             out.push_back(' ');
-        out.append(upper(s.substr(static_cast<size_t>(start), static_cast<size_t>(end - start))));
+        out.append(upper(s.substr(static_cast<size_t>(start), len)));
         out.push_back('.');
+        i = start + static_cast<int32_t>(len);
     }
     return out;
 }

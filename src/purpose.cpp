@@ -14,7 +14,10 @@
 
 extern "C" {
 #include "access/parallel.h"
+#include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -169,10 +172,33 @@ bool cell_revealed(const ColumnRule &rule, Datum subject, bool subject_null)
         return true;
     if (subject_null)
         return false;
-    char buf[64];
-    std::string_view key = subject_key(subject, rule.subject_type, buf);
-    SubjectEvents ev = subject_events(key, ctx.as_of);
-    return decide(ev, rule.category, ctx.purpose, decision_time(ctx));
+    /* the tagged columns of one row share their subject: remember the last
+     * integer subject's events while the cache is unchanged */
+    static struct {
+        uint64_t epoch = 0;
+        Oid type = InvalidOid;
+        Datum value = 0;
+        TimestampTz as_of = 0;
+        SubjectEvents ev;
+    } last;
+    bool by_value = rule.subject_type == INT8OID || rule.subject_type == INT4OID || rule.subject_type == INT2OID;
+    SubjectEvents ev;
+    if (by_value && last.epoch == cache_epoch_now() && last.type == rule.subject_type && last.value == subject &&
+        last.as_of == ctx.as_of) {
+        ev = last.ev;
+    } else {
+        char buf[64];
+        std::string_view key = subject_key(subject, rule.subject_type, buf);
+        ev = subject_events(key, ctx.as_of);
+        if (by_value) {
+            last.epoch = cache_epoch_now();
+            last.type = rule.subject_type;
+            last.value = subject;
+            last.as_of = ctx.as_of;
+            last.ev = ev;
+        }
+    }
+    return decide(t, ev, rule.category, ctx.purpose, decision_time(ctx));
 }
 
 } // namespace consent
@@ -212,7 +238,7 @@ CONSENT_FUNCTION(consent_granted)
         char buf[64];
         std::string_view key = subject_key(PG_GETARG_DATUM(0), subject_type, buf);
         SubjectEvents ev = subject_events(key, at);
-        PG_RETURN_BOOL(decide(ev, c->second, purpose, at ? at : GetCurrentStatementStartTimestamp()));
+        PG_RETURN_BOOL(decide(t, ev, c->second, purpose, at ? at : GetCurrentStatementStartTimestamp()));
     });
 }
 
@@ -223,5 +249,20 @@ CONSENT_FUNCTION(consent_subject_changed)
         text *t = PG_GETARG_TEXT_PP(0);
         cache_subject_changed(std::string_view(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
         PG_RETURN_VOID();
+    });
+}
+
+/* consent.cache_stats(): this backend's consent cache (subjects, bytes). */
+CONSENT_FUNCTION(consent_cache_stats)
+{
+    return entry([&]() -> Datum {
+        TupleDesc desc;
+        pg([&] {
+            if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+                elog(ERROR, "return type must be a row type");
+        });
+        Datum values[2] = {Int64GetDatum(int64(cache_subjects())), Int64GetDatum(int64(cache_memory()))};
+        bool nulls[2] = {false, false};
+        return pg([&] { return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)); });
     });
 }

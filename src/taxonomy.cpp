@@ -35,6 +35,7 @@ namespace {
 std::unique_ptr<Taxonomy> current;
 bool stale = true;
 uint64_t generation_counter = 0;
+uint64_t rules_epoch_counter = 1;
 /* Relations whose definition changed: their column rules are dropped. */
 std::vector<Oid> dirty_relations;
 bool all_relations_dirty = false;
@@ -171,6 +172,7 @@ void apply_dirty()
 {
     if (all_relations_dirty) {
         rules.clear();
+        ++rules_epoch_counter;
         all_relations_dirty = false;
         dirty_relations.clear();
         return;
@@ -181,6 +183,7 @@ void apply_dirty()
         for (auto it = rules.begin(); it != rules.end();)
             it = (Oid(it->first >> 16) == relid) ? rules.erase(it) : std::next(it);
     dirty_relations.clear();
+    ++rules_epoch_counter;
 }
 
 /* The nearest protected ancestor (inheritance or partitioning) of relid. */
@@ -282,6 +285,8 @@ const Taxonomy &taxonomy()
     apply_dirty();
     return *current;
 }
+
+uint64_t rules_epoch() { return rules_epoch_counter; }
 
 int tagged_category(Oid type)
 {

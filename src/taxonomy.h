@@ -23,14 +23,34 @@ extern "C" {
 
 namespace consent {
 
-/* A set of category or purpose indexes. */
+/* A set of category or purpose indexes; one word inline for up to 64. */
 class IndexSet {
   public:
-    void resize(size_t n) { words_.assign((n + 63) / 64, 0); }
-    void set(size_t i) { words_[i / 64] |= uint64_t(1) << (i % 64); }
-    bool test(size_t i) const { return i / 64 < words_.size() && (words_[i / 64] >> (i % 64)) & 1; }
+    void resize(size_t n)
+    {
+        n_ = n;
+        small_ = 0;
+        words_.assign(n > 64 ? (n + 63) / 64 : 0, 0);
+    }
+    void set(size_t i)
+    {
+        if (n_ <= 64)
+            small_ |= uint64_t(1) << i;
+        else
+            words_[i / 64] |= uint64_t(1) << (i % 64);
+    }
+    bool test(size_t i) const
+    {
+        if (i >= n_)
+            return false;
+        if (n_ <= 64)
+            return (small_ >> i) & 1;
+        return (words_[i / 64] >> (i % 64)) & 1;
+    }
 
   private:
+    size_t n_ = 0;
+    uint64_t small_ = 0;
     std::vector<uint64_t> words_;
 };
 
@@ -87,6 +107,9 @@ const Taxonomy &taxonomy();
 int tagged_category(Oid type);
 /* The masking rule of (relation, attno); nullptr when the column is not tagged. */
 const ColumnRule *column_rule(Oid relid, AttrNumber attno);
+/* Changes whenever column rules may have been dropped: pointers returned by
+ * column_rule() stay valid while it does not change. */
+uint64_t rules_epoch();
 /* Whether the role may act under the purpose (allowed it or an ancestor). */
 bool role_allowed_purpose(Oid role, int purpose);
 /* Whether the role is superuser or has BYPASSRLS. */

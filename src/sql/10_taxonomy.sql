@@ -6,16 +6,33 @@
 CREATE FUNCTION consent._catalog_changed() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'consent_catalog_changed';
 
-CREATE TRIGGER categories_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON consent.categories
+CREATE TRIGGER categories_changed AFTER INSERT OR UPDATE OR DELETE ON consent.categories
+    FOR EACH ROW EXECUTE FUNCTION consent._catalog_changed();
+CREATE TRIGGER categories_truncated AFTER TRUNCATE ON consent.categories
     FOR EACH STATEMENT EXECUTE FUNCTION consent._catalog_changed();
-CREATE TRIGGER purposes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON consent.purposes
+CREATE TRIGGER purposes_changed AFTER INSERT OR UPDATE OR DELETE ON consent.purposes
+    FOR EACH ROW EXECUTE FUNCTION consent._catalog_changed();
+CREATE TRIGGER purposes_truncated AFTER TRUNCATE ON consent.purposes
     FOR EACH STATEMENT EXECUTE FUNCTION consent._catalog_changed();
-CREATE TRIGGER purpose_roles_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON consent.purpose_roles
+CREATE TRIGGER purpose_roles_changed AFTER INSERT OR UPDATE OR DELETE ON consent.purpose_roles
+    FOR EACH ROW EXECUTE FUNCTION consent._catalog_changed();
+CREATE TRIGGER purpose_roles_truncated AFTER TRUNCATE ON consent.purpose_roles
     FOR EACH STATEMENT EXECUTE FUNCTION consent._catalog_changed();
-CREATE TRIGGER protected_tables_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON consent.protected_tables
+CREATE TRIGGER protected_tables_changed AFTER INSERT OR UPDATE OR DELETE ON consent.protected_tables
+    FOR EACH ROW EXECUTE FUNCTION consent._catalog_changed();
+CREATE TRIGGER protected_tables_truncated AFTER TRUNCATE ON consent.protected_tables
     FOR EACH STATEMENT EXECUTE FUNCTION consent._catalog_changed();
-CREATE TRIGGER column_masks_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON consent.column_masks
+CREATE TRIGGER column_masks_changed AFTER INSERT OR UPDATE OR DELETE ON consent.column_masks
+    FOR EACH ROW EXECUTE FUNCTION consent._catalog_changed();
+CREATE TRIGGER column_masks_truncated AFTER TRUNCATE ON consent.column_masks
     FOR EACH STATEMENT EXECUTE FUNCTION consent._catalog_changed();
+-- Row triggers, fired also by logical replication's apply worker, so that a
+-- subscriber's backends learn of replicated catalog changes.
+ALTER TABLE consent.categories ENABLE ALWAYS TRIGGER categories_changed;
+ALTER TABLE consent.purposes ENABLE ALWAYS TRIGGER purposes_changed;
+ALTER TABLE consent.purpose_roles ENABLE ALWAYS TRIGGER purpose_roles_changed;
+ALTER TABLE consent.protected_tables ENABLE ALWAYS TRIGGER protected_tables_changed;
+ALTER TABLE consent.column_masks ENABLE ALWAYS TRIGGER column_masks_changed;
 
 -- Raises 22023 unless key is a well-formed dotted key.
 CREATE FUNCTION consent._check_key(what text, key text) RETURNS void

@@ -15,6 +15,18 @@ CREATE FUNCTION consent._subject_changed(subject text) RETURNS void
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'consent_subject_changed';
 REVOKE ALL ON FUNCTION consent._subject_changed(text) FROM PUBLIC;
 
+-- Every change of the derived state (by the ledger functions, the erasure
+-- routine or logical replication's apply worker) drops the subject from the
+-- consent caches: here at once, in other backends at commit.
+CREATE FUNCTION consent._subject_state_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consent_subject_state_changed';
+CREATE TRIGGER subject_state_changed AFTER INSERT OR UPDATE OR DELETE ON consent.subject_state
+    FOR EACH ROW EXECUTE FUNCTION consent._subject_state_changed();
+CREATE TRIGGER subject_state_truncated AFTER TRUNCATE ON consent.subject_state
+    FOR EACH STATEMENT EXECUTE FUNCTION consent._subject_state_changed();
+ALTER TABLE consent.subject_state ENABLE ALWAYS TRIGGER subject_state_changed;
+ALTER TABLE consent.subject_state ENABLE ALWAYS TRIGGER subject_state_truncated;
+
 -- Appends one event; every ledger-writing function goes through here.
 CREATE FUNCTION consent._record(subject text, category text, purpose text, action text,
                                 valid_until timestamptz, source text, evidence jsonb)
@@ -63,7 +75,6 @@ BEGIN
             recorded_at = excluded.recorded_at,
             withdrawn_at = coalesce(excluded.withdrawn_at, s.withdrawn_at),
             withdrawn_id = coalesce(excluded.withdrawn_id, s.withdrawn_id);
-    PERFORM consent._subject_changed(subject);
     RETURN event_id;
 END
 $$;
@@ -163,3 +174,8 @@ REVOKE ALL ON FUNCTION consent.grant(text, text, text, timestamptz, text, jsonb)
                        consent.grant(uuid, text, text, timestamptz, text, jsonb),
                        consent.withdraw(text, text, text), consent.withdraw(bigint, text, text),
                        consent.withdraw(uuid, text, text) FROM PUBLIC;
+
+-- This backend's consent cache: subjects held and bytes used (bounded by
+-- consent.cache_size).
+CREATE FUNCTION consent.cache_stats(OUT subjects bigint, OUT bytes bigint)
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'consent_cache_stats';

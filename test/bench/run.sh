@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# make bench: pg_consent against the physical limit and against what a DBA
+# would write by hand, on BENCH_ROWS customers (default 1,000,000) with the
+# seven survey attributes as tagged columns.  Prints medians and ratios and
+# writes them to test/bench/results.md.  Not part of make test.
+#   BENCH_ROWS=200000 BENCH_REPS=5 BENCH_SECONDS=10 make bench
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+export PATH=/usr/lib/postgresql/15/bin:$PATH
+if [ -z "${PGPORT:-}" ] || [ -z "${PGHOST:-}" ]; then
+    exec pg_virtualenv -t -v 15 -o shared_preload_libraries=pg_consent -o shared_buffers=1GB \
+        -o work_mem=64MB -o max_parallel_workers_per_gather=0 -o jit=off "$0" "$@"
+fi
+rows=${BENCH_ROWS:-1000000}
+reps=${BENCH_REPS:-5}
+secs=${BENCH_SECONDS:-10}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+out=$here/results.md
+echo "setting up $rows customers ..."
+psql -X -q -v n="$rows" -f "$here/sql/setup.sql" >/dev/null
+
+# median latency in ms of one statement file, over $reps runs in one warm session
+median_ms() { # role purpose file
+    local role=$1 purpose=$2 file=$3 d
+    d=$(mktemp -d -p "$work")
+    (cd "$d" && PGUSER=$role PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$purpose" \
+        pgbench -n -t $((reps + 1)) -f "$file" -l --log-prefix=l >/dev/null 2>"$d/err") \
+        || { cat "$d/err" >&2; return 1; }
+    awk '{print $3}' "$d"/l.* | tail -n +2 | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}'
+}
+# median time in ms of a COPY, run in psql (pgbench cannot COPY), warm session
+median_copy_ms() { # role purpose relation
+    local role=$1 purpose=$2 rel=$3 i
+    { echo '\o /dev/null'; echo '\timing on'
+      for i in $(seq 0 "$reps"); do echo "COPY (SELECT * FROM $rel) TO STDOUT;"; done; } > "$work/copy_$rel.psql"
+    PGUSER=$role PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$purpose" psql -X -q -f "$work/copy_$rel.psql" \
+        | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n +2 | sort -n \
+        | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'
+}
+# transactions per second of a script with 2 clients
+tps() { # role purpose file [extra pgbench args]
+    local role=$1 purpose=$2 file=$3; shift 3
+    PGUSER=$role PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$purpose" \
+        pgbench -n -c 2 -j 2 -T "$secs" -M prepared -f "$file" "$@" 2>/dev/null \
+        | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+agg() { # relation
+    cat > "$work/agg_$1.sql" <<SQL
+SELECT count(*) FILTER (WHERE email LIKE 'u%'), sum(length(name)), max(born), sum(length(address)),
+       sum(length(fingerprint)), sum(length(dna)), sum(length(searches)) FROM $1;
+SQL
+    echo "$work/agg_$1.sql"
+}
+point() { # relation
+    printf '\\set id random(1, %d)\nSELECT * FROM %s WHERE id = :id;\n' "$rows" "$1" > "$work/point_$1.sql"
+    echo "$work/point_$1.sql"
+}
+join_q() { # relation
+    echo "SELECT count(*), sum(length(c.email)), sum(length(c.name)) FROM orders o JOIN $1 c ON c.id = o.customer_id;" > "$work/join_$1.sql"
+    echo "$work/join_$1.sql"
+}
+
+declare -A r
+echo "full-scan aggregate over the 7 columns ..."
+r[agg_raw]=$(median_ms bench_app personalize "$(agg customers_raw)")
+r[agg_bypass]=$(median_ms bench_bypass personalize "$(agg customers)")
+r[agg_consent]=$(median_ms bench_app personalize "$(agg customers)")
+r[agg_join]=$(median_ms bench_app personalize "$(agg customers_join_view)")
+r[agg_exists]=$(median_ms bench_app personalize "$(agg customers_exists_view)")
+echo "COPY of all columns ..."
+r[copy_raw]=$(median_copy_ms bench_app personalize customers_raw)
+r[copy_bypass]=$(median_copy_ms bench_bypass personalize customers)
+r[copy_consent]=$(median_copy_ms bench_app personalize customers)
+r[copy_join]=$(median_copy_ms bench_app personalize customers_join_view)
+r[copy_exists]=$(median_copy_ms bench_app personalize customers_exists_view)
+echo "join of orders to customers ..."
+r[join_raw]=$(median_ms bench_app personalize "$(join_q customers_raw)")
+r[join_bypass]=$(median_ms bench_bypass personalize "$(join_q customers)")
+r[join_consent]=$(median_ms bench_app personalize "$(join_q customers)")
+r[join_join]=$(median_ms bench_app personalize "$(join_q customers_join_view)")
+r[join_exists]=$(median_ms bench_app personalize "$(join_q customers_exists_view)")
+echo "point look-ups, 2 clients, ${secs}s each ..."
+r[point_raw]=$(tps bench_app personalize "$(point customers_raw)")
+r[point_bypass]=$(tps bench_bypass personalize "$(point customers)")
+r[point_consent]=$(tps bench_app personalize "$(point customers)")
+r[point_join]=$(tps bench_app personalize "$(point customers_join_view)")
+r[point_exists]=$(tps bench_app personalize "$(point customers_exists_view)")
+
+echo "consent changes, 2 clients ..."
+cat > "$work/change.sql" <<SQL
+\\set id random(1, $rows)
+SELECT consent.grant(:id, 'user.contact.email', 'marketing');
+SELECT consent.withdraw(:id, 'user.contact.email', 'marketing');
+SQL
+r[changes]=$(tps bench_app personalize "$work/change.sql" | awk '{printf "%.0f", $1 * 2}')
+
+echo "point look-ups while consent changes are committed at 100/s ..."
+cat > "$work/change1.sql" <<SQL
+\\set id random(1, $rows)
+SELECT consent.grant(:id, 'user.name', 'marketing');
+SQL
+PGUSER=bench_app PGPASSWORD=bench pgbench -n -c 1 -T "$secs" -R 100 -f "$work/change1.sql" >/dev/null 2>&1 &
+changer=$!
+r[point_under_changes]=$(tps bench_app personalize "$(point customers)")
+wait $changer || true
+
+echo "cache memory with all subjects loaded ..."
+mem=$(PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personalize" psql -X -A -t -q \
+    -c "SELECT count(email) FROM customers" -c "SELECT subjects || ' ' || bytes FROM consent.cache_stats()" | tail -n 1)
+r[cache_subjects]=${mem% *}
+r[cache_bytes]=${mem#* }
+events=$(psql -X -A -t -c "SELECT count(*) FROM consent.ledger")
+
+{
+echo "# pg_consent benchmark"
+echo
+echo "$(date -u +%F), $rows customers, $events consent events, median of $reps runs in a warm session"
+echo "(point look-ups: pgbench TPS, 2 clients, ${secs}s, prepared). Command: \`BENCH_ROWS=$rows make bench\`."
+echo
+echo "| workload | raw table | bypass role | pg_consent (personalize) | hand-written LEFT JOIN view | hand-written EXISTS view | pg_consent / raw | pg_consent / LEFT JOIN view |"
+echo "|---|---|---|---|---|---|---|---|"
+for w in agg copy join; do
+    case $w in agg) label="full-scan aggregate, 7 columns (ms)";; copy) label="COPY (SELECT *) TO STDOUT (ms)";; join) label="orders ⋈ customers (ms)";; esac
+    echo "| $label | ${r[${w}_raw]} | ${r[${w}_bypass]} | ${r[${w}_consent]} | ${r[${w}_join]} | ${r[${w}_exists]} | $(ratio "${r[${w}_raw]}" "${r[${w}_consent]}") × speed | $(ratio "${r[${w}_join]}" "${r[${w}_consent]}") × faster |"
+done
+echo "| point look-ups by primary key (TPS) | ${r[point_raw]} | ${r[point_bypass]} | ${r[point_consent]} | ${r[point_join]} | ${r[point_exists]} | $(ratio "${r[point_consent]}" "${r[point_raw]}") × TPS | $(ratio "${r[point_consent]}" "${r[point_join]}") × TPS |"
+echo
+echo "- consent changes (grant + withdraw) per second, 2 clients: ${r[changes]}"
+echo "- point look-ups while 100 consent changes/s are committed: ${r[point_under_changes]} TPS ($(ratio "${r[point_under_changes]}" "${r[point_consent]}") × the TPS without changes)"
+echo "- consent cache of one backend after a full scan: ${r[cache_subjects]} subjects, $(awk -v b="${r[cache_bytes]}" 'BEGIN{printf "%.1f", b/1048576}') MB (bound: consent.cache_size)"
+} | tee "$out"
