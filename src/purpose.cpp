@@ -21,6 +21,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 }
 
@@ -264,5 +265,93 @@ CONSENT_FUNCTION(consent_cache_stats)
         Datum values[2] = {Int64GetDatum(int64(cache_subjects())), Int64GetDatum(int64(cache_memory()))};
         bool nulls[2] = {false, false};
         return pg([&] { return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)); });
+    });
+}
+
+namespace {
+
+/* Whether the events grant anything at all for the purpose at time now:
+ * some category the subject named in a grant is revealed for it. */
+bool grants_anything(const Taxonomy &t, const SubjectEvents &ev, int purpose, TimestampTz now)
+{
+    for (uint32_t i = 0; i < ev.count; i++) {
+        const Event &e = ev.events[i];
+        if (e.until != 0 && t.purposes[size_t(purpose)].ancestors.test(e.purpose) &&
+            decide(t, ev, e.category, purpose, now))
+            return true;
+    }
+    return false;
+}
+
+/* The subject value of argument 0 as a cache key. */
+std::string_view subject_arg(FunctionCallInfo fcinfo, char *buf)
+{
+    Oid type = pg([&] { return getBaseType(get_fn_expr_argtype(fcinfo->flinfo, 0)); });
+    return subject_key(PG_GETARG_DATUM(0), type, buf);
+}
+
+} // namespace
+
+/* consent.any_granted(subject, purpose DEFAULT NULL): whether the subject
+ * holds an active grant of anything for the purpose (NULL: the current one). */
+CONSENT_FUNCTION(consent_any_granted)
+{
+    return entry([&]() -> Datum {
+        if (PG_ARGISNULL(0))
+            PG_RETURN_NULL();
+        const Taxonomy &t = taxonomy();
+        const SessionContext &ctx = session_context();
+        int purpose = ctx.purpose;
+        if (!PG_ARGISNULL(1)) {
+            std::string key = pg([&] { return text_to_cstring(PG_GETARG_TEXT_PP(1)); });
+            auto p = t.purpose_index.find(key);
+            if (p == t.purpose_index.end())
+                throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown purpose \"" + key + "\"", "",
+                            "See consent.purposes for the defined purposes.");
+            purpose = p->second;
+        }
+        if (purpose < 0)
+            PG_RETURN_BOOL(false);
+        char buf[64];
+        SubjectEvents ev = subject_events(subject_arg(fcinfo, buf), ctx.as_of);
+        PG_RETURN_BOOL(grants_anything(t, ev, purpose, decision_time(ctx)));
+    });
+}
+
+/*
+ * consent._require_check(subject, required_purpose): the row policy that
+ * consent.require_consent() installs.  True unless the session acts under
+ * the required purpose (or a child of it) and the subject granted nothing
+ * for the purpose acted under.
+ *
+ * It is LEAKPROOF: it raises no error that depends on its arguments (an
+ * unknown required purpose, which require_consent() rules out, reads as
+ * "not acting under it"; NULL subjects read as "granted nothing") and
+ * returns only a boolean; the consent state it reads is not data of the
+ * table.  So PostgreSQL may evaluate users' leakproof quals (and index
+ * conditions) before it, and plain indexes stay usable.
+ */
+CONSENT_FUNCTION(consent_require_check)
+{
+    return entry([&]() -> Datum {
+        if (PG_ARGISNULL(1))
+            PG_RETURN_BOOL(true);
+        const SessionContext &ctx = session_context();
+        if (ctx.bypass)
+            PG_RETURN_BOOL(true);
+        const Taxonomy &t = taxonomy();
+        text *req = PG_GETARG_TEXT_PP(1);
+        auto p = t.purpose_index.find(std::string(VARDATA_ANY(req), VARSIZE_ANY_EXHDR(req)));
+        if (p == t.purpose_index.end())
+            PG_RETURN_BOOL(true);
+        /* a session under no purpose, or one not allowed to its role, sees
+         * every row with every tagged cell masked */
+        if (ctx.purpose < 0 || !t.purposes[size_t(ctx.purpose)].ancestors.test(size_t(p->second)))
+            PG_RETURN_BOOL(true);
+        if (PG_ARGISNULL(0))
+            PG_RETURN_BOOL(false);
+        char buf[64];
+        SubjectEvents ev = subject_events(subject_arg(fcinfo, buf), ctx.as_of);
+        PG_RETURN_BOOL(grants_anything(t, ev, ctx.purpose, decision_time(ctx)));
     });
 }

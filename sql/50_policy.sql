@@ -1,0 +1,83 @@
+-- Row-level policy functions: any_granted, require_consent.
+CREATE TABLE pl_customers (id bigint PRIMARY KEY, email consent.email, segment int);
+SELECT consent.protect('pl_customers', 'id');
+INSERT INTO pl_customers SELECT g, 'c' || g || '@example.com', g % 10 FROM generate_series(1, 6) g;
+-- 1: marketing (all), 2: marketing.communications.email only, 3: personalize only,
+-- 4: marketing withdrawn, 5: marketing grant expiring in an hour, 6: nothing
+SELECT consent.grant(1, 'user', 'marketing') > 0,
+       consent.grant(2, 'user.contact.email', 'marketing.communications.email') > 0,
+       consent.grant(3, 'user.contact.email', 'personalize') > 0,
+       consent.grant(4, 'user.contact.email', 'marketing') > 0,
+       consent.withdraw(4, 'user', 'marketing') > 0,
+       consent.grant(5, 'user.name', 'marketing', valid_until => now() + interval '1 hour') > 0;
+
+-- any_granted
+SELECT id, consent.any_granted(id, 'marketing') AS marketing,
+       consent.any_granted(id, 'marketing.communications.email') AS email_campaigns,
+       consent.any_granted(id, 'personalize') AS personalize
+FROM pl_customers ORDER BY id;
+SELECT consent.any_granted('3'::text, 'personalize') AS text_subject, consent.any_granted(NULL::bigint, 'marketing') AS null_subject;
+SELECT try($$SELECT consent.any_granted(1, 'nothing')$$);
+SET consent.purpose = 'marketing';
+SELECT consent.any_granted(1) AS current_purpose;
+RESET consent.purpose;
+SELECT consent.any_granted(1) AS no_purpose;
+-- usable in a hand-written policy: a grant on marketing covers its children
+SELECT count(*) FILTER (WHERE consent.any_granted(id, 'marketing.advertising')) AS advertising FROM pl_customers;
+
+-- require_consent
+SELECT consent.require_consent('pl_customers', 'marketing');
+SELECT consent.require_consent('pl_customers', 'marketing');  -- twice is harmless
+SELECT polname, polpermissive, polcmd FROM pg_policy WHERE polrelid = 'pl_customers'::regclass ORDER BY polname;
+CREATE ROLE pl_app;
+GRANT SELECT ON pl_customers TO pl_app;
+SELECT consent.allow_purpose('pl_app', 'marketing'), consent.allow_purpose('pl_app', 'personalize');
+SET ROLE pl_app;
+-- no purpose: every row, every tagged cell masked
+SELECT id, email FROM pl_customers ORDER BY id;
+SET consent.purpose = 'marketing';
+SELECT id, email FROM pl_customers ORDER BY id;
+-- a child purpose: rows of subjects who granted something covering it
+SET consent.purpose = 'marketing.communications.email';
+SELECT id, email FROM pl_customers ORDER BY id;
+SET consent.purpose = 'marketing.advertising';
+SELECT id, email FROM pl_customers ORDER BY id;
+-- other purposes are unaffected
+SET consent.purpose = 'personalize';
+SELECT id, email FROM pl_customers ORDER BY id;
+-- expiry: as of two hours from now, subject 5's grant has lapsed (auditors only)
+RESET ROLE;
+SET consent.purpose = 'marketing';
+GRANT consent_auditor TO pl_app;
+SET ROLE pl_app;
+SET consent.as_of = '2999-01-01';
+SELECT id FROM pl_customers ORDER BY id;
+RESET consent.as_of;
+-- withdrawal takes effect at the next statement
+RESET ROLE;
+SELECT consent.withdraw(1, 'user', 'marketing') > 0;
+SET ROLE pl_app;
+SELECT id FROM pl_customers ORDER BY id;
+-- user predicates still use indexes
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM pl_customers WHERE id = 5;
+RESET enable_seqscan;
+SELECT id FROM pl_customers WHERE id = 5;
+RESET consent.purpose;
+RESET ROLE;
+REVOKE consent_auditor FROM pl_app;
+
+-- bad input
+SELECT try($$SELECT consent.require_consent('pl_customers', 'nothing')$$);
+SELECT try($$SELECT consent.require_consent(NULL, 'marketing')$$);
+CREATE TABLE pl_plain (id bigint);
+SELECT try($$SELECT consent.require_consent('pl_plain', 'marketing')$$);
+CREATE TEMP TABLE pl_temp (id bigint);
+SELECT try($$SELECT consent.require_consent('pl_temp', 'marketing')$$);
+CREATE VIEW pl_view AS SELECT * FROM pl_customers;
+SELECT try($$SELECT consent.require_consent('pl_view', 'marketing')$$);
+SET ROLE pl_app;
+SELECT try($$SELECT consent.require_consent('pl_customers', 'personalize')$$);
+RESET ROLE;
+REVOKE ALL ON pl_customers FROM pl_app;
+DROP ROLE pl_app;
