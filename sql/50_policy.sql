@@ -1,27 +1,28 @@
 -- Row-level policy functions: any_granted, require_consent.
 CREATE TABLE pl_customers (id bigint PRIMARY KEY, email consent.email, segment int);
 SELECT consent.protect('pl_customers', 'id');
-INSERT INTO pl_customers SELECT g, 'c' || g || '@example.com', g % 10 FROM generate_series(1, 6) g;
--- 1: marketing (all), 2: marketing.communications.email only, 3: personalize only,
--- 4: marketing withdrawn, 5: marketing grant expiring in an hour, 6: nothing
-SELECT consent.grant(1, 'user', 'marketing') > 0,
-       consent.grant(2, 'user.contact.email', 'marketing.communications.email') > 0,
-       consent.grant(3, 'user.contact.email', 'personalize') > 0,
-       consent.grant(4, 'user.contact.email', 'marketing') > 0,
-       consent.withdraw(4, 'user', 'marketing') > 0,
-       consent.grant(5, 'user.name', 'marketing', valid_until => now() + interval '1 hour') > 0;
+INSERT INTO pl_customers SELECT g, 'c' || g || '@example.com', g % 10 FROM generate_series(601, 606) g;
+-- 601: marketing (all), 602: marketing.communications.email only, 603: personalize only,
+-- 604: marketing withdrawn, 605: marketing grant expiring in an hour, 606: nothing
+-- (subjects are global: these numbers are not used by other tests)
+SELECT consent.grant(601, 'user', 'marketing') > 0,
+       consent.grant(602, 'user.contact.email', 'marketing.communications.email') > 0,
+       consent.grant(603, 'user.contact.email', 'personalize') > 0,
+       consent.grant(604, 'user.contact.email', 'marketing') > 0,
+       consent.withdraw(604, 'user', 'marketing') > 0,
+       consent.grant(605, 'user.name', 'marketing', valid_until => now() + interval '1 hour') > 0;
 
 -- any_granted
 SELECT id, consent.any_granted(id, 'marketing') AS marketing,
        consent.any_granted(id, 'marketing.communications.email') AS email_campaigns,
        consent.any_granted(id, 'personalize') AS personalize
 FROM pl_customers ORDER BY id;
-SELECT consent.any_granted('3'::text, 'personalize') AS text_subject, consent.any_granted(NULL::bigint, 'marketing') AS null_subject;
-SELECT try($$SELECT consent.any_granted(1, 'nothing')$$);
+SELECT consent.any_granted('603'::text, 'personalize') AS text_subject, consent.any_granted(NULL::bigint, 'marketing') AS null_subject;
+SELECT try($$SELECT consent.any_granted(601, 'nothing')$$);
 SET consent.purpose = 'marketing';
-SELECT consent.any_granted(1) AS current_purpose;
+SELECT consent.any_granted(601) AS current_purpose;
 RESET consent.purpose;
-SELECT consent.any_granted(1) AS no_purpose;
+SELECT consent.any_granted(601) AS no_purpose;
 -- usable in a hand-written policy: a grant on marketing covers its children
 SELECT count(*) FILTER (WHERE consent.any_granted(id, 'marketing.advertising')) AS advertising FROM pl_customers;
 
@@ -45,7 +46,7 @@ SELECT id, email FROM pl_customers ORDER BY id;
 -- other purposes are unaffected
 SET consent.purpose = 'personalize';
 SELECT id, email FROM pl_customers ORDER BY id;
--- expiry: as of two hours from now, subject 5's grant has lapsed (auditors only)
+-- expiry: as of two hours from now, subject 605's grant has lapsed (auditors only)
 RESET ROLE;
 SET consent.purpose = 'marketing';
 GRANT consent_auditor TO pl_app;
@@ -55,14 +56,14 @@ SELECT id FROM pl_customers ORDER BY id;
 RESET consent.as_of;
 -- withdrawal takes effect at the next statement
 RESET ROLE;
-SELECT consent.withdraw(1, 'user', 'marketing') > 0;
+SELECT consent.withdraw(601, 'user', 'marketing') > 0;
 SET ROLE pl_app;
 SELECT id FROM pl_customers ORDER BY id;
 -- user predicates still use indexes
 SET enable_seqscan = off;
-EXPLAIN (COSTS OFF) SELECT id FROM pl_customers WHERE id = 5;
+EXPLAIN (COSTS OFF) SELECT id FROM pl_customers WHERE id = 605;
 RESET enable_seqscan;
-SELECT id FROM pl_customers WHERE id = 5;
+SELECT id FROM pl_customers WHERE id = 605;
 RESET consent.purpose;
 RESET ROLE;
 REVOKE consent_auditor FROM pl_app;

@@ -124,12 +124,13 @@ struct Entry {
 class SubjectTable {
   public:
     bool complete = false; /* holds every subject that has events */
-    TimestampTz as_of = 0; /* 0: the current state */
+    TimestampTz as_of = NOW; /* NOW: the current state */
 
     void clear()
     {
         ++cache_epoch;
         slots_.assign(1024, 0);
+        as_of = NOW;
         entries_.clear();
         keys_.clear();
         events_.clear();
@@ -447,7 +448,7 @@ std::vector<Event> load_subject(std::string_view key, TimestampTz as_of)
     std::vector<Event> out;
     Spi spi;
     std::vector<Row> rows;
-    if (as_of == 0) {
+    if (as_of == NOW) {
         rows = spi.query("SELECT category, purpose, action, valid_until, at FROM ("
                          "  SELECT category, purpose, action, valid_until, recorded_at AS at, event_id AS id"
                          "  FROM consent.subject_state WHERE subject = $1"
@@ -584,7 +585,7 @@ namespace {
 /* The last subject looked up: the tagged columns of one row share it. */
 struct {
     uint64_t epoch = 0;
-    TimestampTz as_of = 0;
+    TimestampTz as_of = NOW;
     size_t len = 0;
     char key[64];
     SubjectEvents ev;
@@ -610,8 +611,9 @@ SubjectEvents subject_events(std::string_view key, TimestampTz as_of)
 SubjectEvents lookup_events(std::string_view key, TimestampTz as_of)
 {
     ensure_ready();
-    SubjectTable &table = as_of ? as_of_table : now_table;
-    if (as_of && table.as_of != as_of) {
+    bool past = as_of != NOW;
+    SubjectTable &table = past ? as_of_table : now_table;
+    if (past && table.as_of != as_of) {
         table.clear();
         table.as_of = as_of;
     }
@@ -624,7 +626,7 @@ SubjectEvents lookup_events(std::string_view key, TimestampTz as_of)
         table.remember(e);
         return table.events_of(*e);
     }
-    if (!e && !as_of && !tried_bulk) {
+    if (!e && !past && !tried_bulk) {
         tried_bulk = true;
         if (bulk_load(table, budget_bytes()))
             return lookup_events(key, as_of);

@@ -21,6 +21,10 @@ extern "C" {
 
 namespace consent {
 
+/* "No as-of time": decisions about now.  consent.as_of and granted(at)
+ * only take finite times, so this value cannot collide with one. */
+constexpr TimestampTz NOW = DT_NOBEGIN;
+
 /* One compact event: 8 bytes. */
 struct Event {
     uint16_t category;

@@ -31,5 +31,11 @@ void install_shmem_hooks();
 
 /* rewrite.cpp / utility.cpp: the planner and utility hooks */
 void install_query_hooks();
+/* utility.cpp: planner statistics of tagged columns are never kept */
+void hide_column_statistics(Oid relid);
+
+/* audit.cpp: the disclosure log and counters (audit_cell() is in audit.h) */
+void define_audit_gucs();
+void install_audit_hooks();
 
 } // namespace consent

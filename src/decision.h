@@ -5,6 +5,7 @@
 #pragma once
 
 #include "boundary.h"
+#include "cache.h"
 #include "taxonomy.h"
 
 extern "C" {
@@ -17,7 +18,7 @@ namespace consent {
 struct SessionContext {
     bool bypass = false;   /* superuser or BYPASSRLS: sees everything */
     int purpose = -1;      /* -1: none, or not allowed to the acting role */
-    TimestampTz as_of = 0; /* 0: now */
+    TimestampTz as_of = NOW; /* NOW (cache.h): decisions about now */
 };
 
 /* A new statement starts: settings and other backends' changes apply. */

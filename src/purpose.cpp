@@ -31,7 +31,7 @@ namespace {
 
 SessionContext context;
 bool context_dirty = true;
-TimestampTz as_of_value = 0;
+TimestampTz as_of_value = NOW;
 
 /* Whether the role may replay the past: superuser or consent_auditor. */
 bool role_is_auditor(Oid role)
@@ -121,7 +121,7 @@ bool check_as_of_guc(char **newval, void **extra, GucSource source)
 
 void assign_as_of_guc(const char *, void *extra)
 {
-    as_of_value = extra ? *static_cast<TimestampTz *>(extra) : 0;
+    as_of_value = extra ? *static_cast<TimestampTz *>(extra) : NOW;
     context_dirty = true;
 }
 
@@ -144,7 +144,7 @@ const SessionContext &session_context()
         if (it != t.purpose_index.end() && role_allowed_purpose(role, it->second))
             c.purpose = it->second;
     }
-    if (as_of_value != 0) {
+    if (as_of_value != NOW) {
         if (!pg([&] { return role_is_auditor(role); }))
             throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to use consent.as_of",
                         "The acting role is not a member of consent_auditor.",
@@ -158,7 +158,7 @@ const SessionContext &session_context()
 
 TimestampTz decision_time(const SessionContext &ctx)
 {
-    return ctx.as_of ? ctx.as_of : GetCurrentStatementStartTimestamp();
+    return ctx.as_of != NOW ? ctx.as_of : GetCurrentStatementStartTimestamp();
 }
 
 bool cell_revealed(const ColumnRule &rule, Datum subject, bool subject_null)
@@ -179,7 +179,7 @@ bool cell_revealed(const ColumnRule &rule, Datum subject, bool subject_null)
         uint64_t epoch = 0;
         Oid type = InvalidOid;
         Datum value = 0;
-        TimestampTz as_of = 0;
+        TimestampTz as_of = NOW;
         SubjectEvents ev;
     } last;
     bool by_value = rule.subject_type == INT8OID || rule.subject_type == INT4OID || rule.subject_type == INT2OID;
@@ -232,6 +232,8 @@ CONSENT_FUNCTION(consent_granted)
         if (purpose < 0)
             PG_RETURN_BOOL(false);
         TimestampTz at = PG_ARGISNULL(3) ? ctx.as_of : PG_GETARG_TIMESTAMPTZ(3);
+        if (!PG_ARGISNULL(3) && TIMESTAMP_NOT_FINITE(at))
+            throw Error(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE, "at must be a finite time");
         /* replaying the past is for auditors, as with consent.as_of */
         if (!PG_ARGISNULL(3) && !pg([] { return role_is_auditor(GetOuterUserId()); }))
             throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to evaluate consent at a past time",
@@ -239,7 +241,7 @@ CONSENT_FUNCTION(consent_granted)
         char buf[64];
         std::string_view key = subject_key(PG_GETARG_DATUM(0), subject_type, buf);
         SubjectEvents ev = subject_events(key, at);
-        PG_RETURN_BOOL(decide(t, ev, c->second, purpose, at ? at : GetCurrentStatementStartTimestamp()));
+        PG_RETURN_BOOL(decide(t, ev, c->second, purpose, at != NOW ? at : GetCurrentStatementStartTimestamp()));
     });
 }
 

@@ -13,16 +13,20 @@
 #include "cache.h"
 #include "consent.h"
 #include "decision.h"
+#include "spi.h"
 #include "taxonomy.h"
 
 extern "C" {
 #include "access/relation.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
+#include "miscadmin.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "tcop/utility.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/builtins.h"
 #include "utils/rel.h"
 }
 
@@ -95,6 +99,95 @@ void rewrite_copy_to(CopyStmt *stmt)
     stmt->attlist = NIL;
 }
 
+/* The relation a utility statement creates or alters, when it can add or
+ * change columns. */
+Oid altered_relation(Node *node)
+{
+    RangeVar *rv = nullptr;
+    if (IsA(node, CreateStmt))
+        rv = ((CreateStmt *)node)->relation;
+    else if (IsA(node, AlterTableStmt))
+        rv = ((AlterTableStmt *)node)->relation;
+    else if (IsA(node, CreateTableAsStmt))
+        rv = ((CreateTableAsStmt *)node)->into->rel;
+    return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+}
+
+/*
+ * Planner statistics of tagged columns would show raw values (pg_stats'
+ * most common values and histograms) to every role that may select the
+ * column: they are never collected (statistics target 0) and any that
+ * exist are deleted.  Predicates on tagged columns see masked values, so
+ * the planner had no use for them.
+ */
+void hide_statistics(Oid relid)
+{
+    Spi spi;
+    auto rows = spi.query("SELECT a.attname, a.attstattarget <> 0 OR EXISTS (SELECT FROM pg_statistic s"
+                          " WHERE s.starelid = a.attrelid AND s.staattnum = a.attnum)"
+                          " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+                          " WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped"
+                          " AND t.typtype = 'd' AND t.typnamespace = 'consent'::regnamespace",
+                          {std::to_string(relid)}, true /* sees what this statement created */);
+    for (auto &row : rows) {
+        if (!row[0] || !row[1] || *row[1] != "t" || tagged_category(pg([&] {
+                return get_atttype(relid, get_attnum(relid, row[0]->c_str()));
+            })) < 0)
+            continue;
+        std::string col = *row[0];
+        pg([&] {
+            char *rel = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+            const char *sql = psprintf("ALTER TABLE %s ALTER COLUMN %s SET STATISTICS 0", rel, quote_identifier(col.c_str()));
+            if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+                elog(ERROR, "could not hide statistics of %s.%s", rel, col.c_str());
+            const char *del = psprintf("DELETE FROM pg_catalog.pg_statistic WHERE starelid = %u AND staattnum = %d",
+                                       relid, get_attnum(relid, col.c_str()));
+            if (SPI_execute(del, false, 0) != SPI_OK_DELETE)
+                elog(ERROR, "could not delete statistics of %s.%s", rel, col.c_str());
+        });
+    }
+}
+
+/*
+ * Triggers see OLD and NEW rows unmasked.  A role that is masked must not
+ * be able to attach code that would read them: creating a trigger on a
+ * table with tagged columns, or replacing the function of such a trigger,
+ * needs a role that bypasses masking (superuser or BYPASSRLS).
+ */
+void check_trigger_code(Node *node)
+{
+    if (role_bypasses(GetOuterUserId()))
+        return;
+    if (IsA(node, CreateTrigStmt)) {
+        Oid relid = RangeVarGetRelid(((CreateTrigStmt *)node)->relation, NoLock, true);
+        if (OidIsValid(relid) && has_tagged_column(relid))
+            throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        std::string("permission denied to create a trigger on \"") + get_rel_name(relid) + "\"",
+                        "The table has consent-tagged columns; triggers would see their values unmasked.",
+                        "A superuser or a role with BYPASSRLS must create it.");
+    }
+    if (IsA(node, CreateFunctionStmt) && ((CreateFunctionStmt *)node)->replace) {
+        auto *stmt = (CreateFunctionStmt *)node;
+        Spi spi;
+        /* the function being replaced, whatever its arguments' names: by name and
+         * argument types, as pg_proc knows it */
+        /* by name in any schema: conservative, a namesake is refused too */
+        char *name = pg([&] { return NameListToString(stmt->funcname); });
+        std::string bare = strVal(llast(stmt->funcname));
+        auto rows = spi.query("SELECT count(*) FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid"
+                              " JOIN pg_attribute a ON a.attrelid = g.tgrelid AND a.attnum > 0 AND NOT a.attisdropped"
+                              " JOIN pg_type t ON t.oid = a.atttypid AND t.typtype = 'd'"
+                              " AND t.typnamespace = 'consent'::regnamespace"
+                              " WHERE p.proname = $1",
+                              {bare});
+        if (!rows.empty() && rows[0][0] && *rows[0][0] != "0")
+            throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        std::string("permission denied to replace function ") + name,
+                        "It is the function of a trigger on a table with consent-tagged columns.",
+                        "A superuser or a role with BYPASSRLS must replace it.");
+    }
+}
+
 bool is_extension_ddl(Node *node)
 {
     if (IsA(node, CreateExtensionStmt) || IsA(node, AlterExtensionStmt) || IsA(node, AlterExtensionContentsStmt))
@@ -117,11 +210,25 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
         }
         entry([&] { pg([&] { if (taxonomy().installed) rewrite_copy_to((CopyStmt *)node); }); });
     }
+    if (IsA(node, CreateTrigStmt) || IsA(node, CreateFunctionStmt))
+        entry([&] { pg([&] { if (taxonomy().installed) check_trigger_code(node); }); });
     bool ext = is_extension_ddl(node);
+    bool columns_may_change = IsA(node, CreateStmt) || IsA(node, AlterTableStmt) || IsA(node, CreateTableAsStmt);
     if (prev_process_utility)
         prev_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
     else
         standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+    if (columns_may_change)
+        entry([&] {
+            pg([&] {
+                if (!taxonomy().installed)
+                    return;
+                CommandCounterIncrement(); /* see what the statement created */
+                Oid relid = altered_relation(node);
+                if (OidIsValid(relid) && has_tagged_column(relid))
+                    hide_statistics(relid);
+            });
+        });
     if (ext) {
         /* every backend drops its taxonomy: the extension came or went */
         CacheInvalidateRelcacheAll();
@@ -131,6 +238,8 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
 }
 
 } // namespace
+
+void hide_column_statistics(Oid relid) { hide_statistics(relid); }
 
 void install_query_hooks()
 {
@@ -144,3 +253,15 @@ void install_query_hooks()
 }
 
 } // namespace consent
+
+using namespace consent;
+
+/* consent._hide_statistics(relation): see hide_statistics(). */
+CONSENT_FUNCTION(consent_hide_statistics)
+{
+    return entry([&]() -> Datum {
+        Oid relid = PG_GETARG_OID(0);
+        hide_column_statistics(relid);
+        PG_RETURN_VOID();
+    });
+}

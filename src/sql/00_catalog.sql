@@ -53,7 +53,7 @@ CREATE TABLE consent.categories (
     default_mask text NOT NULL DEFAULT 'null',
     dpv          text,
     shipped      boolean NOT NULL DEFAULT false,
-    CHECK (parent IS NULL OR key LIKE parent || '.%')
+    CHECK (parent IS NULL OR starts_with(key, parent || '.'))
 );
 COMMENT ON TABLE consent.categories IS 'data categories (fideslang keys) and their consent-tagged types';
 
@@ -66,7 +66,7 @@ CREATE TABLE consent.purposes (
                                 'public_task', 'legitimate_interest')),
     necessary  text[] NOT NULL DEFAULT '{}',
     shipped    boolean NOT NULL DEFAULT false,
-    CHECK (parent IS NULL OR key LIKE parent || '.%'),
+    CHECK (parent IS NULL OR starts_with(key, parent || '.')),
     CHECK (basis <> 'consent' OR necessary = '{}')
 );
 COMMENT ON TABLE consent.purposes IS 'processing purposes (fideslang data uses) and their legal basis';

@@ -42,6 +42,10 @@ BEGIN
     IF subject = '' THEN
         RAISE EXCEPTION 'subject must not be empty' USING ERRCODE = '22023';
     END IF;
+    IF starts_with(subject, 'erased:') THEN
+        RAISE EXCEPTION 'subject "%" is reserved for erased subjects', subject USING ERRCODE = '22023',
+            DETAIL = 'consent.erase_subject() names erased subjects erased:<pseudonym>.';
+    END IF;
     -- One writer per (subject, category, purpose) at a time: the event time
     -- is taken after the lock, so the ledger order (recorded_at, id) of a pair
     -- follows commit order and the derived state always holds its latest event.
@@ -104,10 +108,10 @@ BEGIN
        AND EXISTS (SELECT FROM consent.purposes p WHERE p.key = purpose) AND subject <> '' AND NOT EXISTS (
         SELECT FROM consent.subject_state s
         WHERE s.subject = withdraw.subject AND s.action = 'grant'
-          AND (s.category = withdraw.category OR s.category LIKE withdraw.category || '.%'
-               OR withdraw.category LIKE s.category || '.%')
-          AND (s.purpose = withdraw.purpose OR s.purpose LIKE withdraw.purpose || '.%'
-               OR withdraw.purpose LIKE s.purpose || '.%')) THEN
+          AND (s.category = withdraw.category OR starts_with(s.category, withdraw.category || '.')
+               OR starts_with(withdraw.category, s.category || '.'))
+          AND (s.purpose = withdraw.purpose OR starts_with(s.purpose, withdraw.purpose || '.')
+               OR starts_with(withdraw.purpose, s.purpose || '.'))) THEN
         RAISE NOTICE 'subject % holds no grant for category "%" and purpose "%"', subject, category, purpose
             USING DETAIL = 'The withdrawal is recorded anyway, as evidence of the refusal.';
     END IF;

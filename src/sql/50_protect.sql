@@ -6,6 +6,12 @@ CREATE FUNCTION consent._mask(value anyelement, subject "any", relid oid, attno 
 CREATE FUNCTION consent._mask_strict(value anyelement, subject "any", relid oid, attno int2) RETURNS anyelement
     LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'consent_mask_strict';
 
+-- Deletes and stops collecting planner statistics of tagged columns (pg_stats
+-- would show their raw values).
+CREATE FUNCTION consent._hide_statistics(relation regclass) RETURNS void
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'consent_hide_statistics';
+REVOKE ALL ON FUNCTION consent._hide_statistics(regclass) FROM PUBLIC;
+
 -- Declares whose data each row of a table holds.
 CREATE FUNCTION consent.protect(relation regclass, subject_column name) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -61,6 +67,7 @@ BEGIN
                        relation);
     END IF;
 
+    PERFORM consent._hide_statistics(relation);
     INSERT INTO consent.protected_tables AS p (relation, subject_column, rls_enabled_by_us)
         VALUES (relation, subject_column, enabled_by_us)
         ON CONFLICT ON CONSTRAINT protected_tables_pkey DO UPDATE SET subject_column = excluded.subject_column;
@@ -95,3 +102,20 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION consent.set_mask(regclass, name, text) FROM PUBLIC;
+
+-- Dropped tables and columns leave the consent catalog (a reused OID must
+-- not inherit another table's protection).
+CREATE FUNCTION consent._on_sql_drop() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM consent.protected_tables p
+        USING pg_event_trigger_dropped_objects() d
+        WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND p.relation::oid = d.objid;
+    DELETE FROM consent.column_masks m
+        USING pg_event_trigger_dropped_objects() d
+        WHERE d.classid = 'pg_class'::regclass AND m.relation::oid = d.objid
+          AND (d.objsubid = 0 OR NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = m.relation
+                                             AND a.attname = m.column_name AND NOT a.attisdropped));
+END
+$$;
+CREATE EVENT TRIGGER consent_sql_drop ON sql_drop EXECUTE FUNCTION consent._on_sql_drop();

@@ -89,6 +89,15 @@ r[point_consent]=$(tps bench_app personalize "$(point customers)")
 r[point_join]=$(tps bench_app personalize "$(point customers_join_view)")
 r[point_exists]=$(tps bench_app personalize "$(point customers_exists_view)")
 
+echo "row filtering under marketing (count(*)) ..."
+echo "SELECT count(*) FROM customers_raw;" > "$work/count_raw.sql"
+echo "SELECT count(*) FROM customers_rc;" > "$work/count_rc.sql"
+echo "SELECT count(*) FROM customers_ex;" > "$work/count_ex.sql"
+r[rows_nopolicy]=$(median_ms bench_app marketing "$work/count_raw.sql")
+r[rows_require]=$(median_ms bench_app marketing "$work/count_rc.sql")
+r[rows_exists]=$(median_ms bench_app marketing "$work/count_ex.sql")
+r[rows_visible]=$(PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=marketing" psql -X -A -t -c "SELECT count(*) FROM customers_rc")
+
 echo "consent changes, 2 clients ..."
 cat > "$work/change.sql" <<SQL
 \\set id random(1, $rows)
@@ -128,6 +137,7 @@ for w in agg copy join; do
 done
 echo "| point look-ups by primary key (TPS) | ${r[point_raw]} | ${r[point_bypass]} | ${r[point_consent]} | ${r[point_join]} | ${r[point_exists]} | $(ratio "${r[point_consent]}" "${r[point_raw]}") × TPS | $(ratio "${r[point_consent]}" "${r[point_join]}") × TPS |"
 echo
+echo "- row filtering, \`SELECT count(*)\` under marketing (${r[rows_visible]} of $rows rows visible): no policy ${r[rows_nopolicy]} ms, require_consent ${r[rows_require]} ms, hand-written EXISTS policy on the ledger ${r[rows_exists]} ms ($(ratio "${r[rows_nopolicy]}" "${r[rows_require]}") × the speed without policy, $(ratio "${r[rows_exists]}" "${r[rows_require]}") × faster than the EXISTS policy)"
 echo "- consent changes (grant + withdraw) per second, 2 clients: ${r[changes]}"
 echo "- point look-ups while 100 consent changes/s are committed: ${r[point_under_changes]} TPS ($(ratio "${r[point_under_changes]}" "${r[point_consent]}") × the TPS without changes)"
 echo "- consent cache of one backend after a full scan: ${r[cache_subjects]} subjects, $(awk -v b="${r[cache_bytes]}" 'BEGIN{printf "%.1f", b/1048576}') MB (bound: consent.cache_size)"

@@ -90,12 +90,32 @@ SELECT c.id,
          THEN c.searches END AS searches
 FROM customers_raw c;
 
+-- Row filtering (issue 5): require_consent against no policy and against a
+-- hand-written EXISTS policy on the ledger.
+DROP TABLE IF EXISTS customers_rc, customers_ex;
+CREATE TABLE customers_rc (id bigint PRIMARY KEY, email consent.email, name consent.name);
+INSERT INTO customers_rc SELECT id, email, name FROM customers;
+SELECT consent.protect('customers_rc', 'id');
+SELECT consent.require_consent('customers_rc', 'marketing');
+CREATE TABLE customers_ex (id bigint PRIMARY KEY, email text, name text);
+INSERT INTO customers_ex SELECT id, email, name FROM customers;
+ALTER TABLE customers_ex ENABLE ROW LEVEL SECURITY;
+CREATE POLICY marketing_rows ON customers_ex USING (
+    current_setting('consent.purpose', true) IS DISTINCT FROM 'marketing'
+    OR EXISTS (SELECT FROM consent.ledger l WHERE l.subject = customers_ex.id::text AND l.purpose = 'marketing'
+               AND l.action = 'grant'
+               AND NOT EXISTS (SELECT FROM consent.ledger w WHERE w.subject = l.subject AND w.purpose = 'marketing'
+                               AND w.action = 'withdraw' AND w.recorded_at > l.recorded_at)));
+CREATE INDEX ON consent.ledger (subject, purpose, action);
+
 DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench_app') THEN CREATE ROLE bench_app LOGIN PASSWORD 'bench'; END IF;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench_bypass') THEN CREATE ROLE bench_bypass LOGIN BYPASSRLS PASSWORD 'bench'; END IF;
 END $$;
-GRANT SELECT ON customers, customers_raw, orders, consent_bits, customers_join_view, customers_exists_view TO bench_app, bench_bypass;
-SELECT consent.allow_purpose('bench_app', 'personalize');
+GRANT SELECT ON customers, customers_raw, orders, consent_bits, customers_join_view, customers_exists_view,
+    customers_rc, customers_ex TO bench_app, bench_bypass;
+GRANT SELECT ON consent.ledger TO bench_app; -- the hand-written policy reads it as the querying role
+SELECT consent.allow_purpose('bench_app', 'personalize'), consent.allow_purpose('bench_app', 'marketing');
 SELECT consent.allow_recording('bench_app');
-VACUUM ANALYZE customers, customers_raw, orders, consent_bits, consent.subject_state, consent.ledger;
+VACUUM ANALYZE customers, customers_raw, orders, consent_bits, customers_rc, customers_ex, consent.subject_state, consent.ledger;
 SELECT count(*) AS ledger_events FROM consent.ledger;
