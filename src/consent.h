@@ -33,6 +33,7 @@ void install_shmem_hooks();
 void install_query_hooks();
 /* utility.cpp: planner statistics of tagged columns are never kept */
 void hide_column_statistics(Oid relid);
+bool relation_has_tagged_column(Oid relid);
 
 /* audit.cpp: the disclosure log and counters (audit_cell() is in audit.h) */
 void define_audit_gucs();

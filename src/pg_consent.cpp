@@ -43,6 +43,7 @@ extern "C" void _PG_init(void)
         define_gucs();
         MarkGUCPrefixReserved("consent");
         install_shmem_hooks();
+        install_audit_hooks();
         install_query_hooks();
     });
 }
@@ -50,6 +51,7 @@ extern "C" void _PG_init(void)
 /* Registers every consent.* setting. */
 void consent::define_gucs()
 {
+    define_audit_gucs(); /* consent.audit, consent.audit_log_level, consent.track_disclosures, consent.disclosures_max */
     DefineCustomStringVariable("consent.purpose", "Processing purpose this session acts under.",
                                "Empty means no purpose: every consent-tagged cell is masked.", &purpose_setting, "",
                                PGC_USERSET, 0, check_purpose_guc, assign_purpose_guc, nullptr);

@@ -166,7 +166,8 @@ bool cell_revealed(const ColumnRule &rule, Datum subject, bool subject_null)
     const SessionContext &ctx = session_context();
     if (ctx.bypass)
         return true;
-    if (!rule.is_protected || ctx.purpose < 0)
+    /* a composite may hold several categories: only bypass roles see it */
+    if (!rule.is_protected || ctx.purpose < 0 || rule.how == Derivation::Composite)
         return false;
     const Taxonomy &t = taxonomy();
     if (t.purposes[size_t(ctx.purpose)].without_consent.test(size_t(rule.category)))

@@ -17,6 +17,7 @@
  * join alias lists, function RTEs, whole-row references); hold C++ objects
  * in the frames of the walk (it calls PostgreSQL directly).
  */
+#include "audit.h"
 #include "boundary.h"
 #include "consent.h"
 #include "decision.h"
@@ -264,10 +265,44 @@ Datum mask_call(FunctionCallInfo fcinfo, bool strict)
     Datum value = PG_GETARG_DATUM(0);
     Oid relid = PG_GETARG_OID(2);
     AttrNumber attno = PG_GETARG_INT16(3);
-    const ColumnRule *rule = column_rule(relid, attno);
+    /* the column's rule, looked up once per call site while rules are stable */
+    struct CallState {
+        uint64_t epoch;
+        const ColumnRule *rule;
+    };
+    auto *st = static_cast<CallState *>(fcinfo->flinfo->fn_extra);
+    if (!st) {
+        st = static_cast<CallState *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallState)));
+        fcinfo->flinfo->fn_extra = st;
+    }
+    (void)taxonomy(); /* applies pending invalidations */
+    if (st->epoch != rules_epoch()) {
+        st->rule = column_rule(relid, attno);
+        st->epoch = rules_epoch();
+        /* consent._mask is executable by everyone (the rewritten queries of
+         * every role call it): a direct call must pass the types of the
+         * column it names, or the datums would be misread */
+        if (st->rule) {
+            Oid value_type = getBaseType(get_fn_expr_argtype(fcinfo->flinfo, 0));
+            Oid subject_type = get_fn_expr_argtype(fcinfo->flinfo, 1);
+            subject_type = OidIsValid(subject_type) ? getBaseType(subject_type) : InvalidOid;
+            bool subject_ok = st->rule->is_protected ? subject_type == st->rule->subject_type
+                                                     : (subject_type == INT8OID || subject_type == InvalidOid);
+            if (value_type != st->rule->value_type || !subject_ok) {
+                st->epoch = 0;
+                ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                                errmsg("arguments of %s do not match column %d of relation %u",
+                                       strict ? "consent._mask_strict" : "consent._mask", attno, relid),
+                                errhint("These functions are called by the masking rewrite, not directly.")));
+            }
+        }
+    }
+    const ColumnRule *rule = st->rule;
     if (!rule)
         return value; /* no longer tagged: the plan is being replaced */
-    if (cell_revealed(*rule, PG_GETARG_DATUM(1), PG_ARGISNULL(1)))
+    bool revealed = cell_revealed(*rule, PG_GETARG_DATUM(1), PG_ARGISNULL(1));
+    audit_cell(*rule, relid, attno, revealed);
+    if (revealed)
         return value;
     if (strict) {
         const char *rel = get_rel_name(relid);

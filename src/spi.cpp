@@ -41,6 +41,25 @@ Spi::~Spi()
     }
 }
 
+void Spi::exec(const char *sql, const std::vector<std::optional<std::string>> &params)
+{
+    int n = int(params.size());
+    std::vector<Oid> types(n, TEXTOID);
+    std::vector<Datum> values(n);
+    std::vector<char> nulls(n, ' ');
+    pg([&] {
+        for (int i = 0; i < n; i++) {
+            if (params[i])
+                values[i] = CStringGetTextDatum(params[i]->c_str());
+            else
+                nulls[i] = 'n';
+        }
+        int rc = SPI_execute_with_args(sql, n, types.data(), values.data(), nulls.data(), false, 0);
+        if (rc < 0)
+            elog(ERROR, "SPI statement failed: %s", SPI_result_code_string(rc));
+    });
+}
+
 std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std::string>> &params, bool latest)
 {
     int n = int(params.size());

@@ -38,6 +38,9 @@ class Spi {
     std::vector<Row> query(const char *sql, const std::vector<std::optional<std::string>> &params = {},
                            bool latest = false);
 
+    /* Runs a statement that may write (catalog maintenance), with text parameters. */
+    void exec(const char *sql, const std::vector<std::optional<std::string>> &params = {});
+
   private:
     Oid saved_user_ = InvalidOid;
     int saved_sec_ = 0;

@@ -17,6 +17,7 @@ extern "C" {
 #include "catalog/pg_authid.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "utils/typcache.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "parser/parse_func.h"
@@ -200,7 +201,7 @@ Oid protected_ancestor(const Taxonomy &t, Oid relid)
                           "  UNION ALL SELECT i.inhparent, anc.depth + 1 FROM pg_inherits i"
                           "  JOIN anc ON i.inhrelid = anc.rel WHERE anc.depth < 100)"
                           "SELECT rel FROM anc ORDER BY depth",
-                          {std::to_string(relid)});
+                          {std::to_string(relid)}, true /* also partitions created by this statement */);
     for (auto &row : rows) {
         Oid anc = Oid(std::stoul(req(row[0])));
         if (t.protected_subject.count(anc))
@@ -213,11 +214,13 @@ ColumnRule make_rule(const Taxonomy &t, Oid relid, AttrNumber attno)
 {
     ColumnRule rule;
     Oid type = pg([&] { return get_atttype(relid, attno); });
-    auto it = t.type_category.find(type);
-    if (it == t.type_category.end())
+    TypeTag tag = type_tag(type);
+    if (tag.category < 0)
         return rule;
-    rule.category = it->second;
-    const Category &cat = t.categories[size_t(it->second)];
+    rule.category = tag.category;
+    rule.how = tag.how;
+    rule.value_type = pg([&] { return getBaseType(type); });
+    const Category &cat = t.categories[size_t(tag.category)];
     Oid owner = protected_ancestor(t, relid);
     char *attname = pg([&] { return get_attname(relid, attno, false); });
     std::string colname(attname);
@@ -239,7 +242,14 @@ ColumnRule make_rule(const Taxonomy &t, Oid relid, AttrNumber attno)
     if (m != t.column_masks.end())
         rule.mask_text = m->second;
     rule.base_type = pg([&] { return getBaseType(cat.base_type); });
-    rule.mask = parse_mask(rule.mask_text, rule.base_type);
+    if (rule.how == Derivation::Array || rule.how == Derivation::Composite) {
+        /* the category's mask applies to its base type, not to this one */
+        rule.mask = MaskSpec{};
+        rule.mask_text = "null";
+        rule.base_type = rule.value_type;
+    } else {
+        rule.mask = parse_mask(rule.mask_text, rule.base_type);
+    }
     return rule;
 }
 
@@ -288,14 +298,82 @@ const Taxonomy &taxonomy()
 
 uint64_t rules_epoch() { return rules_epoch_counter; }
 
-int tagged_category(Oid type)
+Oid protected_owner(Oid relid)
+{
+    const Taxonomy &t = taxonomy();
+    return t.installed ? protected_ancestor(t, relid) : InvalidOid;
+}
+
+namespace {
+std::unordered_map<Oid, TypeTag> derived_tags; /* cleared with the taxonomy */
+uint64_t derived_generation = 0;
+
+TypeTag resolve_tag(const Taxonomy &t, Oid type, int depth)
+{
+    auto it = t.type_category.find(type);
+    if (it != t.type_category.end())
+        return {it->second, Derivation::Direct};
+    if (depth > 16 || !OidIsValid(type))
+        return {};
+    char typtype = pg([&] { return get_typtype(type); });
+    if (typtype == TYPTYPE_DOMAIN) {
+        Oid base = pg([&] {
+            HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+            if (!HeapTupleIsValid(tup))
+                return InvalidOid;
+            Oid b = ((Form_pg_type)GETSTRUCT(tup))->typbasetype;
+            ReleaseSysCache(tup);
+            return b;
+        });
+        TypeTag inner = resolve_tag(t, base, depth + 1);
+        if (inner.category >= 0)
+            return {inner.category, inner.how == Derivation::Direct ? Derivation::Domain : inner.how};
+        return {};
+    }
+    Oid elem = pg([&] { return get_element_type(type); });
+    if (OidIsValid(elem)) {
+        TypeTag inner = resolve_tag(t, elem, depth + 1);
+        if (inner.category >= 0)
+            return {inner.category, inner.how == Derivation::Composite ? Derivation::Composite : Derivation::Array};
+        return {};
+    }
+    if (typtype == TYPTYPE_COMPOSITE) {
+        std::vector<Oid> fields;
+        pg([&] {
+            TupleDesc desc = lookup_rowtype_tupdesc(type, -1);
+            for (int a = 0; a < desc->natts; a++)
+                if (!TupleDescAttr(desc, a)->attisdropped)
+                    fields.push_back(TupleDescAttr(desc, a)->atttypid);
+            ReleaseTupleDesc(desc);
+        });
+        for (Oid field : fields) {
+            TypeTag inner = resolve_tag(t, field, depth + 1);
+            if (inner.category >= 0)
+                return {inner.category, Derivation::Composite};
+        }
+    }
+    return {};
+}
+} // namespace
+
+TypeTag type_tag(Oid type)
 {
     const Taxonomy &t = taxonomy();
     if (t.type_category.empty())
-        return -1;
-    auto it = t.type_category.find(type);
-    return it == t.type_category.end() ? -1 : it->second;
+        return {};
+    if (derived_generation != t.generation) {
+        derived_tags.clear();
+        derived_generation = t.generation;
+    }
+    auto it = derived_tags.find(type);
+    if (it != derived_tags.end())
+        return it->second;
+    TypeTag tag = resolve_tag(t, type, 0);
+    derived_tags[type] = tag;
+    return tag;
 }
+
+int tagged_category(Oid type) { return type_tag(type).category; }
 
 const ColumnRule *column_rule(Oid relid, AttrNumber attno)
 {

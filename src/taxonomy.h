@@ -74,9 +74,21 @@ struct Purpose {
     IndexSet without_consent; /* categories this purpose's legal basis reaches */
 };
 
+/* How a type carries a tag: itself, or built from a tagged type. */
+enum class Derivation { None, Direct, Domain, Array, Composite };
+struct TypeTag {
+    int category = -1;
+    Derivation how = Derivation::None;
+};
+
 /* How one tagged column of one table is masked. */
 struct ColumnRule {
     int category = -1;
+    /* the column's type is an array or composite built from a tagged type:
+     * the whole value is NULL unless revealed (arrays: by the element's
+     * category; composites: only to bypass roles) */
+    Derivation how = Derivation::Direct;
+    Oid value_type = InvalidOid; /* the column's type, domains resolved */
     bool is_protected = false; /* the table names its subject column */
     AttrNumber subject_attno = InvalidAttrNumber;
     Oid subject_type = InvalidOid;
@@ -103,13 +115,17 @@ struct Taxonomy {
 
 /* The current taxonomy, loaded if needed.  Call inside a transaction. */
 const Taxonomy &taxonomy();
-/* Category index of a tagged type, -1 for any other type (fast). */
+/* Category index of a tagged type or a type built from one (a domain over
+ * it, an array of it, a composite with such a field), -1 otherwise (fast). */
 int tagged_category(Oid type);
+TypeTag type_tag(Oid type);
 /* The masking rule of (relation, attno); nullptr when the column is not tagged. */
 const ColumnRule *column_rule(Oid relid, AttrNumber attno);
 /* Changes whenever column rules may have been dropped: pointers returned by
  * column_rule() stay valid while it does not change. */
 uint64_t rules_epoch();
+/* The relation itself or its nearest protected ancestor; InvalidOid if none. */
+Oid protected_owner(Oid relid);
 /* Whether the role may act under the purpose (allowed it or an ancestor). */
 bool role_allowed_purpose(Oid role, int purpose);
 /* Whether the role is superuser or has BYPASSRLS. */

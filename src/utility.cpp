@@ -125,9 +125,8 @@ void hide_statistics(Oid relid)
     Spi spi;
     auto rows = spi.query("SELECT a.attname, a.attstattarget <> 0 OR EXISTS (SELECT FROM pg_statistic s"
                           " WHERE s.starelid = a.attrelid AND s.staattnum = a.attnum)"
-                          " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-                          " WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped"
-                          " AND t.typtype = 'd' AND t.typnamespace = 'consent'::regnamespace",
+                          " FROM pg_attribute a"
+                          " WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped",
                           {std::to_string(relid)}, true /* sees what this statement created */);
     for (auto &row : rows) {
         if (!row[0] || !row[1] || *row[1] != "t" || tagged_category(pg([&] {
@@ -145,6 +144,49 @@ void hide_statistics(Oid relid)
             if (SPI_execute(del, false, 0) != SPI_OK_DELETE)
                 elog(ERROR, "could not delete statistics of %s.%s", rel, col.c_str());
         });
+    }
+}
+
+/* Relations a statement makes partitions or inheritance children of
+ * another: they must fail closed like their protected ancestor. */
+std::vector<Oid> new_children(Node *node)
+{
+    std::vector<Oid> out;
+    if (IsA(node, CreateStmt)) {
+        auto *stmt = (CreateStmt *)node;
+        if (stmt->inhRelations != NIL || stmt->partbound != nullptr) {
+            Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+            if (OidIsValid(relid))
+                out.push_back(relid);
+        }
+    } else if (IsA(node, AlterTableStmt)) {
+        auto *stmt = (AlterTableStmt *)node;
+        ListCell *lc;
+        foreach (lc, stmt->cmds) {
+            auto *cmd = (AlterTableCmd *)lfirst(lc);
+            Oid relid = InvalidOid;
+            if (cmd->subtype == AT_AttachPartition && cmd->def && IsA(cmd->def, PartitionCmd))
+                relid = RangeVarGetRelid(((PartitionCmd *)cmd->def)->name, NoLock, true);
+            else if (cmd->subtype == AT_AddInherit)
+                relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+            if (OidIsValid(relid))
+                out.push_back(relid);
+        }
+    }
+    return out;
+}
+
+void secure_children(const std::vector<Oid> &children)
+{
+    for (Oid child : children) {
+        if (!OidIsValid(protected_owner(child)))
+            continue;
+        Spi spi;
+        /* with every partition below it */
+        spi.exec("SELECT consent._secure(r) FROM (WITH RECURSIVE tree(r) AS (SELECT $1::oid::regclass"
+                  " UNION SELECT i.inhrelid::regclass FROM pg_inherits i JOIN tree ON i.inhparent = tree.r)"
+                  " SELECT r FROM tree) t",
+                  {std::to_string(child)});
     }
 }
 
@@ -227,6 +269,11 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
                 Oid relid = altered_relation(node);
                 if (OidIsValid(relid) && has_tagged_column(relid))
                     hide_statistics(relid);
+                std::vector<Oid> children = new_children(node);
+                if (!children.empty()) {
+                    taxonomy_invalidate(); /* protection now reaches them */
+                    secure_children(children);
+                }
             });
         });
     if (ext) {
@@ -240,6 +287,7 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
 } // namespace
 
 void hide_column_statistics(Oid relid) { hide_statistics(relid); }
+bool relation_has_tagged_column(Oid relid) { return has_tagged_column(relid); }
 
 void install_query_hooks()
 {
@@ -263,5 +311,15 @@ CONSENT_FUNCTION(consent_hide_statistics)
         Oid relid = PG_GETARG_OID(0);
         hide_column_statistics(relid);
         PG_RETURN_VOID();
+    });
+}
+
+/* consent._has_tagged_column(relation): a column of a tagged type or of a
+ * type built from one. */
+CONSENT_FUNCTION(consent_has_tagged_column)
+{
+    return entry([&]() -> Datum {
+        Oid relid = PG_GETARG_OID(0);
+        PG_RETURN_BOOL(pg([&] { return relation_has_tagged_column(relid); }));
     });
 }

@@ -46,12 +46,6 @@ BEGIN
         RAISE EXCEPTION 'subject "%" is reserved for erased subjects', subject USING ERRCODE = '22023',
             DETAIL = 'consent.erase_subject() names erased subjects erased:<pseudonym>.';
     END IF;
-    -- One writer per (subject, category, purpose) at a time: the event time
-    -- is taken after the lock, so the ledger order (recorded_at, id) of a pair
-    -- follows commit order and the derived state always holds its latest event.
-    PERFORM pg_advisory_xact_lock(hashtextextended(
-        'pg_consent ' || subject || ' ' || coalesce(category, '') || ' ' || coalesce(purpose, ''), 0));
-    at := clock_timestamp();
     PERFORM consent._check_key('category', category);
     PERFORM consent._check_key('purpose', purpose);
     IF NOT EXISTS (SELECT FROM consent.categories c WHERE c.key = _record.category) THEN
@@ -62,6 +56,18 @@ BEGIN
         RAISE EXCEPTION 'unknown purpose "%"', purpose USING ERRCODE = '22023',
             HINT = 'See consent.purposes for the defined purposes.';
     END IF;
+    -- One writer per (subject, category, purpose) at a time, by a row lock on
+    -- its derived state (a placeholder row, never committed as such, when the
+    -- pair is new): the event time is taken after the lock, so the ledger
+    -- order (recorded_at, id) of a pair follows commit order and the derived
+    -- state always holds its latest event.  Row locks, unlike advisory locks,
+    -- do not fill the lock table when a transaction records many events.
+    INSERT INTO consent.subject_state (subject, category, purpose, event_id, action, recorded_at)
+        VALUES (subject, category, purpose, 0, 'none', '-infinity')
+        ON CONFLICT ON CONSTRAINT subject_state_pkey DO NOTHING;
+    PERFORM FROM consent.subject_state s
+        WHERE s.subject = subject AND s.category = category AND s.purpose = purpose FOR UPDATE;
+    at := clock_timestamp();
     IF valid_until IS NOT NULL AND valid_until <= at THEN
         RAISE EXCEPTION 'valid_until must be in the future' USING ERRCODE = '22023',
             DETAIL = format('valid_until is %s.', valid_until);
@@ -70,15 +76,11 @@ BEGIN
                                 source, evidence)
         VALUES (subject, category, purpose, action, valid_until, at, consent._acting_role(), source, evidence)
         RETURNING id INTO event_id;
-    INSERT INTO consent.subject_state AS s (subject, category, purpose, event_id, action, valid_until, recorded_at,
-                                            withdrawn_at, withdrawn_id)
-        VALUES (subject, category, purpose, event_id, action, valid_until, at,
-                CASE WHEN action = 'withdraw' THEN at END, CASE WHEN action = 'withdraw' THEN event_id END)
-        ON CONFLICT ON CONSTRAINT subject_state_pkey DO UPDATE
-        SET event_id = excluded.event_id, action = excluded.action, valid_until = excluded.valid_until,
-            recorded_at = excluded.recorded_at,
-            withdrawn_at = coalesce(excluded.withdrawn_at, s.withdrawn_at),
-            withdrawn_id = coalesce(excluded.withdrawn_id, s.withdrawn_id);
+    UPDATE consent.subject_state s
+        SET event_id = event_id, action = action, valid_until = valid_until, recorded_at = at,
+            withdrawn_at = CASE WHEN action = 'withdraw' THEN at ELSE s.withdrawn_at END,
+            withdrawn_id = CASE WHEN action = 'withdraw' THEN event_id ELSE s.withdrawn_id END
+        WHERE s.subject = subject AND s.category = category AND s.purpose = purpose;
     RETURN event_id;
 END
 $$;

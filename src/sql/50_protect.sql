@@ -12,6 +12,39 @@ CREATE FUNCTION consent._hide_statistics(relation regclass) RETURNS void
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'consent_hide_statistics';
 REVOKE ALL ON FUNCTION consent._hide_statistics(regclass) FROM PUBLIC;
 
+-- Whether a relation has a column of a tagged type or of a type built from
+-- one (a domain over it, an array of it, a composite with such a field).
+CREATE FUNCTION consent._has_tagged_column(relation regclass) RETURNS boolean
+    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'consent_has_tagged_column';
+
+-- Fail closed: a backend without the library cannot read the relation (a
+-- restrictive policy calling consent.library_active()).  Enables row-level
+-- security with a permissive all-rows policy when it was off, so that
+-- nothing else changes; returns whether it did.
+CREATE FUNCTION consent._secure(relation regclass) RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    rls boolean;
+    enabled boolean := false;
+BEGIN
+    SELECT c.relrowsecurity INTO rls FROM pg_class c WHERE c.oid = relation;
+    IF EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = relation AND p.polname = 'consent_library_active') THEN
+        RETURN false;
+    END IF;
+    IF NOT rls THEN
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', relation);
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', relation);
+        EXECUTE format('CREATE POLICY consent_all_rows ON %s USING (true) WITH CHECK (true)', relation);
+        enabled := true;
+    END IF;
+    EXECUTE format('CREATE POLICY consent_library_active ON %s AS RESTRICTIVE USING (consent.library_active())',
+                   relation);
+    RETURN enabled;
+END
+$$;
+REVOKE ALL ON FUNCTION consent._secure(regclass) FROM PUBLIC;
+
 -- Declares whose data each row of a table holds.
 CREATE FUNCTION consent.protect(relation regclass, subject_column name) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -19,15 +52,13 @@ CREATE FUNCTION consent.protect(relation regclass, subject_column name) RETURNS 
 DECLARE
     kind "char";
     persistence "char";
-    rls boolean;
     subject_type regtype;
     enabled_by_us boolean := false;
 BEGIN
     IF relation IS NULL OR subject_column IS NULL THEN
         RAISE EXCEPTION 'relation and subject_column must not be null' USING ERRCODE = '22004';
     END IF;
-    SELECT c.relkind, c.relpersistence, c.relrowsecurity INTO kind, persistence, rls
-        FROM pg_class c WHERE c.oid = relation;
+    SELECT c.relkind, c.relpersistence INTO kind, persistence FROM pg_class c WHERE c.oid = relation;
     IF kind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '"%" is not a table', relation USING ERRCODE = '42809',
             DETAIL = 'Only ordinary and partitioned tables can be protected.';
@@ -50,22 +81,17 @@ BEGIN
     IF EXISTS (SELECT FROM consent.categories c WHERE c.type = subject_type) THEN
         RAISE EXCEPTION 'subject column "%" must not be consent-tagged', subject_column USING ERRCODE = '42804';
     END IF;
-    IF NOT EXISTS (SELECT FROM pg_attribute a JOIN consent.categories c ON c.type = a.atttypid
-                   WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped) THEN
+    IF NOT consent._has_tagged_column(relation) THEN
         RAISE NOTICE 'table "%" has no consent-tagged column yet', relation;
     END IF;
 
-    -- Fail closed: a backend without the library cannot read the table.
-    IF NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = relation AND p.polname = 'consent_library_active') THEN
-        IF NOT rls THEN
-            EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', relation);
-            EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', relation);
-            EXECUTE format('CREATE POLICY consent_all_rows ON %s USING (true) WITH CHECK (true)', relation);
-            enabled_by_us := true;
-        END IF;
-        EXECUTE format('CREATE POLICY consent_library_active ON %s AS RESTRICTIVE USING (consent.library_active())',
-                       relation);
-    END IF;
+    -- Fail closed, also for partitions and inheritance children read directly.
+    enabled_by_us := consent._secure(relation);
+    PERFORM consent._secure(c.inhrelid) FROM (
+        WITH RECURSIVE tree(rel) AS (
+            SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = relation
+            UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.rel)
+        SELECT rel AS inhrelid FROM tree) c;
 
     PERFORM consent._hide_statistics(relation);
     INSERT INTO consent.protected_tables AS p (relation, subject_column, rls_enabled_by_us)
