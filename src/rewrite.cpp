@@ -290,9 +290,10 @@ Datum mask_call(FunctionCallInfo fcinfo, bool strict)
                                                      : (subject_type == INT8OID || subject_type == InvalidOid);
             if (value_type != st->rule->value_type || !subject_ok) {
                 st->epoch = 0;
+                const char *rel = get_rel_name(relid);
                 ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                                errmsg("arguments of %s do not match column %d of relation %u",
-                                       strict ? "consent._mask_strict" : "consent._mask", attno, relid),
+                                errmsg("arguments of %s do not match column %d of \"%s\"",
+                                       strict ? "consent._mask_strict" : "consent._mask", attno, rel ? rel : "?"),
                                 errhint("These functions are called by the masking rewrite, not directly.")));
             }
         }
