@@ -10,7 +10,8 @@ OBJS        = $(patsubst %.cpp,%.o,$(sort $(wildcard src/*.cpp)))
 # The install script is assembled from ordered fragments in src/sql/.
 SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(wildcard src/upgrade/$(EXTENSION)--*--*.sql)
+# Released install scripts are frozen in src/versions/; upgrades are one hop each.
+DATA        = $(wildcard src/versions/$(EXTENSION)--*.sql)
 DOCS        =
 
 # Tests are discovered, not listed.
@@ -48,8 +49,9 @@ all install installcheck:
 	@echo "pg_config for PostgreSQL 15 not found: run 'make test' or 'make demo' (they install it), or set PG_CONFIG" >&2; exit 1
 endif
 
-# header dependencies
+# header dependencies; the version is compiled into pg_consent.o
 -include $(OBJS:.o=.d)
+src/pg_consent.o: $(EXTENSION).control
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
 	cat $(SQL_PARTS) > $@
@@ -78,3 +80,5 @@ bench: deps
 
 format:
 	clang-format -i src/*.cpp src/*.h
+
+fuzz: ; @test/harness/fuzz.sh

@@ -180,8 +180,3 @@ REVOKE ALL ON FUNCTION consent.grant(text, text, text, timestamptz, text, jsonb)
                        consent.grant(uuid, text, text, timestamptz, text, jsonb),
                        consent.withdraw(text, text, text), consent.withdraw(bigint, text, text),
                        consent.withdraw(uuid, text, text) FROM PUBLIC;
-
--- This backend's consent cache: subjects held and bytes used (bounded by
--- consent.cache_size).
-CREATE FUNCTION consent.cache_stats(OUT subjects bigint, OUT bytes bigint)
-    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'consent_cache_stats';

@@ -9,9 +9,16 @@ meta=$(python3 -c 'import json;m=json.load(open("META.json"));print(m["version"]
 [ "$meta" = "$v $v" ] || { echo "META.json says '$meta', control file says $v"; exit 1; }
 [ -f "pg_consent--$v.sql" ] || { echo "pg_consent--$v.sql was not built"; exit 1; }
 strings -n 3 pg_consent.so | grep -Fx "$v" >/dev/null || { echo "pg_consent.so was not built for version $v"; exit 1; }
-for up in src/upgrade/pg_consent--*--*.sql; do
-    [ -e "$up" ] || continue
-    to=${up##*--}; to=${to%.sql}
-    printf '%s\n' "$to" | sort -V -C - <<<"$v" 2>/dev/null || true
+# every released version reaches the current one through one-hop scripts
+for frozen in src/versions/pg_consent--[0-9]*.sql; do
+    case $frozen in *--*--*) continue;; esac
+    from=${frozen#src/versions/pg_consent--}; from=${from%.sql}
+    [ "$from" != "$v" ] || { echo "$frozen freezes the current version $v"; exit 1; }
+    cur=$from
+    while [ "$cur" != "$v" ]; do
+        next=$(ls src/versions/pg_consent--"$cur"--*.sql 2>/dev/null | head -n 1)
+        [ -n "$next" ] || { echo "no upgrade script from $cur (towards $v)"; exit 1; }
+        cur=${next##*--}; cur=${cur%.sql}
+    done
 done
 echo "version $v agrees"

@@ -1,0 +1,9 @@
+-- pg_consent 1.0 -> 1.1
+
+\echo Use "ALTER EXTENSION pg_consent UPDATE TO '1.1'" to load this file. \quit
+
+
+-- This backend's consent cache: subjects held and bytes used (bounded by
+-- consent.cache_size).
+CREATE FUNCTION consent.cache_stats(OUT subjects bigint, OUT bytes bigint)
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'consent_cache_stats';
