@@ -77,6 +77,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@$(SUDO) $(MAKE) --no-print-directory install
 	@test/bench/run.sh
+	@test/bench/load_check.sh
 
 format:
 	clang-format -i src/*.cpp src/*.h
