@@ -148,9 +148,9 @@ RESET ROLE;
 SET ROLE au_admin;
 SELECT email FROM au_customers WHERE id = 9102;                           -- (U) au_admin: email 1/0
 
--- the mask function is callable by everyone (rewritten queries call it as the
--- user); called directly, naming a table the statement does not read, it
--- counts nothing: nobody can forge disclosures
+-- the mask functions are called by the masking rewrite only: a direct call
+-- is refused, so nobody can forge disclosures (or use the hash mask as an
+-- oracle)
 RESET ROLE;
 SET ROLE au_plain;
 SELECT count(consent._mask('x@example.com'::text, 9101::bigint, 'au_customers'::regclass, 2::int2))

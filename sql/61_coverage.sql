@@ -39,7 +39,8 @@ SELECT consent.protect('cv_part', 'id');
 SELECT consent.set_mask('cv_part', 'email', 'partial(1,0)');
 -- a materialized view keeps the tagged type: unprotected
 CREATE MATERIALIZED VIEW cv_mv AS SELECT id, email FROM cv_ok;
--- columns of types built from a tagged type are not masked at all
+-- columns of types built from a tagged type: a domain keeps its category's
+-- mask, arrays and composites are NULL when masked
 CREATE DOMAIN cv_email AS consent.email;
 CREATE TYPE cv_contact AS (email consent.email, phone text);
 CREATE TABLE cv_derived (id bigint PRIMARY KEY, e cv_email, es consent.email[], c cv_contact);

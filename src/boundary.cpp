@@ -4,14 +4,22 @@
  */
 #include "boundary.h"
 
+extern "C" {
+#include "access/xact.h"
+}
+
 namespace consent::detail {
 
 /* Copy the current PostgreSQL error out of ErrorContext and clear it. */
 ErrorData *capture_pg_error(MemoryContext cxt)
 {
-    MemoryContextSwitchTo(cxt);
+    /* The copy must outlive the context the error was raised in (an SPI
+     * connection, say, closed while the C++ exception unwinds): keep it in
+     * the transaction's context; the caller's context is restored. */
+    MemoryContextSwitchTo(IsTransactionState() ? TopTransactionContext : TopMemoryContext);
     ErrorData *edata = CopyErrorData();
     FlushErrorState();
+    MemoryContextSwitchTo(cxt);
     return edata;
 }
 

@@ -555,6 +555,22 @@ void xact_callback(XactEvent event, void *) noexcept
 
 } // namespace
 
+bool subject_type_supported(Oid type)
+{
+    switch (type) {
+    case INT8OID:
+    case INT4OID:
+    case INT2OID:
+    case UUIDOID:
+    case TEXTOID:
+    case VARCHAROID:
+    case BPCHAROID:
+        return true;
+    default:
+        return false;
+    }
+}
+
 std::string_view subject_key(Datum value, Oid type, char *buf)
 {
     switch (type) {

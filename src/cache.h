@@ -38,6 +38,9 @@ struct SubjectEvents {
     uint32_t count = 0;
 };
 
+/* Whether values of this (base) type can identify a subject. */
+bool subject_type_supported(Oid type);
+
 /* Canonical subject key of a value of the subject column: bigint and other
  * integers as decimal, uuid in canonical form, text as is.  Writes into buf
  * (at least 64 bytes) or points into the value. */

@@ -19,6 +19,7 @@ extern char *as_of_setting;
 extern char *pseudonym_key;
 extern int cache_size_mb;
 void define_gucs();
+bool check_pseudonym_key(char **newval, void **extra, GucSource source);
 
 /* purpose.cpp */
 bool check_purpose_guc(char **newval, void **extra, GucSource source);

@@ -317,7 +317,10 @@ FunctionLookup lookup_function(const char *spec, Oid type)
 
 Oid parse_function_mask(const std::string &spec, const std::string &text, Oid type)
 {
-    if (!looks_like_name(text))
+    /* names are echoed in messages: only valid text in the database encoding */
+    if (pg_encoding_verifymbstr(GetDatabaseEncoding(), text.data(), static_cast<int>(text.size())) !=
+            static_cast<int>(text.size()) ||
+        !looks_like_name(text))
         throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mask " + quoted(spec),
                     "A function mask is written schema.function, without arguments.", masks_hint);
     FunctionLookup r = pg([&] { return lookup_function(text.c_str(), type); });

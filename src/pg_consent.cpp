@@ -48,6 +48,25 @@ extern "C" void _PG_init(void)
     });
 }
 
+/* The pseudonym key may come from the server configuration or a
+ * superuser's SET, never from places other roles can read: per-role or
+ * per-database settings (pg_db_role_setting) or a function's SET clause
+ * (pg_proc.proconfig), both validated with PGC_S_TEST. */
+bool consent::check_pseudonym_key(char **newval, void **, GucSource source)
+{
+    if (!*newval || (*newval)[0] == '\0')
+        return true;
+    if (source == PGC_S_TEST || source == PGC_S_DATABASE || source == PGC_S_USER ||
+        source == PGC_S_DATABASE_USER) {
+        GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+        GUC_check_errmsg("consent.pseudonym_key cannot be stored in role, database or function settings");
+        GUC_check_errdetail("Those settings are readable by every role.");
+        GUC_check_errhint("Set it in postgresql.conf (readable by superusers only) or with SET as a superuser.");
+        return false;
+    }
+    return true;
+}
+
 /* Registers every consent.* setting. */
 void consent::define_gucs()
 {
@@ -61,7 +80,8 @@ void consent::define_gucs()
                                &as_of_setting, "", PGC_USERSET, 0, check_as_of_guc, assign_as_of_guc, nullptr);
     DefineCustomStringVariable("consent.pseudonym_key", "Key of the hash mask.",
                                "Superuser only; never shown to other roles.", &pseudonym_key, "", PGC_SUSET,
-                               GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+                               GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, check_pseudonym_key,
+                               nullptr, nullptr);
     DefineCustomIntVariable("consent.cache_size", "Memory bound of the per-backend consent cache.",
                             "When the cached consent state would grow past it, the cache keeps only the "
                             "subjects used most recently.",

@@ -290,6 +290,9 @@ bool grants_anything(const Taxonomy &t, const SubjectEvents &ev, int purpose, Ti
 std::string_view subject_arg(FunctionCallInfo fcinfo, char *buf)
 {
     Oid type = pg([&] { return getBaseType(get_fn_expr_argtype(fcinfo->flinfo, 0)); });
+    if (!subject_type_supported(type))
+        throw Error(ERRCODE_DATATYPE_MISMATCH, "a subject must be bigint, integer, smallint, uuid or text", "",
+                    "Subjects are identified by the protected table's subject column.");
     return subject_key(PG_GETARG_DATUM(0), type, buf);
 }
 

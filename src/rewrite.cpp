@@ -242,12 +242,35 @@ void mutate_query(Query *q, bool strict_targets, WalkContext *cx)
     cx->levels = list_delete_first(cx->levels);
 }
 
+/* Finds a call of the mask functions in a query before our rewrite: none is
+ * legitimate there (they would be an oracle for the hash mask and forge
+ * disclosures), whether written directly, in a view or in a function. */
+bool calls_mask_function(Node *node, const Taxonomy *t)
+{
+    if (node == nullptr)
+        return false;
+    if (IsA(node, FuncExpr)) {
+        Oid f = ((FuncExpr *)node)->funcid;
+        if (f == t->mask_func || f == t->strict_func)
+            return true;
+    }
+    if (IsA(node, Query))
+        return query_tree_walker((Query *)node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(calls_mask_function)),
+                                 (void *)t, 0);
+    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(calls_mask_function)),
+                                  (void *)t);
+}
+
 PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options, ParamListInfo params)
 {
     return entry([&] {
         return pg([&] {
             const Taxonomy &t = taxonomy();
             if (t.installed && !t.type_category.empty()) {
+                if (calls_mask_function((Node *)parse, &t))
+                    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                                    errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
+                                    errhint("Select the column itself: it is masked automatically.")));
                 WalkContext cx{NIL, false, &t};
                 mutate_query(parse, false, &cx);
             }

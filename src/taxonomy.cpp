@@ -105,8 +105,12 @@ std::unique_ptr<Taxonomy> load()
                                "FROM consent.categories ORDER BY key COLLATE \"C\"")) {
         Category c;
         c.key = req(row[0]);
-        if (row[1])
-            c.parent = t->category_index.at(*row[1]); /* parents sort first */
+        if (row[1]) {
+            /* parents sort first; a missing one (a restore loading rows in
+             * any order) leaves the category a root until it arrives */
+            auto parent = t->category_index.find(*row[1]);
+            c.parent = parent == t->category_index.end() ? -1 : parent->second;
+        }
         c.type = row[2] ? Oid(std::stoul(*row[2])) : InvalidOid;
         c.base_type = row[3] ? Oid(std::stoul(*row[3])) : InvalidOid;
         c.special = req(row[4]) == "t";
@@ -128,8 +132,10 @@ std::unique_ptr<Taxonomy> load()
                                "ORDER BY key COLLATE \"C\"")) {
         Purpose p;
         p.key = req(row[0]);
-        if (row[1])
-            p.parent = t->purpose_index.at(*row[1]);
+        if (row[1]) {
+            auto parent = t->purpose_index.find(*row[1]);
+            p.parent = parent == t->purpose_index.end() ? -1 : parent->second;
+        }
         p.basis = req(row[2]);
         t->purpose_index[p.key] = int(t->purposes.size());
         t->purposes.push_back(std::move(p));
@@ -143,7 +149,10 @@ std::unique_ptr<Taxonomy> load()
         p.without_consent.resize(nc);
     }
     for (auto &row : spi.query("SELECT p.key, n FROM consent.purposes p, unnest(p.necessary) n")) {
-        auto &p = t->purposes[t->purpose_index.at(req(row[0]))];
+        auto pi = t->purpose_index.find(req(row[0]));
+        if (pi == t->purpose_index.end())
+            continue;
+        auto &p = t->purposes[size_t(pi->second)];
         auto it = t->category_index.find(req(row[1]));
         if (it == t->category_index.end())
             continue;

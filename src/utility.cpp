@@ -276,6 +276,18 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
                 }
             });
         });
+    if (IsA(node, DropRoleStmt))
+        entry([&] {
+            pg([&] {
+                if (!taxonomy().installed)
+                    return;
+                /* a dropped role keeps no purposes (a dump would otherwise
+                 * name it by a bare OID that may belong to another role) */
+                Spi spi;
+                spi.exec("DELETE FROM consent.purpose_roles p"
+                         " WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = p.role::oid)");
+            });
+        });
     if (ext) {
         /* every backend drops its taxonomy: the extension came or went */
         CacheInvalidateRelcacheAll();

@@ -39,13 +39,18 @@ BEGIN
 END
 $$;
 
+-- The parent key of a dotted key, NULL for a top-level key.
+CREATE FUNCTION consent._parent_key(key text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT CASE WHEN position('.' IN key) = 0 THEN NULL ELSE regexp_replace(key, '\.[^.]*$', '') END $$;
+
 -- Keys: lowercase dotted identifiers, e.g. user.contact.email.
 CREATE DOMAIN consent.key AS text
     CHECK (VALUE ~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$' AND length(VALUE) <= 200);
 
 CREATE TABLE consent.categories (
     key          consent.key PRIMARY KEY,
-    parent       consent.key REFERENCES consent.categories (key),
+    parent       consent.key,
     label        text,
     type         regtype UNIQUE,
     base_type    regtype,
@@ -53,20 +58,22 @@ CREATE TABLE consent.categories (
     default_mask text NOT NULL DEFAULT 'null',
     dpv          text,
     shipped      boolean NOT NULL DEFAULT false,
-    CHECK (parent IS NULL OR starts_with(key, parent || '.'))
+    -- the parent is the key's prefix (no foreign key: restores of --inserts
+    -- dumps may load rows in any order; define_category checks existence)
+    CHECK (parent IS NOT DISTINCT FROM consent._parent_key(key))
 );
 COMMENT ON TABLE consent.categories IS 'data categories (fideslang keys) and their consent-tagged types';
 
 CREATE TABLE consent.purposes (
     key        consent.key PRIMARY KEY,
-    parent     consent.key REFERENCES consent.purposes (key),
+    parent     consent.key,
     label      text,
     basis      text NOT NULL DEFAULT 'consent'
                CHECK (basis IN ('consent', 'contract', 'legal_obligation', 'vital_interest',
                                 'public_task', 'legitimate_interest')),
     necessary  text[] NOT NULL DEFAULT '{}',
     shipped    boolean NOT NULL DEFAULT false,
-    CHECK (parent IS NULL OR starts_with(key, parent || '.')),
+    CHECK (parent IS NOT DISTINCT FROM consent._parent_key(key)),
     CHECK (basis <> 'consent' OR necessary = '{}')
 );
 COMMENT ON TABLE consent.purposes IS 'processing purposes (fideslang data uses) and their legal basis';

@@ -34,6 +34,25 @@ ALTER TABLE consent.purpose_roles ENABLE ALWAYS TRIGGER purpose_roles_changed;
 ALTER TABLE consent.protected_tables ENABLE ALWAYS TRIGGER protected_tables_changed;
 ALTER TABLE consent.column_masks ENABLE ALWAYS TRIGGER column_masks_changed;
 
+-- Shipped categories and purposes cannot be changed or removed: pg_dump
+-- restores them from CREATE EXTENSION, so a change would silently revert
+-- (define your own category or purpose, or set a column's mask instead).
+CREATE FUNCTION consent._shipped_immutable() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.shipped THEN
+        RAISE EXCEPTION '% "%" is shipped with pg_consent and cannot be changed', TG_ARGV[0], OLD.key
+            USING ERRCODE = '55000',
+                  HINT = 'Define your own with consent.define_' || TG_ARGV[0] || '(), or use consent.set_mask() per column.';
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+CREATE TRIGGER categories_shipped BEFORE UPDATE OR DELETE ON consent.categories
+    FOR EACH ROW EXECUTE FUNCTION consent._shipped_immutable('category');
+CREATE TRIGGER purposes_shipped BEFORE UPDATE OR DELETE ON consent.purposes
+    FOR EACH ROW EXECUTE FUNCTION consent._shipped_immutable('purpose');
+
 -- Raises 22023 unless key is a well-formed dotted key.
 CREATE FUNCTION consent._check_key(what text, key text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -49,10 +68,6 @@ BEGIN
 END
 $$;
 
--- The parent key of a dotted key, NULL for a top-level key.
-CREATE FUNCTION consent._parent_key(key text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-$$ SELECT CASE WHEN position('.' IN key) = 0 THEN NULL ELSE regexp_replace(key, '\.[^.]*$', '') END $$;
 
 -- Adds a data category and its consent-tagged column type.
 CREATE FUNCTION consent.define_category(key text, base_type regtype, type_name text,
@@ -106,6 +121,13 @@ BEGIN
     ELSE
         RAISE EXCEPTION 'invalid type name "%"', type_name USING ERRCODE = '42602',
             HINT = 'Use a lowercase identifier, optionally schema-qualified.';
+    END IF;
+    IF schema_name IN ('pg_catalog', 'information_schema', 'pg_toast') OR schema_name LIKE 'pg\_%' THEN
+        RAISE EXCEPTION 'cannot create a consent-tagged type in schema "%"', schema_name USING ERRCODE = '42939',
+            DETAIL = 'System schemas are not dumped by pg_dump.';
+    END IF;
+    IF to_regnamespace(quote_ident(schema_name)) IS NULL THEN
+        RAISE EXCEPTION 'schema "%" does not exist', schema_name USING ERRCODE = '3F000';
     END IF;
     IF to_regtype(quote_ident(schema_name) || '.' || quote_ident(bare_name)) IS NOT NULL THEN
         RAISE EXCEPTION 'type %.% already exists', schema_name, bare_name USING ERRCODE = '42710';

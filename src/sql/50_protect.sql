@@ -28,6 +28,9 @@ DECLARE
     rls boolean;
     enabled boolean := false;
 BEGIN
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'relation must not be null' USING ERRCODE = '22004';
+    END IF;
     SELECT c.relrowsecurity INTO rls FROM pg_class c WHERE c.oid = relation;
     IF EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = relation AND p.polname = 'consent_library_active') THEN
         RETURN false;

@@ -71,27 +71,33 @@ CREATE FUNCTION consent._coverage()
                    special boolean, mask text, subject_column name, row_policies name[], problems text[],
                    relation regclass, attnum int2)
     LANGUAGE sql STABLE PARALLEL SAFE ROWS 100 SET jit = off SET search_path = pg_catalog, pg_temp AS $$
-WITH RECURSIVE type_edges (child, parent) AS (
+WITH RECURSIVE type_edges (child, parent, kind) AS (
     -- types built from another type: domains over it, arrays of it, composite
     -- types with a field of it
-    SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
+    SELECT t.oid, t.typbasetype, 'domain' FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
     UNION ALL
-    SELECT t.oid, t.typelem FROM pg_catalog.pg_type t
+    SELECT t.oid, t.typelem, 'array' FROM pg_catalog.pg_type t
     WHERE t.typelem <> 0 AND t.typsubscript = 'pg_catalog.array_subscript_handler'::regproc
     UNION ALL
-    SELECT t.oid, fa.atttypid FROM pg_catalog.pg_type t
+    SELECT t.oid, fa.atttypid, 'composite' FROM pg_catalog.pg_type t
     JOIN pg_catalog.pg_attribute fa ON fa.attrelid = t.typrelid AND fa.attnum > 0 AND NOT fa.attisdropped
     WHERE t.typtype = 'c'
 ),
--- the tagged types, and every type built from one (columns of those are not masked)
-tagged_types (type, category, direct) AS (
-    SELECT cat.type::oid, cat.key::text, true FROM consent.categories cat WHERE cat.type IS NOT NULL
+-- the tagged types, and every type built from one, with how (as the masking
+-- resolves them: a domain keeps its category's mask, an array is NULL when
+-- masked, a composite is shown to bypass roles only)
+tagged_types (type, category, how) AS (
+    SELECT cat.type::oid, cat.key::text, 'direct' FROM consent.categories cat WHERE cat.type IS NOT NULL
     UNION
-    SELECT e.child, tt.category, false FROM tagged_types tt JOIN type_edges e ON e.parent = tt.type
+    SELECT e.child, tt.category,
+           CASE WHEN tt.how = 'composite' OR e.kind = 'composite' THEN 'composite'
+                WHEN tt.how = 'array' OR e.kind = 'array' THEN 'array'
+                ELSE 'domain' END
+    FROM tagged_types tt JOIN type_edges e ON e.parent = tt.type
 ),
 tagged AS (
     SELECT c.oid AS relid, n.nspname, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity,
-           a.attnum, a.attname, a.atttypid, tt.direct, cat.key AS category, cat.special, cat.default_mask
+           a.attnum, a.attname, a.atttypid, tt.how, cat.key AS category, cat.special, cat.default_mask
     FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -115,7 +121,8 @@ owner AS (
 ),
 checked AS (
     SELECT t.*, o.owner, o.subject_column,
-           CASE WHEN t.direct THEN coalesce(own_mask.mask, owner_mask.mask, t.default_mask) END AS mask,
+           CASE WHEN t.how IN ('direct', 'domain') THEN coalesce(own_mask.mask, owner_mask.mask, t.default_mask)
+                ELSE 'null' END AS mask,
            sa.attnum AS subject_attnum, sa.attnotnull AS subject_not_null,
            EXISTS (SELECT FROM pg_catalog.pg_index i
                    WHERE i.indrelid = t.relid AND i.indnatts > 0 AND i.indkey[0] = sa.attnum) AS subject_indexed,
@@ -142,7 +149,6 @@ SELECT nspname AS schema_name,
        subject_column,
        row_policies,
        array_remove(ARRAY[
-           CASE WHEN NOT direct THEN 'type derived from a tagged type is not masked' END,
            CASE WHEN owner IS NULL THEN 'table not protected' END,
            CASE WHEN special AND mask <> 'null' THEN 'special category with a revealing mask' END,
            CASE WHEN owner IS NOT NULL AND subject_attnum IS NULL THEN 'subject column missing' END,
@@ -192,6 +198,9 @@ reachable AS (
     WHERE cv.subject_column IS NOT NULL AND NOT c.relispartition
       AND NOT ('subject column missing' = ANY (cv.problems))
       AND cv.mask IS NOT NULL
+      -- composites (and arrays of them) are shown to bypass roles only
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem
+                      WHERE t.oid = cv.column_type AND (t.typtype = 'c' OR e.typtype = 'c'))
 ),
 -- (purpose, column) pairs the purpose sees without consent
 necessary_reach AS (

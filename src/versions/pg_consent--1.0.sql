@@ -39,13 +39,18 @@ BEGIN
 END
 $$;
 
+-- The parent key of a dotted key, NULL for a top-level key.
+CREATE FUNCTION consent._parent_key(key text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT CASE WHEN position('.' IN key) = 0 THEN NULL ELSE regexp_replace(key, '\.[^.]*$', '') END $$;
+
 -- Keys: lowercase dotted identifiers, e.g. user.contact.email.
 CREATE DOMAIN consent.key AS text
     CHECK (VALUE ~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$' AND length(VALUE) <= 200);
 
 CREATE TABLE consent.categories (
     key          consent.key PRIMARY KEY,
-    parent       consent.key REFERENCES consent.categories (key),
+    parent       consent.key,
     label        text,
     type         regtype UNIQUE,
     base_type    regtype,
@@ -53,20 +58,22 @@ CREATE TABLE consent.categories (
     default_mask text NOT NULL DEFAULT 'null',
     dpv          text,
     shipped      boolean NOT NULL DEFAULT false,
-    CHECK (parent IS NULL OR starts_with(key, parent || '.'))
+    -- the parent is the key's prefix (no foreign key: restores of --inserts
+    -- dumps may load rows in any order; define_category checks existence)
+    CHECK (parent IS NOT DISTINCT FROM consent._parent_key(key))
 );
 COMMENT ON TABLE consent.categories IS 'data categories (fideslang keys) and their consent-tagged types';
 
 CREATE TABLE consent.purposes (
     key        consent.key PRIMARY KEY,
-    parent     consent.key REFERENCES consent.purposes (key),
+    parent     consent.key,
     label      text,
     basis      text NOT NULL DEFAULT 'consent'
                CHECK (basis IN ('consent', 'contract', 'legal_obligation', 'vital_interest',
                                 'public_task', 'legitimate_interest')),
     necessary  text[] NOT NULL DEFAULT '{}',
     shipped    boolean NOT NULL DEFAULT false,
-    CHECK (parent IS NULL OR starts_with(key, parent || '.')),
+    CHECK (parent IS NOT DISTINCT FROM consent._parent_key(key)),
     CHECK (basis <> 'consent' OR necessary = '{}')
 );
 COMMENT ON TABLE consent.purposes IS 'processing purposes (fideslang data uses) and their legal basis';
@@ -178,6 +185,25 @@ ALTER TABLE consent.purpose_roles ENABLE ALWAYS TRIGGER purpose_roles_changed;
 ALTER TABLE consent.protected_tables ENABLE ALWAYS TRIGGER protected_tables_changed;
 ALTER TABLE consent.column_masks ENABLE ALWAYS TRIGGER column_masks_changed;
 
+-- Shipped categories and purposes cannot be changed or removed: pg_dump
+-- restores them from CREATE EXTENSION, so a change would silently revert
+-- (define your own category or purpose, or set a column's mask instead).
+CREATE FUNCTION consent._shipped_immutable() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.shipped THEN
+        RAISE EXCEPTION '% "%" is shipped with pg_consent and cannot be changed', TG_ARGV[0], OLD.key
+            USING ERRCODE = '55000',
+                  HINT = 'Define your own with consent.define_' || TG_ARGV[0] || '(), or use consent.set_mask() per column.';
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+CREATE TRIGGER categories_shipped BEFORE UPDATE OR DELETE ON consent.categories
+    FOR EACH ROW EXECUTE FUNCTION consent._shipped_immutable('category');
+CREATE TRIGGER purposes_shipped BEFORE UPDATE OR DELETE ON consent.purposes
+    FOR EACH ROW EXECUTE FUNCTION consent._shipped_immutable('purpose');
+
 -- Raises 22023 unless key is a well-formed dotted key.
 CREATE FUNCTION consent._check_key(what text, key text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -193,10 +219,6 @@ BEGIN
 END
 $$;
 
--- The parent key of a dotted key, NULL for a top-level key.
-CREATE FUNCTION consent._parent_key(key text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-$$ SELECT CASE WHEN position('.' IN key) = 0 THEN NULL ELSE regexp_replace(key, '\.[^.]*$', '') END $$;
 
 -- Adds a data category and its consent-tagged column type.
 CREATE FUNCTION consent.define_category(key text, base_type regtype, type_name text,
@@ -250,6 +272,13 @@ BEGIN
     ELSE
         RAISE EXCEPTION 'invalid type name "%"', type_name USING ERRCODE = '42602',
             HINT = 'Use a lowercase identifier, optionally schema-qualified.';
+    END IF;
+    IF schema_name IN ('pg_catalog', 'information_schema', 'pg_toast') OR schema_name LIKE 'pg\_%' THEN
+        RAISE EXCEPTION 'cannot create a consent-tagged type in schema "%"', schema_name USING ERRCODE = '42939',
+            DETAIL = 'System schemas are not dumped by pg_dump.';
+    END IF;
+    IF to_regnamespace(quote_ident(schema_name)) IS NULL THEN
+        RAISE EXCEPTION 'schema "%" does not exist', schema_name USING ERRCODE = '3F000';
     END IF;
     IF to_regtype(quote_ident(schema_name) || '.' || quote_ident(bare_name)) IS NOT NULL THEN
         RAISE EXCEPTION 'type %.% already exists', schema_name, bare_name USING ERRCODE = '42710';
@@ -573,6 +602,9 @@ DECLARE
     rls boolean;
     enabled boolean := false;
 BEGIN
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'relation must not be null' USING ERRCODE = '22004';
+    END IF;
     SELECT c.relrowsecurity INTO rls FROM pg_class c WHERE c.oid = relation;
     IF EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = relation AND p.polname = 'consent_library_active') THEN
         RETURN false;
@@ -817,27 +849,33 @@ CREATE FUNCTION consent._coverage()
                    special boolean, mask text, subject_column name, row_policies name[], problems text[],
                    relation regclass, attnum int2)
     LANGUAGE sql STABLE PARALLEL SAFE ROWS 100 SET jit = off SET search_path = pg_catalog, pg_temp AS $$
-WITH RECURSIVE type_edges (child, parent) AS (
+WITH RECURSIVE type_edges (child, parent, kind) AS (
     -- types built from another type: domains over it, arrays of it, composite
     -- types with a field of it
-    SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
+    SELECT t.oid, t.typbasetype, 'domain' FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
     UNION ALL
-    SELECT t.oid, t.typelem FROM pg_catalog.pg_type t
+    SELECT t.oid, t.typelem, 'array' FROM pg_catalog.pg_type t
     WHERE t.typelem <> 0 AND t.typsubscript = 'pg_catalog.array_subscript_handler'::regproc
     UNION ALL
-    SELECT t.oid, fa.atttypid FROM pg_catalog.pg_type t
+    SELECT t.oid, fa.atttypid, 'composite' FROM pg_catalog.pg_type t
     JOIN pg_catalog.pg_attribute fa ON fa.attrelid = t.typrelid AND fa.attnum > 0 AND NOT fa.attisdropped
     WHERE t.typtype = 'c'
 ),
--- the tagged types, and every type built from one (columns of those are not masked)
-tagged_types (type, category, direct) AS (
-    SELECT cat.type::oid, cat.key::text, true FROM consent.categories cat WHERE cat.type IS NOT NULL
+-- the tagged types, and every type built from one, with how (as the masking
+-- resolves them: a domain keeps its category's mask, an array is NULL when
+-- masked, a composite is shown to bypass roles only)
+tagged_types (type, category, how) AS (
+    SELECT cat.type::oid, cat.key::text, 'direct' FROM consent.categories cat WHERE cat.type IS NOT NULL
     UNION
-    SELECT e.child, tt.category, false FROM tagged_types tt JOIN type_edges e ON e.parent = tt.type
+    SELECT e.child, tt.category,
+           CASE WHEN tt.how = 'composite' OR e.kind = 'composite' THEN 'composite'
+                WHEN tt.how = 'array' OR e.kind = 'array' THEN 'array'
+                ELSE 'domain' END
+    FROM tagged_types tt JOIN type_edges e ON e.parent = tt.type
 ),
 tagged AS (
     SELECT c.oid AS relid, n.nspname, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity,
-           a.attnum, a.attname, a.atttypid, tt.direct, cat.key AS category, cat.special, cat.default_mask
+           a.attnum, a.attname, a.atttypid, tt.how, cat.key AS category, cat.special, cat.default_mask
     FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -861,7 +899,8 @@ owner AS (
 ),
 checked AS (
     SELECT t.*, o.owner, o.subject_column,
-           CASE WHEN t.direct THEN coalesce(own_mask.mask, owner_mask.mask, t.default_mask) END AS mask,
+           CASE WHEN t.how IN ('direct', 'domain') THEN coalesce(own_mask.mask, owner_mask.mask, t.default_mask)
+                ELSE 'null' END AS mask,
            sa.attnum AS subject_attnum, sa.attnotnull AS subject_not_null,
            EXISTS (SELECT FROM pg_catalog.pg_index i
                    WHERE i.indrelid = t.relid AND i.indnatts > 0 AND i.indkey[0] = sa.attnum) AS subject_indexed,
@@ -888,7 +927,6 @@ SELECT nspname AS schema_name,
        subject_column,
        row_policies,
        array_remove(ARRAY[
-           CASE WHEN NOT direct THEN 'type derived from a tagged type is not masked' END,
            CASE WHEN owner IS NULL THEN 'table not protected' END,
            CASE WHEN special AND mask <> 'null' THEN 'special category with a revealing mask' END,
            CASE WHEN owner IS NOT NULL AND subject_attnum IS NULL THEN 'subject column missing' END,
@@ -938,6 +976,9 @@ reachable AS (
     WHERE cv.subject_column IS NOT NULL AND NOT c.relispartition
       AND NOT ('subject column missing' = ANY (cv.problems))
       AND cv.mask IS NOT NULL
+      -- composites (and arrays of them) are shown to bypass roles only
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem
+                      WHERE t.oid = cv.column_type AND (t.typtype = 'c' OR e.typtype = 'c'))
 ),
 -- (purpose, column) pairs the purpose sees without consent
 necessary_reach AS (
