@@ -103,6 +103,10 @@ Expr *mask_expr(Var *var, Oid relid, const ColumnRule &rule, bool strict, const 
     FuncExpr *f = makeFuncExpr(strict ? t.strict_func : t.mask_func, base, args, var->varcollid, var->varcollid,
                                COERCE_EXPLICIT_CALL);
     f->location = var->location;
+    /* The mark of the rewrite: the parser never sets funcvariadic for these
+     * non-variadic functions, so a call written in SQL (a query, a CHECK
+     * constraint, a trigger's WHEN) is told apart and refused. */
+    f->funcvariadic = true;
     if (base == var->vartype)
         return (Expr *)f;
     return (Expr *)makeRelabelType((Expr *)f, var->vartype, var->vartypmod, var->varcollid, COERCE_IMPLICIT_CAST);
@@ -300,6 +304,11 @@ Datum mask_call(FunctionCallInfo fcinfo, bool strict)
     }
     (void)taxonomy(); /* applies pending invalidations */
     if (st->epoch != rules_epoch()) {
+        auto *call = reinterpret_cast<FuncExpr *>(fcinfo->flinfo->fn_expr);
+        if (!call || !IsA(call, FuncExpr) || !call->funcvariadic)
+            ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                            errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
+                            errhint("Select the column itself: it is masked automatically.")));
         st->rule = column_rule(relid, attno);
         st->epoch = rules_epoch();
         /* consent._mask is executable by everyone (the rewritten queries of

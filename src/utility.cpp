@@ -216,13 +216,14 @@ void check_trigger_code(Node *node)
         /* by name in any schema: conservative, a namesake is refused too */
         char *name = pg([&] { return NameListToString(stmt->funcname); });
         std::string bare = strVal(llast(stmt->funcname));
-        auto rows = spi.query("SELECT count(*) FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid"
-                              " JOIN pg_attribute a ON a.attrelid = g.tgrelid AND a.attnum > 0 AND NOT a.attisdropped"
-                              " JOIN pg_type t ON t.oid = a.atttypid AND t.typtype = 'd'"
-                              " AND t.typnamespace = 'consent'::regnamespace"
+        auto rows = spi.query("SELECT DISTINCT g.tgrelid FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid"
                               " WHERE p.proname = $1",
                               {bare});
-        if (!rows.empty() && rows[0][0] && *rows[0][0] != "0")
+        bool guarded = false;
+        for (auto &row : rows)
+            if (row[0] && has_tagged_column(Oid(std::stoul(*row[0]))))
+                guarded = true;
+        if (guarded)
             throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
                         std::string("permission denied to replace function ") + name,
                         "It is the function of a trigger on a table with consent-tagged columns.",

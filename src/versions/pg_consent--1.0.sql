@@ -765,7 +765,11 @@ BEGIN
         RAISE EXCEPTION 'relation "%" is not protected', relation USING ERRCODE = '55000',
             HINT = 'Declare its subject column first with consent.protect().';
     END IF;
-    policy := 'consent_require_' || replace(purpose, '.', '_');
+    -- one policy per purpose: its key in the name, or its hash when too long
+    policy := 'consent_require ' || purpose;
+    IF octet_length(policy) > 63 THEN
+        policy := 'consent_require ' || md5(purpose);
+    END IF;
     IF EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = relation AND p.polname = policy) THEN
         RETURN;
     END IF;
