@@ -112,8 +112,9 @@ constexpr uint16_t STALE = 0xFFFF;
  * stays valid while it does not. */
 uint64_t cache_epoch = 1;
 
+/* 12 bytes: the hash is not stored (slots keep its high half as a tag and
+ * it is recomputed from the key where needed). */
 struct Entry {
-    uint64_t hash;
     uint32_t key_off;
     uint32_t ev_off;
     uint16_t key_len;
@@ -129,10 +130,12 @@ class SubjectTable {
     void clear()
     {
         ++cache_epoch;
-        slots_.assign(1024, 0);
+        /* give the memory back (clear() keeps capacity) */
+        std::vector<uint64_t>(1024, 0).swap(slots_);
         as_of = NOW;
-        entries_.clear();
-        keys_.clear();
+        std::vector<Entry>().swap(entries_);
+        std::string().swap(keys_);
+        std::vector<Event>().swap(events_);
         events_.clear();
         unknown_.clear();
         complete = false;
@@ -162,7 +165,7 @@ class SubjectTable {
             if (uint32_t(s >> 32) != tag)
                 continue;
             Entry &e = entries_[uint32_t(s) - 1];
-            if (e.hash == h && e.key_len == key.size() && memcmp(keys_.data() + e.key_off, key.data(), key.size()) == 0)
+            if (e.key_len == key.size() && memcmp(keys_.data() + e.key_off, key.data(), key.size()) == 0)
                 return &e;
         }
     }
@@ -177,10 +180,10 @@ class SubjectTable {
         if (!e) {
             if ((entries_.size() + 1) * 5 > slots_.size() * 3)
                 grow();
-            Entry ne{h, uint32_t(keys_.size()), 0, uint16_t(key.size()), 0};
+            Entry ne{uint32_t(keys_.size()), 0, uint16_t(key.size()), 0};
             keys_.append(key.data(), key.size());
             entries_.push_back(ne);
-            insert_slot(uint32_t(entries_.size()));
+            insert_slot(uint32_t(entries_.size()), h);
             e = &entries_.back();
         } else if (e->n_ev != STALE) {
             garbage_ += e->n_ev;
@@ -218,8 +221,10 @@ class SubjectTable {
         if (!slots_.empty()) {
             size_t mask = slots_.size() - 1;
             for (size_t i = h & mask; slots_[i] != 0; i = (i + 1) & mask) {
+                if (uint32_t(slots_[i] >> 32) != uint32_t(h >> 32))
+                    continue;
                 Entry &e = entries_[uint32_t(slots_[i]) - 1];
-                if (e.hash == h) {
+                if (hash_key(std::string_view(keys_.data() + e.key_off, e.key_len)) == h) {
                     if (e.n_ev != STALE)
                         garbage_ += e.n_ev;
                     e.n_ev = STALE;
@@ -255,10 +260,9 @@ class SubjectTable {
     size_t garbage_ = 0;
     size_t last_found_ = 0;
 
-    void insert_slot(uint32_t idx)
+    void insert_slot(uint32_t idx, uint64_t h)
     {
         size_t mask = slots_.size() - 1;
-        uint64_t h = entries_[idx - 1].hash;
         size_t i = h & mask;
         while (slots_[i] != 0)
             i = (i + 1) & mask;
@@ -268,8 +272,10 @@ class SubjectTable {
     void grow()
     {
         slots_.assign(slots_.size() * 2, 0);
-        for (uint32_t i = 1; i <= entries_.size(); i++)
-            insert_slot(i);
+        for (uint32_t i = 1; i <= entries_.size(); i++) {
+            const Entry &e = entries_[i - 1];
+            insert_slot(i, hash_key(std::string_view(keys_.data() + e.key_off, e.key_len)));
+        }
     }
 
     void compact()
@@ -354,7 +360,8 @@ bool bulk_load(SubjectTable &table, size_t budget)
         Relation rel = table_open(relid, AccessShareLock);
         /* estimated rows: stop early when the result cannot fit */
         double est = rel->rd_rel->reltuples > 0 ? rel->rd_rel->reltuples : 0;
-        if (est * 40 > double(budget)) {
+        /* about 20 bytes per event in the table (events, entries, slots, keys) */
+        if (est * 20 > double(budget)) {
             fits = false;
             table_close(rel, AccessShareLock);
             return;
@@ -419,16 +426,18 @@ bool bulk_load(SubjectTable &table, size_t budget)
         return a.id < b.id;
     });
     table.clear();
-    size_t subjects = 0;
+    size_t subjects = 0, key_bytes = 0;
     for (size_t i = 0; i < raw.size(); i++)
-        if (i == 0 || raw[i].hash != raw[i - 1].hash || key_of(raw[i]) != key_of(raw[i - 1]))
+        if (i == 0 || raw[i].key_len != raw[i - 1].key_len || key_of(raw[i]) != key_of(raw[i - 1])) {
             subjects++;
-    table.reserve(subjects, raw.size(), keys.size() / 2 + 16);
+            key_bytes += raw[i].key_len;
+        }
+    table.reserve(subjects, raw.size(), key_bytes);
     std::vector<Event> group;
     for (size_t i = 0; i < raw.size();) {
         size_t j = i;
         group.clear();
-        while (j < raw.size() && raw[j].hash == raw[i].hash && key_of(raw[j]) == key_of(raw[i]))
+        while (j < raw.size() && raw[j].key_len == raw[i].key_len && key_of(raw[j]) == key_of(raw[i]))
             group.push_back(raw[j++].ev);
         table.put(key_of(raw[i]), raw[i].hash, group.data(), group.size());
         i = j;

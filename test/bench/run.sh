@@ -74,25 +74,25 @@ r[agg_raw]=$(median_ms bench_app personalize "$(agg customers_raw)")
 r[agg_bypass]=$(median_ms bench_bypass personalize "$(agg customers)")
 r[agg_consent]=$(median_ms bench_app personalize "$(agg customers)")
 r[agg_join]=$(median_ms bench_app personalize "$(agg customers_join_view)")
-r[agg_exists]=$(median_ms bench_app personalize "$(agg customers_exists_view)" "${BENCH_SLOW_REPS:-1}")
+r[agg_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[agg_exists]=$(median_ms bench_app personalize "$(agg customers_exists_view)" "${BENCH_SLOW_REPS:-1}")
 echo "COPY of all columns ..."
 r[copy_raw]=$(median_copy_ms bench_app personalize customers_raw)
 r[copy_bypass]=$(median_copy_ms bench_bypass personalize customers)
 r[copy_consent]=$(median_copy_ms bench_app personalize customers)
 r[copy_join]=$(median_copy_ms bench_app personalize customers_join_view)
-r[copy_exists]=$(median_copy_ms bench_app personalize customers_exists_view "${BENCH_SLOW_REPS:-1}")
+r[copy_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[copy_exists]=$(median_copy_ms bench_app personalize customers_exists_view "${BENCH_SLOW_REPS:-1}")
 echo "join of orders to customers ..."
 r[join_raw]=$(median_ms bench_app personalize "$(join_q customers_raw)")
 r[join_bypass]=$(median_ms bench_bypass personalize "$(join_q customers)")
 r[join_consent]=$(median_ms bench_app personalize "$(join_q customers)")
 r[join_join]=$(median_ms bench_app personalize "$(join_q customers_join_view)")
-r[join_exists]=$(median_ms bench_app personalize "$(join_q customers_exists_view)" "${BENCH_SLOW_REPS:-1}")
+r[join_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[join_exists]=$(median_ms bench_app personalize "$(join_q customers_exists_view)" "${BENCH_SLOW_REPS:-1}")
 echo "point look-ups, 2 clients, ${secs}s each ..."
 r[point_raw]=$(tps bench_app personalize "$(point customers_raw)")
 r[point_bypass]=$(tps bench_bypass personalize "$(point customers)")
 r[point_consent]=$(tps bench_app personalize "$(point customers)")
 r[point_join]=$(tps bench_app personalize "$(point customers_join_view)")
-r[point_exists]=$(tps bench_app personalize "$(point customers_exists_view)")
+r[point_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[point_exists]=$(tps bench_app personalize "$(point customers_exists_view)")
 
 echo "row filtering under marketing (count(*)) ..."
 echo "SELECT count(*) FROM customers_raw;" > "$work/count_raw.sql"
@@ -100,7 +100,7 @@ echo "SELECT count(*) FROM customers_rc;" > "$work/count_rc.sql"
 echo "SELECT count(*) FROM customers_ex;" > "$work/count_ex.sql"
 r[rows_nopolicy]=$(median_ms bench_app marketing "$work/count_raw.sql")
 r[rows_require]=$(median_ms bench_app marketing "$work/count_rc.sql")
-r[rows_exists]=$(median_ms bench_app marketing "$work/count_ex.sql")
+r[rows_exists]=$(median_ms bench_app marketing "$work/count_ex.sql" "${BENCH_SLOW_REPS:-1}")
 r[rows_visible]=$(PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=marketing" psql -X -A -t -c "SELECT count(*) FROM customers_rc")
 
 echo "consent changes, 2 clients ..."
