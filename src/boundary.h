@@ -44,7 +44,9 @@ class PgError : public std::exception {
 class Error : public std::exception {
   public:
     Error(int sqlstate, std::string message, std::string detail = {}, std::string hint = {})
-        : sqlstate_(sqlstate), message_(std::move(message)), detail_(std::move(detail)), hint_(std::move(hint)) {}
+        : sqlstate_(sqlstate), message_(std::move(message)), detail_(std::move(detail)), hint_(std::move(hint))
+    {
+    }
     const char *what() const noexcept override { return message_.c_str(); }
     int sqlstate() const { return sqlstate_; }
     const std::string &detail() const { return detail_; }
@@ -58,8 +60,7 @@ class Error : public std::exception {
 namespace detail {
 /* Raise a captured failure as a PostgreSQL error.  Called with no C++ frame
  * that owns resources between here and PostgreSQL. */
-[[noreturn]] void raise_captured(ErrorData *pg, int sqlstate, const char *msg, const char *detail,
-                                 const char *hint);
+[[noreturn]] void raise_captured(ErrorData *pg, int sqlstate, const char *msg, const char *detail, const char *hint);
 ErrorData *capture_pg_error(MemoryContext cxt);
 } // namespace detail
 
@@ -75,8 +76,7 @@ ErrorData *run_pg(void (*fn)(void *), void *arg);
  * Frames that own no C++ resources (the per-cell hot path) may call
  * PostgreSQL directly and save the sigsetjmp.
  */
-template <typename F>
-auto pg(F &&f) -> decltype(f())
+template <typename F> auto pg(F &&f) -> decltype(f())
 {
     using R = decltype(f());
     struct State {
@@ -112,8 +112,7 @@ auto pg(F &&f) -> decltype(f())
  * captured into palloc'd memory, the body's frames unwind, and only then is
  * the error raised with ereport.
  */
-template <typename F>
-auto entry(F &&f) -> decltype(f())
+template <typename F> auto entry(F &&f) -> decltype(f())
 {
     ErrorData *pg_err = nullptr;
     int code = 0;
@@ -143,9 +142,9 @@ auto entry(F &&f) -> decltype(f())
 } // namespace consent
 
 /* Declare an SQL-callable function with C linkage. */
-#define CONSENT_FUNCTION(name)                                                                                   \
-    extern "C" {                                                                                                 \
-    PGDLLEXPORT Datum name(PG_FUNCTION_ARGS);                                                                    \
-    PG_FUNCTION_INFO_V1(name);                                                                                   \
-    }                                                                                                            \
+#define CONSENT_FUNCTION(name)                                                                                         \
+    extern "C" {                                                                                                       \
+    PGDLLEXPORT Datum name(PG_FUNCTION_ARGS);                                                                          \
+    PG_FUNCTION_INFO_V1(name);                                                                                         \
+    }                                                                                                                  \
     Datum name(PG_FUNCTION_ARGS)

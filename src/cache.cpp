@@ -124,7 +124,7 @@ struct Entry {
 /* Open-addressing hash table of subjects, with arenas for keys and events. */
 class SubjectTable {
   public:
-    bool complete = false; /* holds every subject that has events */
+    bool complete = false;   /* holds every subject that has events */
     TimestampTz as_of = NOW; /* NOW: the current state */
 
     void clear()
@@ -387,9 +387,13 @@ bool bulk_load(SubjectTable &table, size_t budget)
                 uint32_t off = uint32_t(keys.size());
                 keys.append(subject.data(), subject.size());
                 bool grant = text_view(values[4]) == "grant";
-                RawEvent r{h, off, uint16_t(subject.size()),
-                           Event{uint16_t(cat), uint16_t(pur), until_code(grant, !nulls[5], DatumGetTimestampTz(values[5]))},
-                           DatumGetTimestampTz(values[6]), DatumGetInt64(values[3])};
+                RawEvent r{
+                    h,
+                    off,
+                    uint16_t(subject.size()),
+                    Event{uint16_t(cat), uint16_t(pur), until_code(grant, !nulls[5], DatumGetTimestampTz(values[5]))},
+                    DatumGetTimestampTz(values[6]),
+                    DatumGetInt64(values[3])};
                 raw.push_back(r);
                 if (grant && !nulls[7]) {
                     RawEvent w = r;
@@ -467,7 +471,8 @@ std::vector<Event> load_subject(std::string_view key, TimestampTz as_of)
                          "  AND withdrawn_at IS NOT NULL) e ORDER BY at, id",
                          {std::string(key)}, true);
     } else {
-        char *ts = pg([&] { return DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(as_of))); });
+        char *ts =
+            pg([&] { return DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(as_of))); });
         rows = spi.query("SELECT category, purpose, action, valid_until FROM consent.ledger"
                          " WHERE subject = $1 AND recorded_at <= $2::timestamptz AND action <> 'erase'"
                          " ORDER BY recorded_at, id",
@@ -515,7 +520,10 @@ void ensure_ready()
     taxonomy_generation_seen = t.generation;
 }
 
-size_t budget_bytes() { return size_t(cache_size_mb) * 1024 * 1024; }
+size_t budget_bytes()
+{
+    return size_t(cache_size_mb) * 1024 * 1024;
+}
 
 void xact_event(XactEvent event)
 {
@@ -666,7 +674,10 @@ SubjectEvents lookup_events(std::string_view key, TimestampTz as_of)
     return table.events_of(*e);
 }
 
-uint64_t cache_epoch_now() { return cache_epoch; }
+uint64_t cache_epoch_now()
+{
+    return cache_epoch;
+}
 
 bool decide(const Taxonomy &t, const SubjectEvents &ev, int category, int purpose, TimestampTz now)
 {
@@ -744,8 +755,14 @@ void cache_reset()
     tried_bulk = false;
 }
 
-size_t cache_memory() { return now_table.memory() + as_of_table.memory(); }
-size_t cache_subjects() { return now_table.size() + as_of_table.size(); }
+size_t cache_memory()
+{
+    return now_table.memory() + as_of_table.memory();
+}
+size_t cache_subjects()
+{
+    return now_table.size() + as_of_table.size();
+}
 
 void install_shmem_hooks()
 {

@@ -16,8 +16,8 @@ namespace consent {
 
 /* What the session acts as, computed once per statement. */
 struct SessionContext {
-    bool bypass = false;   /* superuser or BYPASSRLS: sees everything */
-    int purpose = -1;      /* -1: none, or not allowed to the acting role */
+    bool bypass = false;     /* superuser or BYPASSRLS: sees everything */
+    int purpose = -1;        /* -1: none, or not allowed to the acting role */
     TimestampTz as_of = NOW; /* NOW (cache.h): decisions about now */
 };
 

@@ -37,7 +37,8 @@ CONSENT_FUNCTION(consent_ledger_append_only)
             const char *op = TRIGGER_FIRED_BY_UPDATE(td->tg_event)   ? "UPDATE"
                              : TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "DELETE"
                                                                      : "TRUNCATE";
-            throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, std::string("the consent ledger is append-only: ") + op + " is not allowed",
+            throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        std::string("the consent ledger is append-only: ") + op + " is not allowed",
                         "Consent is changed by appending events with consent.grant() and consent.withdraw().");
         }
         return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
@@ -65,7 +66,8 @@ CONSENT_FUNCTION(consent_subject_state_changed)
 {
     return entry([&]() -> Datum {
         if (!CALLED_AS_TRIGGER(fcinfo))
-            throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "consent._subject_state_changed() must be a trigger");
+            throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                        "consent._subject_state_changed() must be a trigger");
         auto *td = reinterpret_cast<TriggerData *>(fcinfo->context);
         Relation rel = td->tg_relation;
         if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {

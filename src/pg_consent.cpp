@@ -56,8 +56,7 @@ bool consent::check_pseudonym_key(char **newval, void **, GucSource source)
 {
     if (!*newval || (*newval)[0] == '\0')
         return true;
-    if (source == PGC_S_TEST || source == PGC_S_DATABASE || source == PGC_S_USER ||
-        source == PGC_S_DATABASE_USER) {
+    if (source == PGC_S_TEST || source == PGC_S_DATABASE || source == PGC_S_USER || source == PGC_S_DATABASE_USER) {
         GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
         GUC_check_errmsg("consent.pseudonym_key cannot be stored in role, database or function settings");
         GUC_check_errdetail("Those settings are readable by every role.");
@@ -70,18 +69,17 @@ bool consent::check_pseudonym_key(char **newval, void **, GucSource source)
 /* Registers every consent.* setting. */
 void consent::define_gucs()
 {
-    define_audit_gucs(); /* consent.audit, consent.audit_log_level, consent.track_disclosures, consent.disclosures_max */
+    define_audit_gucs(); /* consent.audit, consent.audit_log_level, consent.track_disclosures, consent.disclosures_max
+                          */
     DefineCustomStringVariable("consent.purpose", "Processing purpose this session acts under.",
                                "Empty means no purpose: every consent-tagged cell is masked.", &purpose_setting, "",
                                PGC_USERSET, 0, check_purpose_guc, assign_purpose_guc, nullptr);
-    DefineCustomStringVariable("consent.as_of",
-                               "Evaluates every consent decision as of this time (auditors only).",
+    DefineCustomStringVariable("consent.as_of", "Evaluates every consent decision as of this time (auditors only).",
                                "Empty means now. Only superusers and members of consent_auditor may set it.",
                                &as_of_setting, "", PGC_USERSET, 0, check_as_of_guc, assign_as_of_guc, nullptr);
-    DefineCustomStringVariable("consent.pseudonym_key", "Key of the hash mask.",
-                               "Superuser only; never shown to other roles.", &pseudonym_key, "", PGC_SUSET,
-                               GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, check_pseudonym_key,
-                               nullptr, nullptr);
+    DefineCustomStringVariable(
+        "consent.pseudonym_key", "Key of the hash mask.", "Superuser only; never shown to other roles.", &pseudonym_key,
+        "", PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, check_pseudonym_key, nullptr, nullptr);
     DefineCustomIntVariable("consent.cache_size", "Memory bound of the per-backend consent cache.",
                             "When the cached consent state would grow past it, the cache keeps only the "
                             "subjects used most recently.",
@@ -142,7 +140,7 @@ CONSENT_FUNCTION(consent_throw_cpp)
             pg([] { (void)DirectFunctionCall1(int4in, CStringGetDatum("not a number")); });
         if (kind == "none")
             return (Datum)0;
-        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown kind \"" + kind + "\"",
-                    "", "Use error, bad_alloc, runtime, pg or none.");
+        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown kind \"" + kind + "\"", "",
+                    "Use error, bad_alloc, runtime, pg or none.");
     });
 }

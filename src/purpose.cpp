@@ -78,7 +78,10 @@ bool check_purpose_guc(char **newval, void **, GucSource source)
     });
 }
 
-void assign_purpose_guc(const char *, void *) { context_dirty = true; }
+void assign_purpose_guc(const char *, void *)
+{
+    context_dirty = true;
+}
 
 bool check_as_of_guc(char **newval, void **extra, GucSource source)
 {
@@ -207,6 +210,22 @@ bool cell_revealed(const ColumnRule &rule, Datum subject, bool subject_null)
 
 using namespace consent;
 
+namespace {
+/* The purpose named by argument argno (22023 if unknown), or the session's
+ * current purpose when the argument is NULL (-1: none). */
+int purpose_arg(FunctionCallInfo fcinfo, int argno, const Taxonomy &t, const SessionContext &ctx)
+{
+    if (PG_ARGISNULL(argno))
+        return ctx.purpose;
+    std::string key = pg([&] { return text_to_cstring(PG_GETARG_TEXT_PP(argno)); });
+    auto p = t.purpose_index.find(key);
+    if (p == t.purpose_index.end())
+        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown purpose \"" + key + "\"", "",
+                    "See consent.purposes for the defined purposes.");
+    return p->second;
+}
+} // namespace
+
 /* consent.granted(subject, category, purpose DEFAULT NULL, at DEFAULT NULL) */
 CONSENT_FUNCTION(consent_granted)
 {
@@ -221,15 +240,7 @@ CONSENT_FUNCTION(consent_granted)
             throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown category \"" + category + "\"", "",
                         "See consent.categories for the defined categories.");
         const SessionContext &ctx = session_context();
-        int purpose = ctx.purpose;
-        if (!PG_ARGISNULL(2)) {
-            std::string key = pg([&] { return text_to_cstring(PG_GETARG_TEXT_PP(2)); });
-            auto p = t.purpose_index.find(key);
-            if (p == t.purpose_index.end())
-                throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown purpose \"" + key + "\"", "",
-                            "See consent.purposes for the defined purposes.");
-            purpose = p->second;
-        }
+        int purpose = purpose_arg(fcinfo, 2, t, ctx);
         if (purpose < 0)
             PG_RETURN_BOOL(false);
         TimestampTz at = PG_ARGISNULL(3) ? ctx.as_of : PG_GETARG_TIMESTAMPTZ(3);
@@ -307,15 +318,7 @@ CONSENT_FUNCTION(consent_any_granted)
             PG_RETURN_NULL();
         const Taxonomy &t = taxonomy();
         const SessionContext &ctx = session_context();
-        int purpose = ctx.purpose;
-        if (!PG_ARGISNULL(1)) {
-            std::string key = pg([&] { return text_to_cstring(PG_GETARG_TEXT_PP(1)); });
-            auto p = t.purpose_index.find(key);
-            if (p == t.purpose_index.end())
-                throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown purpose \"" + key + "\"", "",
-                            "See consent.purposes for the defined purposes.");
-            purpose = p->second;
-        }
+        int purpose = purpose_arg(fcinfo, 1, t, ctx);
         if (purpose < 0)
             PG_RETURN_BOOL(false);
         char buf[64];

@@ -75,7 +75,10 @@ void mutate_query(Query *q, bool strict_targets, WalkContext *cx);
 
 /* PostgreSQL's tree mutators take an untyped callback. */
 using Mutator = Node *(*)();
-Mutator as_mutator(Node *(*fn)(Node *, WalkContext *)) { return reinterpret_cast<Mutator>(reinterpret_cast<void (*)()>(fn)); }
+Mutator as_mutator(Node *(*fn)(Node *, WalkContext *))
+{
+    return reinterpret_cast<Mutator>(reinterpret_cast<void (*)()>(fn));
+}
 
 bool is_write(const Query *q)
 {
@@ -96,10 +99,9 @@ Expr *mask_expr(Var *var, Oid relid, const ColumnRule &rule, bool strict, const 
         subject = (Expr *)makeNullConst(INT8OID, -1, InvalidOid);
     }
     Oid base = getBaseType(var->vartype);
-    List *args = list_make4(var, subject,
-                            makeConst(OIDOID, -1, InvalidOid, sizeof(Oid), ObjectIdGetDatum(relid), false, true),
-                            makeConst(INT2OID, -1, InvalidOid, sizeof(int16), Int16GetDatum(var->varattno), false,
-                                      true));
+    List *args =
+        list_make4(var, subject, makeConst(OIDOID, -1, InvalidOid, sizeof(Oid), ObjectIdGetDatum(relid), false, true),
+                   makeConst(INT2OID, -1, InvalidOid, sizeof(int16), Int16GetDatum(var->varattno), false, true));
     FuncExpr *f = makeFuncExpr(strict ? t.strict_func : t.mask_func, base, args, var->varcollid, var->varcollid,
                                COERCE_EXPLICIT_CALL);
     f->location = var->location;
@@ -137,8 +139,7 @@ Node *mask_whole_row(Var *var, Oid relid, WalkContext *cx)
             row->colnames = lappend(row->colnames, makeString(pstrdup("")));
             continue;
         }
-        Var *col = makeVar(var->varno, att->attnum, att->atttypid, att->atttypmod, att->attcollation,
-                           var->varlevelsup);
+        Var *col = makeVar(var->varno, att->attnum, att->atttypid, att->atttypmod, att->attcollation, var->varlevelsup);
         const ColumnRule *rule = column_rule(relid, att->attnum);
         row->args = lappend(row->args, rule ? (Node *)mask_expr(col, relid, *rule, cx->strict, *cx->tax) : (Node *)col);
         row->colnames = lappend(row->colnames, makeString(pstrdup(NameStr(att->attname))));
@@ -259,7 +260,8 @@ bool calls_mask_function(Node *node, const Taxonomy *t)
             return true;
     }
     if (IsA(node, Query))
-        return query_tree_walker((Query *)node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(calls_mask_function)),
+        return query_tree_walker((Query *)node,
+                                 reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(calls_mask_function)),
                                  (void *)t, 0);
     return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(calls_mask_function)),
                                   (void *)t);
@@ -272,9 +274,10 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
             const Taxonomy &t = taxonomy();
             if (t.installed && !t.type_category.empty()) {
                 if (calls_mask_function((Node *)parse, &t))
-                    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                                    errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
-                                    errhint("Select the column itself: it is masked automatically.")));
+                    ereport(ERROR,
+                            (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                             errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
+                             errhint("Select the column itself: it is masked automatically.")));
                 WalkContext cx{NIL, false, &t};
                 mutate_query(parse, false, &cx);
             }
@@ -340,12 +343,12 @@ Datum mask_call(FunctionCallInfo fcinfo, bool strict)
     if (strict) {
         const char *rel = get_rel_name(relid);
         const char *col = get_attname(relid, attno, true);
-        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                        errmsg("cannot store a value derived from a masked cell"),
-                        errdetail("Column \"%s\" of \"%s\" is masked for this session; storing its masked value "
-                                  "would destroy the original.",
-                                  col ? col : "?", rel ? rel : "?"),
-                        errhint("Act under a purpose the subject consented to, or leave the column unchanged.")));
+        ereport(ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("cannot store a value derived from a masked cell"),
+                 errdetail("Column \"%s\" of \"%s\" is masked for this session; storing its masked value "
+                           "would destroy the original.",
+                           col ? col : "?", rel ? rel : "?"),
+                 errhint("Act under a purpose the subject consented to, or leave the column unchanged.")));
     }
     bool isnull = false;
     Datum masked = apply_mask(rule->mask, value, rule->base_type, &isnull);

@@ -20,8 +20,8 @@ Spi::Spi()
         SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
                                saved_sec_ | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
         guc_level_ = NewGUCNestLevel();
-        (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-                                true, 0, false);
+        (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                                0, false);
         if (SPI_connect() != SPI_OK_CONNECT)
             elog(ERROR, "SPI_connect failed");
     });
@@ -41,20 +41,36 @@ Spi::~Spi()
     }
 }
 
+namespace {
+/* Text parameters as SPI wants them; fill() calls PostgreSQL (inside pg()). */
+struct TextParams {
+    explicit TextParams(const std::vector<std::optional<std::string>> &p)
+        : params(p), n(int(p.size())), types(size_t(n), TEXTOID), values(size_t(n)), nulls(size_t(n), ' ')
+    {
+    }
+    void fill()
+    {
+        for (int i = 0; i < n; i++) {
+            if (params[size_t(i)])
+                values[size_t(i)] = CStringGetTextDatum(params[size_t(i)]->c_str());
+            else
+                nulls[size_t(i)] = 'n';
+        }
+    }
+    const std::vector<std::optional<std::string>> &params;
+    int n;
+    std::vector<Oid> types;
+    std::vector<Datum> values;
+    std::vector<char> nulls;
+};
+} // namespace
+
 void Spi::exec(const char *sql, const std::vector<std::optional<std::string>> &params)
 {
-    int n = int(params.size());
-    std::vector<Oid> types(n, TEXTOID);
-    std::vector<Datum> values(n);
-    std::vector<char> nulls(n, ' ');
+    TextParams tp(params);
     pg([&] {
-        for (int i = 0; i < n; i++) {
-            if (params[i])
-                values[i] = CStringGetTextDatum(params[i]->c_str());
-            else
-                nulls[i] = 'n';
-        }
-        int rc = SPI_execute_with_args(sql, n, types.data(), values.data(), nulls.data(), false, 0);
+        tp.fill();
+        int rc = SPI_execute_with_args(sql, tp.n, tp.types.data(), tp.values.data(), tp.nulls.data(), false, 0);
         if (rc < 0)
             elog(ERROR, "SPI statement failed: %s", SPI_result_code_string(rc));
     });
@@ -62,18 +78,14 @@ void Spi::exec(const char *sql, const std::vector<std::optional<std::string>> &p
 
 std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std::string>> &params, bool latest)
 {
-    int n = int(params.size());
-    std::vector<Oid> types(n, TEXTOID);
-    std::vector<Datum> values(n);
-    std::vector<char> nulls(n, ' ');
+    TextParams tp(params);
+    int n = tp.n;
+    std::vector<Oid> &types = tp.types;
+    std::vector<Datum> &values = tp.values;
+    std::vector<char> &nulls = tp.nulls;
     std::vector<Row> rows;
     pg([&] {
-        for (int i = 0; i < n; i++) {
-            if (params[i])
-                values[i] = CStringGetTextDatum(params[i]->c_str());
-            else
-                nulls[i] = 'n';
-        }
+        tp.fill();
         int rc;
         if (latest) {
             /* The consent state must follow the latest committed data, also
@@ -81,8 +93,8 @@ std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std
             SPIPlanPtr plan = SPI_prepare(sql, n, types.data());
             if (!plan)
                 elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-            rc = SPI_execute_snapshot(plan, values.data(), nulls.data(), GetLatestSnapshot(), InvalidSnapshot,
-                                      true, false, 0);
+            rc = SPI_execute_snapshot(plan, values.data(), nulls.data(), GetLatestSnapshot(), InvalidSnapshot, true,
+                                      false, 0);
         } else {
             rc = SPI_execute_with_args(sql, n, types.data(), values.data(), nulls.data(), true, 0);
         }

@@ -43,7 +43,10 @@ bool all_relations_dirty = false;
 std::unordered_map<uint64_t, ColumnRule> rules; /* (relid << 16 | attno) */
 std::unordered_map<Oid, bool> bypass_roles;
 
-uint64_t rule_key(Oid relid, AttrNumber attno) { return (uint64_t(relid) << 16) | uint16_t(attno); }
+uint64_t rule_key(Oid relid, AttrNumber attno)
+{
+    return (uint64_t(relid) << 16) | uint16_t(attno);
+}
 
 /* Relcache callback: our catalog tables changed, or a relation did. */
 void relcache_callback(Datum, Oid relid)
@@ -72,9 +75,15 @@ void relcache_callback(Datum, Oid relid)
 }
 
 /* Syscache callback on pg_authid: role attributes or membership changed. */
-void role_callback(Datum, int, uint32) { bypass_roles.clear(); }
+void role_callback(Datum, int, uint32)
+{
+    bypass_roles.clear();
+}
 
-std::string req(const std::optional<std::string> &v) { return v ? *v : std::string(); }
+std::string req(const std::optional<std::string> &v)
+{
+    return v ? *v : std::string();
+}
 
 Oid lookup_function(const char *name, int nargs, const Oid *argtypes)
 {
@@ -305,7 +314,10 @@ const Taxonomy &taxonomy()
     return *current;
 }
 
-uint64_t rules_epoch() { return rules_epoch_counter; }
+uint64_t rules_epoch()
+{
+    return rules_epoch_counter;
+}
 
 Oid protected_owner(Oid relid)
 {
@@ -382,7 +394,10 @@ TypeTag type_tag(Oid type)
     return tag;
 }
 
-int tagged_category(Oid type) { return type_tag(type).category; }
+int tagged_category(Oid type)
+{
+    return type_tag(type).category;
+}
 
 const ColumnRule *column_rule(Oid relid, AttrNumber attno)
 {

@@ -89,7 +89,7 @@ struct ColumnRule {
      * category; composites: only to bypass roles) */
     Derivation how = Derivation::Direct;
     Oid value_type = InvalidOid; /* the column's type, domains resolved */
-    bool is_protected = false; /* the table names its subject column */
+    bool is_protected = false;   /* the table names its subject column */
     AttrNumber subject_attno = InvalidAttrNumber;
     Oid subject_type = InvalidOid;
     Oid base_type = InvalidOid; /* the tagged type's base, domains resolved */
@@ -106,8 +106,8 @@ struct Taxonomy {
     std::vector<Purpose> purposes;
     std::unordered_map<std::string, int> category_index;
     std::unordered_map<std::string, int> purpose_index;
-    std::unordered_map<Oid, int> type_category;           /* tagged domain -> category */
-    std::unordered_map<Oid, std::string> protected_subject; /* relation -> subject column */
+    std::unordered_map<Oid, int> type_category;                      /* tagged domain -> category */
+    std::unordered_map<Oid, std::string> protected_subject;          /* relation -> subject column */
     std::unordered_map<Oid, std::vector<std::string>> purpose_roles; /* role -> purposes */
     std::unordered_map<uint64_t, std::string> column_masks;          /* (relid, attno) -> mask */
     std::vector<Oid> catalog_relids;

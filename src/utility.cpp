@@ -129,14 +129,14 @@ void hide_statistics(Oid relid)
                           " WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped",
                           {std::to_string(relid)}, true /* sees what this statement created */);
     for (auto &row : rows) {
-        if (!row[0] || !row[1] || *row[1] != "t" || tagged_category(pg([&] {
-                return get_atttype(relid, get_attnum(relid, row[0]->c_str()));
-            })) < 0)
+        if (!row[0] || !row[1] || *row[1] != "t" ||
+            tagged_category(pg([&] { return get_atttype(relid, get_attnum(relid, row[0]->c_str())); })) < 0)
             continue;
         std::string col = *row[0];
         pg([&] {
             char *rel = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
-            const char *sql = psprintf("ALTER TABLE %s ALTER COLUMN %s SET STATISTICS 0", rel, quote_identifier(col.c_str()));
+            const char *sql =
+                psprintf("ALTER TABLE %s ALTER COLUMN %s SET STATISTICS 0", rel, quote_identifier(col.c_str()));
             if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
                 elog(ERROR, "could not hide statistics of %s.%s", rel, col.c_str());
             const char *del = psprintf("DELETE FROM pg_catalog.pg_statistic WHERE starelid = %u AND staattnum = %d",
@@ -184,9 +184,9 @@ void secure_children(const std::vector<Oid> &children)
         Spi spi;
         /* with every partition below it */
         spi.exec("SELECT consent._secure(r) FROM (WITH RECURSIVE tree(r) AS (SELECT $1::oid::regclass"
-                  " UNION SELECT i.inhrelid::regclass FROM pg_inherits i JOIN tree ON i.inhparent = tree.r)"
-                  " SELECT r FROM tree) t",
-                  {std::to_string(child)});
+                 " UNION SELECT i.inhrelid::regclass FROM pg_inherits i JOIN tree ON i.inhparent = tree.r)"
+                 " SELECT r FROM tree) t",
+                 {std::to_string(child)});
     }
 }
 
@@ -224,8 +224,7 @@ void check_trigger_code(Node *node)
             if (row[0] && has_tagged_column(Oid(std::stoul(*row[0]))))
                 guarded = true;
         if (guarded)
-            throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
-                        std::string("permission denied to replace function ") + name,
+            throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, std::string("permission denied to replace function ") + name,
                         "It is the function of a trigger on a table with consent-tagged columns.",
                         "A superuser or a role with BYPASSRLS must replace it.");
     }
@@ -238,9 +237,8 @@ bool is_extension_ddl(Node *node)
     return IsA(node, DropStmt) && ((DropStmt *)node)->removeType == OBJECT_EXTENSION;
 }
 
-void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
-                     ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *query_env,
-                     DestReceiver *dest, QueryCompletion *qc)
+void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree, ProcessUtilityContext context,
+                     ParamListInfo params, QueryEnvironment *query_env, DestReceiver *dest, QueryCompletion *qc)
 {
     Node *node = pstmt->utilityStmt;
     /* FETCH and other utility statements are statements too: consent
@@ -251,10 +249,20 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
             pstmt = (PlannedStmt *)copyObjectImpl(pstmt);
             node = pstmt->utilityStmt;
         }
-        entry([&] { pg([&] { if (taxonomy().installed) rewrite_copy_to((CopyStmt *)node); }); });
+        entry([&] {
+            pg([&] {
+                if (taxonomy().installed)
+                    rewrite_copy_to((CopyStmt *)node);
+            });
+        });
     }
     if (IsA(node, CreateTrigStmt) || IsA(node, CreateFunctionStmt))
-        entry([&] { pg([&] { if (taxonomy().installed) check_trigger_code(node); }); });
+        entry([&] {
+            pg([&] {
+                if (taxonomy().installed)
+                    check_trigger_code(node);
+            });
+        });
     bool ext = is_extension_ddl(node);
     bool columns_may_change = IsA(node, CreateStmt) || IsA(node, AlterTableStmt) || IsA(node, CreateTableAsStmt);
     if (prev_process_utility)
@@ -299,8 +307,14 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
 
 } // namespace
 
-void hide_column_statistics(Oid relid) { hide_statistics(relid); }
-bool relation_has_tagged_column(Oid relid) { return has_tagged_column(relid); }
+void hide_column_statistics(Oid relid)
+{
+    hide_statistics(relid);
+}
+bool relation_has_tagged_column(Oid relid)
+{
+    return has_tagged_column(relid);
+}
 
 void install_query_hooks()
 {
