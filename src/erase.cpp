@@ -794,8 +794,8 @@ CONSENT_FUNCTION(consent_erase_subject)
                             "Nothing was erased.", "Retry the erasure.");
         }
 
-        cache_subject_changed(key);
-        cache_subject_changed(pseudonym);
+        /* the caches of every backend drop both subjects through the row
+         * trigger on consent.subject_state, which the moves above fired */
 
         std::string json = "{\"erased\": true, \"pseudonym\": " + json_string(pseudonym) +
                            ", \"pseudonym_key\": " + (keyed ? "\"consent.pseudonym_key\"" : "\"random salt\"") +

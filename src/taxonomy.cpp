@@ -137,7 +137,7 @@ std::unique_ptr<Taxonomy> load()
             c.ancestors.set(a);
     }
 
-    for (auto &row : spi.query("SELECT key, parent, basis, necessary::text[] FROM consent.purposes "
+    for (auto &row : spi.query("SELECT key, parent FROM consent.purposes "
                                "ORDER BY key COLLATE \"C\"")) {
         Purpose p;
         p.key = req(row[0]);
@@ -145,7 +145,6 @@ std::unique_ptr<Taxonomy> load()
             auto parent = t->purpose_index.find(*row[1]);
             p.parent = parent == t->purpose_index.end() ? -1 : parent->second;
         }
-        p.basis = req(row[2]);
         t->purpose_index[p.key] = int(t->purposes.size());
         t->purposes.push_back(std::move(p));
     }

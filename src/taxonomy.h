@@ -64,12 +64,9 @@ struct Category {
     IndexSet ancestors; /* ancestors and itself */
 };
 
-enum class Basis { Consent, Other };
-
 struct Purpose {
     std::string key;
     int parent = -1;
-    std::string basis;
     IndexSet ancestors;       /* ancestors and itself */
     IndexSet without_consent; /* categories this purpose's legal basis reaches */
 };

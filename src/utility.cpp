@@ -123,24 +123,24 @@ Oid altered_relation(Node *node)
 void hide_statistics(Oid relid)
 {
     Spi spi;
-    auto rows = spi.query("SELECT a.attname, a.attstattarget <> 0 OR EXISTS (SELECT FROM pg_statistic s"
-                          " WHERE s.starelid = a.attrelid AND s.staattnum = a.attnum)"
+    auto rows = spi.query("SELECT a.attname, a.attnum, a.atttypid, a.attstattarget <> 0 OR EXISTS ("
+                          " SELECT FROM pg_statistic s WHERE s.starelid = a.attrelid AND s.staattnum = a.attnum)"
                           " FROM pg_attribute a"
                           " WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped",
                           {std::to_string(relid)}, true /* sees what this statement created */);
     for (auto &row : rows) {
-        if (!row[0] || !row[1] || *row[1] != "t" ||
-            tagged_category(pg([&] { return get_atttype(relid, get_attnum(relid, row[0]->c_str())); })) < 0)
+        if (!row[0] || !row[1] || !row[2] || !row[3] || *row[3] != "t" || tagged_category(Oid(std::stoul(*row[2]))) < 0)
             continue;
         std::string col = *row[0];
+        int attnum = std::stoi(*row[1]);
         pg([&] {
             char *rel = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
             const char *sql =
                 psprintf("ALTER TABLE %s ALTER COLUMN %s SET STATISTICS 0", rel, quote_identifier(col.c_str()));
             if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
                 elog(ERROR, "could not hide statistics of %s.%s", rel, col.c_str());
-            const char *del = psprintf("DELETE FROM pg_catalog.pg_statistic WHERE starelid = %u AND staattnum = %d",
-                                       relid, get_attnum(relid, col.c_str()));
+            const char *del =
+                psprintf("DELETE FROM pg_catalog.pg_statistic WHERE starelid = %u AND staattnum = %d", relid, attnum);
             if (SPI_execute(del, false, 0) != SPI_OK_DELETE)
                 elog(ERROR, "could not delete statistics of %s.%s", rel, col.c_str());
         });
