@@ -69,6 +69,7 @@ struct SharedRing {
 
 SharedRing *ring = nullptr;
 Oid subject_state_relid = InvalidOid; /* learned at the first load */
+Oid subject_state_signal = InvalidOid; /* standby_signal_relid() of it */
 uint64_t ring_read_pos = 0;
 shmem_request_hook_type prev_shmem_request = nullptr;
 shmem_startup_hook_type prev_shmem_startup = nullptr;
@@ -356,8 +357,9 @@ bool bulk_load(SubjectTable &table, size_t budget)
         Oid relid = get_relname_relid("subject_state", nsp);
         if (!OidIsValid(relid))
             elog(ERROR, "consent.subject_state is missing");
-        subject_state_relid = relid;
         Relation rel = table_open(relid, AccessShareLock);
+        subject_state_relid = relid;
+        subject_state_signal = standby_signal_relid(rel);
         /* estimated rows: stop early when the result cannot fit */
         double est = rel->rd_rel->reltuples > 0 ? rel->rd_rel->reltuples : 0;
         /* about 20 bytes per event in the table (events, entries, slots, keys) */
@@ -775,17 +777,25 @@ void install_shmem_hooks()
 namespace {
 /* Relcache callback.  On a hot standby no backend commits consent changes,
  * so the ring stays empty there; the WAL-logged relcache invalidation of
- * consent.subject_state (sent by its row trigger) tells standby backends
- * that some subject changed: they drop their whole cache (per-table, not
- * per-subject, precision). */
+ * standby_signal_relid() (sent by subject_state's row trigger) tells standby
+ * backends that some subject changed: they drop their whole cache
+ * (per-table, not per-subject, precision).  subject_state itself counts
+ * too (what primaries running 1.1's library send). */
 void standby_relcache_callback(Datum, Oid relid) noexcept
 {
     if (!RecoveryInProgress())
         return;
-    if (relid == InvalidOid || relid == subject_state_relid || subject_state_relid == InvalidOid)
+    if (relid == InvalidOid || subject_state_relid == InvalidOid || relid == subject_state_relid ||
+        relid == subject_state_signal)
         reset_pending = true;
 }
 } // namespace
+
+Oid standby_signal_relid(Relation subject_state)
+{
+    Oid toast = subject_state->rd_rel->reltoastrelid;
+    return OidIsValid(toast) ? toast : RelationGetRelid(subject_state);
+}
 
 void register_cache_callbacks()
 {

@@ -14,6 +14,7 @@
 
 extern "C" {
 #include "datatype/timestamp.h"
+#include "utils/relcache.h"
 }
 
 #include <cstdint>
@@ -70,5 +71,9 @@ size_t cache_memory();
 size_t cache_subjects();
 
 void register_cache_callbacks();
+
+/* The relation whose (WAL-logged) relcache invalidation tells hot standbys
+ * that consent.subject_state changed: its TOAST table when it has one. */
+Oid standby_signal_relid(Relation subject_state);
 
 } // namespace consent

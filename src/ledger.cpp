@@ -59,9 +59,11 @@ CONSENT_FUNCTION(consent_catalog_changed)
 }
 
 /* Row trigger on consent.subject_state: the subject's cached decisions are
- * dropped here and, at commit, in every backend (shared ring); the relcache
- * invalidation of subject_state is WAL-logged, which is how hot standbys
- * learn of it (see cache.cpp). */
+ * dropped here and, at commit, in every backend (shared ring).  A relcache
+ * invalidation, WAL-logged with the commit, tells hot standbys (see
+ * cache.cpp).  It names subject_state's TOAST table, which no plan depends
+ * on and almost no backend has open: invalidating subject_state itself made
+ * every backend replan its statements on it after each consent change. */
 CONSENT_FUNCTION(consent_subject_state_changed)
 {
     return entry([&]() -> Datum {
@@ -85,8 +87,8 @@ CONSENT_FUNCTION(consent_subject_state_changed)
                 cache_subject_changed(std::string_view(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
             }
         }
-        Oid relid = RelationGetRelid(rel);
-        pg([&] { CacheInvalidateRelcacheByRelid(relid); });
+        Oid signal = standby_signal_relid(rel);
+        pg([&] { CacheInvalidateRelcacheByRelid(signal); });
         return PointerGetDatum(nullptr);
     });
 }
