@@ -215,6 +215,24 @@ SELECT consent.disclosures_reset();
 SELECT count(*) AS entries_after_reset FROM consent.disclosures;
 SELECT entries, evictions FROM consent.disclosures_info;
 
+-- the names of log lines and counters follow renames (they are cached between
+-- statements), and counting goes on into fresh entries after a reset
+ALTER TABLE au_customers RENAME TO au_clients;
+ALTER TABLE au_clients RENAME COLUMN email TO mail;
+SET consent.audit = 'all';
+SET ROLE au_app;
+SELECT mail FROM au_clients WHERE id = 9101;                              -- au_clients.mail 1/0
+RESET ROLE;
+SELECT consent.disclosures_reset();
+SET ROLE au_app;
+SELECT mail FROM au_clients WHERE id = 9102;                              -- au_clients.mail 0/1
+SELECT mail FROM au_clients WHERE id = 9101;                              -- au_clients.mail 1/0
+RESET ROLE;
+SELECT relation, column_name, revealed, masked FROM consent.disclosures WHERE role = 'au_app';
+ALTER TABLE au_clients RENAME COLUMN mail TO email;
+ALTER TABLE au_clients RENAME TO au_customers;
+RESET consent.audit;
+
 RESET consent.audit_log_level;
 DROP TABLE "au,t""x";
 DROP FUNCTION au_email_of(bigint), au_name_of(bigint);

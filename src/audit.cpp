@@ -40,6 +40,9 @@ extern "C" {
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
+#include "port/atomics.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 }
@@ -85,9 +88,13 @@ void assign_track_disclosures(bool newval, void *)
 
 /* ---- per-backend counters of the running statement ---------------------- */
 
-/* One (relation, column, role, purpose) touched by the running statement.
- * The names are resolved when the entry is created (the first cell), so a
- * flush at transaction abort needs no catalog access. */
+struct DisclosureEntry;
+
+/* One (relation, column, role, purpose) this backend has counted.  Entries
+ * outlive statements: the names are resolved when the entry is created (so
+ * a flush at transaction abort needs no catalog access) and kept until an
+ * invalidation says they may have changed; the counters and the allowed
+ * flag belong to the statement that touched the entry last (period). */
 struct LocalCount {
     Oid relid;
     AttrNumber attno;
@@ -98,6 +105,9 @@ struct LocalCount {
     uint64 masked;
     std::string relation; /* schema-qualified, quoted as SQL would */
     std::string schema, table, column, category, purpose_key, role_name;
+    uint64 period = 0;                        /* counting period that touched it last */
+    DisclosureEntry *shared_entry = nullptr; /* its shared counter, valid while ... */
+    uint64 shared_generation = 0;            /* ... no shared entry was removed since */
 };
 
 std::vector<LocalCount> counts;
@@ -115,6 +125,13 @@ struct ActiveRelation {
 std::vector<ActiveRelation> active_relations;
 std::vector<int32> slots; /* open addressing: index into counts + 1, 0 = empty */
 size_t last_hit = SIZE_MAX;
+/* The counting period: one top-level statement.  touched lists the entries
+ * it counted, in first-touch order. */
+uint64 period = 1;
+std::vector<size_t> touched;
+/* Set by invalidation callbacks: the cached names may be out of date. */
+bool names_stale = false;
+uint64 names_taxonomy_generation = 0;
 uint64 statement_number = 0; /* per backend, like pgaudit's statement ID */
 int nesting = 0;             /* executor/utility nesting level */
 
@@ -149,7 +166,7 @@ bool relation_active(Oid relid)
 /* A new entry: resolves the names once. */
 size_t add_count(const ColumnRule &rule, Oid relid, AttrNumber attno, Oid role, int purpose)
 {
-    LocalCount c{relid, attno, role, purpose, relation_active(relid), 0, 0, {}, {}, {}, {}, {}, {}, {}};
+    LocalCount c{relid, attno, role, purpose, false, 0, 0, {}, {}, {}, {}, {}, {}, {}};
     pg([&] {
         char *rel = get_rel_name(relid);
         char *nsp = get_namespace_name(get_rel_namespace(relid));
@@ -183,7 +200,15 @@ bool same_key(const LocalCount &c, Oid relid, AttrNumber attno, Oid role, int pu
     return c.relid == relid && c.attno == attno && c.role == role && c.purpose == purpose;
 }
 
+/* Ends the counting period: the next statement counts from zero. */
 void clear_counts()
+{
+    touched.clear();
+    ++period;
+}
+
+/* Forgets every entry (their names may have changed); between periods only. */
+void drop_counts()
 {
     counts.clear();
     if (!slots.empty())
@@ -218,7 +243,10 @@ struct DisclosureEntry {
 };
 
 struct DisclosureShared {
-    LWLock *lock;  /* the hash table: shared to update counters, exclusive to add or remove entries */
+    LWLock *lock; /* the hash table: shared to update counters, exclusive to add or remove entries */
+    /* bumped (under the exclusive lock) whenever entries are removed: a
+     * backend's pointer to an entry stays valid while it is unchanged */
+    pg_atomic_uint64 generation;
     slock_t mutex; /* evictions, stats_reset */
     int64 evictions;
     TimestampTz stats_reset;
@@ -252,6 +280,7 @@ void audit_shmem_startup()
         static_cast<DisclosureShared *>(ShmemInitStruct("pg_consent disclosures", sizeof(DisclosureShared), &found));
     if (!found) {
         shared->lock = &(GetNamedLWLockTranche(TRANCHE))->lock;
+        pg_atomic_init_u64(&shared->generation, 1);
         SpinLockInit(&shared->mutex);
         shared->evictions = 0;
         shared->stats_reset = GetCurrentTimestamp();
@@ -298,6 +327,7 @@ void evict_entries()
             all[i++] = e;
     std::sort(all, all + i, older);
     long victims = std::max<long>(1, i * 5 / 100);
+    pg_atomic_fetch_add_u64(&shared->generation, 1);
     for (long j = 0; j < victims && j < i; j++)
         hash_search(shared_hash, &all[j]->key, HASH_REMOVE, nullptr);
     pfree(all);
@@ -320,28 +350,40 @@ void add_to_entry(DisclosureEntry *e, const LocalCount &c, TimestampTz now)
  * new.  Plain C calls only (run through pg()). */
 void flush_shared()
 {
-    if (!shared || !shared_hash || counts.empty())
+    if (!shared || !shared_hash || touched.empty())
         return;
     TimestampTz now = GetCurrentTimestamp();
     std::vector<size_t> missing; /* reserved before the lock: no allocation under it */
-    missing.reserve(counts.size());
+    missing.reserve(touched.size());
     DisclosureKey key;
     pg([&] {
         LWLockAcquire(shared->lock, LW_SHARED);
-        for (size_t i = 0; i < counts.size(); i++) {
-            fill_key(&key, counts[i]);
+        uint64 generation = pg_atomic_read_u64(&shared->generation);
+        for (size_t i : touched) {
+            LocalCount &c = counts[i];
+            if (!c.allowed)
+                continue;
+            /* the entry found by an earlier statement, unless one was removed since */
+            if (c.shared_entry && c.shared_generation == generation) {
+                add_to_entry(c.shared_entry, c, now);
+                continue;
+            }
+            fill_key(&key, c);
             auto *e = static_cast<DisclosureEntry *>(hash_search(shared_hash, &key, HASH_FIND, nullptr));
-            if (e)
-                add_to_entry(e, counts[i], now);
-            else
+            if (e) {
+                add_to_entry(e, c, now);
+                c.shared_entry = e;
+                c.shared_generation = generation;
+            } else {
                 missing.push_back(i);
+            }
         }
         LWLockRelease(shared->lock);
         if (missing.empty())
             return;
         LWLockAcquire(shared->lock, LW_EXCLUSIVE);
         for (size_t i : missing) {
-            const LocalCount &c = counts[i];
+            LocalCount &c = counts[i];
             fill_key(&key, c);
             auto *e = static_cast<DisclosureEntry *>(hash_search(shared_hash, &key, HASH_FIND, nullptr));
             if (!e) {
@@ -363,6 +405,8 @@ void flush_shared()
             strlcpy(e->table, c.table.c_str(), sizeof(e->table));
             strlcpy(e->column, c.column.c_str(), sizeof(e->column));
             add_to_entry(e, c, now);
+            c.shared_entry = e;
+            c.shared_generation = pg_atomic_read_u64(&shared->generation);
         }
         LWLockRelease(shared->lock);
     });
@@ -393,12 +437,13 @@ void write_log_lines(uint64 statement)
     if (audit_mode == AUDIT_OFF)
         return;
     if (audit_mode == AUDIT_MASKED &&
-        std::none_of(counts.begin(), counts.end(), [](const LocalCount &c) { return c.masked > 0; }))
+        std::none_of(touched.begin(), touched.end(), [](size_t i) { return counts[i].allowed && counts[i].masked > 0; }))
         return;
     std::vector<const LocalCount *> order;
-    order.reserve(counts.size());
-    for (const LocalCount &c : counts)
-        order.push_back(&c);
+    order.reserve(touched.size());
+    for (size_t i : touched)
+        if (counts[i].allowed)
+            order.push_back(&counts[i]);
     std::sort(order.begin(), order.end(), [](const LocalCount *a, const LocalCount *b) {
         if (a->relation != b->relation)
             return a->relation < b->relation;
@@ -428,9 +473,7 @@ void write_log_lines(uint64 statement)
 /* The top-level statement ended: log and publish what it counted. */
 void flush_statement()
 {
-    counts.erase(std::remove_if(counts.begin(), counts.end(), [](const LocalCount &c) { return !c.allowed; }),
-                 counts.end());
-    if (counts.empty()) {
+    if (std::none_of(touched.begin(), touched.end(), [](size_t i) { return counts[i].allowed; })) {
         clear_counts();
         return;
     }
@@ -520,7 +563,7 @@ void audit_executor_end(QueryDesc *desc)
     else
         standard_ExecutorEnd(desc);
     forget_relations(desc); /* no allocation: cannot fail */
-    if (nesting == 0 && !counts.empty())
+    if (nesting == 0 && !touched.empty())
         entry([] { flush_statement(); });
 }
 
@@ -542,7 +585,7 @@ void audit_process_utility(PlannedStmt *pstmt, const char *query_string, bool re
     }
     PG_END_TRY();
     /* FETCH, EXECUTE, COPY (query) TO, CALL, DO, EXPLAIN ANALYZE... */
-    if (nesting == 0 && !counts.empty())
+    if (nesting == 0 && !touched.empty())
         entry([] { flush_statement(); });
 }
 
@@ -558,7 +601,7 @@ void audit_xact_callback(XactEvent event, void *) noexcept
     if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_ABORT ||
         event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
         active_relations.clear();
-    if (counts.empty())
+    if (touched.empty())
         return;
     switch (event) {
     case XACT_EVENT_PRE_COMMIT:
@@ -582,6 +625,20 @@ void audit_xact_callback(XactEvent event, void *) noexcept
 
 /* A subtransaction aborted: the executors it started (and those of its
  * children, which have later IDs) are gone without ExecutorEnd. */
+/* Invalidations that may rename what the cached entries name. */
+void audit_relcache_callback(Datum, Oid relid) noexcept
+{
+    if (relid == InvalidOid)
+        names_stale = true;
+    for (const LocalCount &c : counts)
+        if (c.relid == relid)
+            names_stale = true;
+}
+void audit_syscache_callback(Datum, int, uint32) noexcept
+{
+    names_stale = true;
+}
+
 void audit_subxact_callback(SubXactEvent event, SubTransactionId my_subid, SubTransactionId, void *) noexcept
 {
     if (event != SUBXACT_EVENT_ABORT_SUB)
@@ -598,6 +655,17 @@ void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, bool revea
 {
     Oid role = GetOuterUserId();
     int purpose = session_context().purpose;
+    if (touched.empty()) {
+        /* the first cell of a statement: names cached by earlier ones may
+         * have changed (renamed relation, column, schema or role, changed
+         * taxonomy) */
+        uint64 generation = taxonomy().generation;
+        if (names_stale || generation != names_taxonomy_generation || counts.size() > 4096) {
+            drop_counts();
+            names_stale = false;
+            names_taxonomy_generation = generation;
+        }
+    }
     size_t i = last_hit;
     if (i >= counts.size() || !same_key(counts[i], relid, attno, role, purpose)) {
         i = SIZE_MAX;
@@ -611,6 +679,13 @@ void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, bool revea
         if (i == SIZE_MAX)
             i = add_count(rule, relid, attno, role, purpose);
         last_hit = i;
+    }
+    if (counts[i].period != period) {
+        LocalCount &c = counts[i];
+        c.period = period;
+        c.revealed = c.masked = 0;
+        c.allowed = false;
+        touched.push_back(i);
     }
     if (!counts[i].allowed && !(counts[i].allowed = relation_active(relid)))
         return; /* a direct call naming a relation no running statement reads */
@@ -662,6 +737,9 @@ void install_audit_hooks()
     ProcessUtility_hook = audit_process_utility;
     RegisterXactCallback(audit_xact_callback, nullptr);
     RegisterSubXactCallback(audit_subxact_callback, nullptr);
+    CacheRegisterRelcacheCallback(audit_relcache_callback, (Datum)0);
+    CacheRegisterSyscacheCallback(AUTHOID, audit_syscache_callback, (Datum)0);
+    CacheRegisterSyscacheCallback(NAMESPACEOID, audit_syscache_callback, (Datum)0);
 }
 
 } // namespace consent
@@ -762,6 +840,7 @@ CONSENT_FUNCTION(consent_disclosures_reset)
             HASH_SEQ_STATUS seq;
             hash_seq_init(&seq, shared_hash);
             DisclosureEntry *e;
+            pg_atomic_fetch_add_u64(&shared->generation, 1);
             while ((e = static_cast<DisclosureEntry *>(hash_seq_search(&seq))) != nullptr)
                 hash_search(shared_hash, &e->key, HASH_REMOVE, nullptr);
             SpinLockAcquire(&shared->mutex);
