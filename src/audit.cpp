@@ -651,10 +651,20 @@ void audit_subxact_callback(SubXactEvent event, SubTransactionId my_subid, SubTr
 } // namespace
 
 /* Counts one cell for the running statement. */
-void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, bool revealed)
+void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, bool revealed, AuditSlot &slot)
 {
     Oid role = GetOuterUserId();
-    int purpose = session_context().purpose;
+    /* the call site's entry of this statement */
+    if (slot.period == period && slot.role == role && slot.purpose == purpose && slot.index < counts.size()) {
+        LocalCount &c = counts[slot.index];
+        if (c.allowed && c.relid == relid && c.attno == attno) {
+            if (revealed)
+                c.revealed++;
+            else
+                c.masked++;
+            return;
+        }
+    }
     if (touched.empty()) {
         /* the first cell of a statement: names cached by earlier ones may
          * have changed (renamed relation, column, schema or role, changed
@@ -687,6 +697,7 @@ void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, bool revea
         c.allowed = false;
         touched.push_back(i);
     }
+    slot = AuditSlot{period, i, role, purpose};
     if (!counts[i].allowed && !(counts[i].allowed = relation_active(relid)))
         return; /* a direct call naming a relation no running statement reads */
     if (revealed)

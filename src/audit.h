@@ -24,15 +24,25 @@ namespace consent {
  * consent.track_disclosures is on.  Kept up to date by the GUC hooks. */
 extern bool audit_counting;
 
+/* Where one call site of the mask function counted last: the entry stays
+ * right while the statement (counting period), role and purpose do. */
+struct AuditSlot {
+    uint64 period = 0;
+    size_t index = 0;
+    Oid role = InvalidOid;
+    int purpose = -1;
+};
+
 /* Counts one cell (slow path of audit_cell). */
-void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, bool revealed);
+void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, bool revealed, AuditSlot &slot);
 
 /* Called by the mask function once per non-NULL cell, right after the
  * decision: one branch when nothing is counted, a few compares otherwise. */
-inline void audit_cell(const ColumnRule &rule, Oid relid, AttrNumber attno, bool revealed)
+inline void audit_cell(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, bool revealed,
+                       AuditSlot &slot)
 {
     if (audit_counting)
-        audit_count(rule, relid, attno, revealed);
+        audit_count(rule, relid, attno, purpose, revealed, slot);
 }
 
 } // namespace consent

@@ -23,10 +23,25 @@ struct SessionContext {
 
 /* A new statement starts: settings and other backends' changes apply. */
 void statement_start();
-const SessionContext &session_context();
+
+namespace detail {
+/* The context of the running statement, valid while context_dirty is false
+ * (the fast path of session_context(), called for every masked cell). */
+extern SessionContext context;
+extern bool context_dirty;
+const SessionContext &session_context_slow();
+} // namespace detail
+
+inline const SessionContext &session_context()
+{
+    return detail::context_dirty ? detail::session_context_slow() : detail::context;
+}
 /* The timestamp decisions are evaluated at. */
 TimestampTz decision_time(const SessionContext &ctx);
-/* Whether the cell of a column with this rule, for this subject value, is revealed. */
-bool cell_revealed(const ColumnRule &rule, Datum subject, bool subject_null);
+/* Whether the cell of a column with this rule, for this subject value, is
+ * revealed (t and ctx: taxonomy() and session_context(), fetched once by
+ * the caller). */
+bool cell_revealed(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject,
+                   bool subject_null);
 
 } // namespace consent

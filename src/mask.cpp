@@ -422,7 +422,10 @@ namespace {
  * which is not part of the value. */
 std::string_view value_bytes(Datum value, Oid type)
 {
-    text *t = pg([&] { return DatumGetTextPP(value); });
+    /* only compressed or out-of-line values need PostgreSQL (and its errors) */
+    auto *v = reinterpret_cast<struct varlena *>(DatumGetPointer(value));
+    text *t = VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v) ? pg([&] { return DatumGetTextPP(value); })
+                                                                : reinterpret_cast<text *>(v);
     const char *data = VARDATA_ANY(t);
     size_t len = VARSIZE_ANY_EXHDR(t);
     if (type == BPCHAROID)
@@ -513,10 +516,25 @@ text *utf8_to_text(const char *s, size_t len)
     return convert_quietly(s, len, false);
 }
 
+/* A text value of these bytes in the current memory context, without a
+ * PostgreSQL error path (out of memory is std::bad_alloc): the per-cell
+ * masks call it with C++ objects alive and no sigsetjmp. */
+text *new_text(const char *s, size_t len)
+{
+    if (len > MaxAllocSize - VARHDRSZ)
+        throw Error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "masked value too long");
+    auto *t = static_cast<text *>(palloc_extended(len + VARHDRSZ, MCXT_ALLOC_NO_OOM));
+    if (!t)
+        throw std::bad_alloc();
+    SET_VARSIZE(t, len + VARHDRSZ);
+    memcpy(VARDATA(t), s, len);
+    return t;
+}
+
 /* The masked text as a value of the database encoding. */
 Datum text_datum(const std::string &utf8)
 {
-    text *t = database_is_utf8() ? pg([&] { return cstring_to_text_with_len(utf8.data(), int(utf8.size())); })
+    text *t = database_is_utf8() ? new_text(utf8.data(), utf8.size())
                                  : pg([&] { return utf8_to_text(utf8.data(), utf8.size()); });
     if (!t) /* the pieces come from the value itself: cannot happen */
         throw Error(ERRCODE_UNTRANSLATABLE_CHARACTER,
@@ -703,6 +721,16 @@ std::string upper(std::string_view grapheme)
     return out;
 }
 
+/* Unicode's White_Space property (what u_isUWhiteSpace answers), written
+ * out so that the characters inside words need no ICU call. */
+bool is_white_space(UChar32 c)
+{
+    if (c < 0x80)
+        return c == ' ' || (c >= '\t' && c <= '\r');
+    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+           c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
 /* initials: the first character of each whitespace-separated word, upper
  * case, followed by '.', joined by one space. */
 std::string mask_initials(std::string_view s)
@@ -734,7 +762,7 @@ std::string mask_initials(std::string_view s)
         int32_t start = i;
         UChar32 c;
         U8_NEXT(s.data(), i, n, c);
-        if (c < 0 || u_isUWhiteSpace(c)) {
+        if (c < 0 || is_white_space(c)) {
             in_word = false;
             continue;
         }
@@ -745,7 +773,7 @@ std::string mask_initials(std::string_view s)
             UChar32 prev;
             int32_t p = start;
             U8_PREV(s.data(), 0, p, prev);
-            if (prev >= 0 && u_isUWhiteSpace(prev))
+            if (prev >= 0 && is_white_space(prev))
                 continue;
         }
         in_word = true;
@@ -1033,7 +1061,7 @@ Datum apply_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
         *isnull = true;
         return (Datum)0;
     case MaskKind::Redact:
-        return PointerGetDatum(pg([] { return cstring_to_text("[redacted]"); }));
+        return PointerGetDatum(new_text("[redacted]", sizeof("[redacted]") - 1));
     case MaskKind::Partial:
     case MaskKind::Email:
     case MaskKind::Initials: {

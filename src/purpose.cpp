@@ -27,10 +27,13 @@ extern "C" {
 
 namespace consent {
 
+SessionContext detail::context;
+bool detail::context_dirty = true;
+using detail::context;
+using detail::context_dirty;
+
 namespace {
 
-SessionContext context;
-bool context_dirty = true;
 TimestampTz as_of_value = NOW;
 
 /* Whether the role may replay the past: superuser or consent_auditor. */
@@ -134,7 +137,7 @@ void statement_start()
     cache_sync();
 }
 
-const SessionContext &session_context()
+const SessionContext &detail::session_context_slow()
 {
     if (!context_dirty)
         return context;
@@ -164,15 +167,14 @@ TimestampTz decision_time(const SessionContext &ctx)
     return ctx.as_of != NOW ? ctx.as_of : GetCurrentStatementStartTimestamp();
 }
 
-bool cell_revealed(const ColumnRule &rule, Datum subject, bool subject_null)
+bool cell_revealed(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject,
+                   bool subject_null)
 {
-    const SessionContext &ctx = session_context();
     if (ctx.bypass)
         return true;
     /* a composite may hold several categories: only bypass roles see it */
     if (!rule.is_protected || ctx.purpose < 0 || rule.how == Derivation::Composite)
         return false;
-    const Taxonomy &t = taxonomy();
     if (t.purposes[size_t(ctx.purpose)].without_consent.test(size_t(rule.category)))
         return true;
     if (subject_null)

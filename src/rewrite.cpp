@@ -299,13 +299,15 @@ Datum mask_call(FunctionCallInfo fcinfo, bool strict)
     struct CallState {
         uint64_t epoch;
         const ColumnRule *rule;
+        AuditSlot audit;
     };
     auto *st = static_cast<CallState *>(fcinfo->flinfo->fn_extra);
     if (!st) {
         st = static_cast<CallState *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallState)));
+        new (&st->audit) AuditSlot();
         fcinfo->flinfo->fn_extra = st;
     }
-    (void)taxonomy(); /* applies pending invalidations */
+    const Taxonomy &t = taxonomy(); /* applies pending invalidations */
     if (st->epoch != rules_epoch()) {
         auto *call = reinterpret_cast<FuncExpr *>(fcinfo->flinfo->fn_expr);
         if (!call || !IsA(call, FuncExpr) || !call->funcvariadic)
@@ -336,8 +338,9 @@ Datum mask_call(FunctionCallInfo fcinfo, bool strict)
     const ColumnRule *rule = st->rule;
     if (!rule)
         return value; /* no longer tagged: the plan is being replaced */
-    bool revealed = cell_revealed(*rule, PG_GETARG_DATUM(1), PG_ARGISNULL(1));
-    audit_cell(*rule, relid, attno, revealed);
+    const SessionContext &ctx = session_context();
+    bool revealed = cell_revealed(t, ctx, *rule, PG_GETARG_DATUM(1), PG_ARGISNULL(1));
+    audit_cell(*rule, relid, attno, ctx.purpose, revealed, st->audit);
     if (revealed)
         return value;
     if (strict) {

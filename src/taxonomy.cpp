@@ -31,6 +31,8 @@ extern "C" {
 
 namespace consent {
 
+const Taxonomy *detail::taxonomy_fresh = nullptr;
+
 namespace {
 
 std::unique_ptr<Taxonomy> current;
@@ -51,6 +53,7 @@ uint64_t rule_key(Oid relid, AttrNumber attno)
 /* Relcache callback: our catalog tables changed, or a relation did. */
 void relcache_callback(Datum, Oid relid)
 {
+    detail::taxonomy_fresh = nullptr;
     if (relid == InvalidOid) {
         stale = true;
         all_relations_dirty = true;
@@ -77,6 +80,7 @@ void relcache_callback(Datum, Oid relid)
 /* Syscache callback on pg_authid: role attributes or membership changed. */
 void role_callback(Datum, int, uint32)
 {
+    detail::taxonomy_fresh = nullptr;
     bypass_roles.clear();
 }
 
@@ -274,6 +278,7 @@ ColumnRule make_rule(const Taxonomy &t, Oid relid, AttrNumber attno)
 
 void taxonomy_invalidate()
 {
+    detail::taxonomy_fresh = nullptr;
     stale = true;
     all_relations_dirty = true;
 }
@@ -285,8 +290,9 @@ void register_taxonomy_callbacks()
     CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, role_callback, (Datum)0);
 }
 
-const Taxonomy &taxonomy()
+const Taxonomy &detail::taxonomy_slow()
 {
+    detail::taxonomy_fresh = nullptr;
     /* Queries of the load itself are planned through our hooks: while
      * loading, they see an empty taxonomy (nothing of ours is tagged). */
     static const Taxonomy empty;
@@ -310,6 +316,10 @@ const Taxonomy &taxonomy()
         }
     }
     apply_dirty();
+    /* fresh until a callback or taxonomy_invalidate() says otherwise (the
+     * load itself may have marked it stale again) */
+    if (!stale)
+        detail::taxonomy_fresh = current.get();
     return *current;
 }
 

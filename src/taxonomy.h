@@ -110,8 +110,19 @@ struct Taxonomy {
     std::vector<Oid> catalog_relids;
 };
 
+namespace detail {
+/* The taxonomy while nothing invalidated it (nullptr otherwise): the fast
+ * path of taxonomy(), called for every masked cell. */
+extern const Taxonomy *taxonomy_fresh;
+const Taxonomy &taxonomy_slow();
+} // namespace detail
+
 /* The current taxonomy, loaded if needed.  Call inside a transaction. */
-const Taxonomy &taxonomy();
+inline const Taxonomy &taxonomy()
+{
+    const Taxonomy *t = detail::taxonomy_fresh;
+    return t ? *t : detail::taxonomy_slow();
+}
 /* Category index of a tagged type or a type built from one (a domain over
  * it, an array of it, a composite with such a field), -1 otherwise (fast). */
 int tagged_category(Oid type);
