@@ -201,11 +201,15 @@ void apply_dirty()
     }
     if (dirty_relations.empty())
         return;
+    size_t before = rules.size();
     for (Oid relid : dirty_relations)
         for (auto it = rules.begin(); it != rules.end();)
             it = (Oid(it->first >> 16) == relid) ? rules.erase(it) : std::next(it);
     dirty_relations.clear();
-    ++rules_epoch_counter;
+    /* invalidations of relations without cached rules (most: every consent
+     * change sends one, see ledger.cpp) leave the call sites' rules valid */
+    if (rules.size() != before)
+        ++rules_epoch_counter;
 }
 
 /* The nearest protected ancestor (inheritance or partitioning) of relid. */
