@@ -507,14 +507,14 @@ std::vector<Event> load_subject(std::string_view key, TimestampTz as_of)
                          "  SELECT category, purpose, 'withdraw', NULL, withdrawn_at, withdrawn_id"
                          "  FROM consent.subject_state WHERE subject = $1 AND action = 'grant'"
                          "  AND withdrawn_at IS NOT NULL) e ORDER BY at, id",
-                         {std::string(key)}, true);
+                         {std::string(key)}, true, true);
     } else {
         char *ts =
             pg([&] { return DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(as_of))); });
         rows = spi.query("SELECT category, purpose, action, valid_until FROM consent.ledger"
                          " WHERE subject = $1 AND recorded_at <= $2::timestamptz AND action <> 'erase'"
                          " ORDER BY recorded_at, id",
-                         {std::string(key), std::string(ts)}, true);
+                         {std::string(key), std::string(ts)}, true, true);
     }
     for (auto &row : rows) {
         int cat = category_of(t, row[0] ? *row[0] : "");

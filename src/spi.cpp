@@ -11,6 +11,8 @@ extern "C" {
 #include "utils/guc.h"
 }
 
+#include <unordered_map>
+
 namespace consent {
 
 Spi::Spi()
@@ -76,8 +78,17 @@ void Spi::exec(const char *sql, const std::vector<std::optional<std::string>> &p
     });
 }
 
-std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std::string>> &params, bool latest)
+namespace {
+/* Plans kept for the life of the backend (Spi::query with keep), by the
+ * address of their SQL literal; PostgreSQL's plan cache revalidates them. */
+std::unordered_map<const char *, SPIPlanPtr> kept_plans;
+} // namespace
+
+std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std::string>> &params, bool latest,
+                            bool keep)
 {
+    if (keep && !kept_plans.count(sql))
+        kept_plans.emplace(sql, nullptr); /* allocated here, outside PostgreSQL's error handling */
     TextParams tp(params);
     int n = tp.n;
     std::vector<Oid> &types = tp.types;
@@ -90,9 +101,15 @@ std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std
         if (latest) {
             /* The consent state must follow the latest committed data, also
              * in REPEATABLE READ transactions. */
-            SPIPlanPtr plan = SPI_prepare(sql, n, types.data());
+            SPIPlanPtr *kept = keep ? &kept_plans[sql] : nullptr;
+            SPIPlanPtr plan = kept && *kept ? *kept : SPI_prepare(sql, n, types.data());
             if (!plan)
                 elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+            if (kept && !*kept) {
+                if (SPI_keepplan(plan) != 0)
+                    elog(ERROR, "SPI_keepplan failed");
+                *kept = plan;
+            }
             rc = SPI_execute_snapshot(plan, values.data(), nulls.data(), GetLatestSnapshot(), InvalidSnapshot, true,
                                       false, 0);
         } else {

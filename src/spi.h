@@ -34,9 +34,11 @@ class Spi {
     Spi &operator=(const Spi &) = delete;
 
     /* Runs a read-only query with text parameters, as of the latest
-     * committed state (not the transaction snapshot), returning text values. */
+     * committed state (not the transaction snapshot), returning text values.
+     * keep (with latest): prepare the plan once per backend and keep it;
+     * sql must then be a string literal (its address is the key). */
     std::vector<Row> query(const char *sql, const std::vector<std::optional<std::string>> &params = {},
-                           bool latest = false);
+                           bool latest = false, bool keep = false);
 
     /* Runs a statement that may write (catalog maintenance), with text parameters. */
     void exec(const char *sql, const std::vector<std::optional<std::string>> &params = {});

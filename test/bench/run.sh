@@ -12,12 +12,14 @@ if [ -z "${BENCH_CLUSTER:-}" ]; then
     # a free port, so that it runs next to other throwaway clusters
     PGPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     export PGPORT
-    exec pg_virtualenv -t -v 15 -o shared_preload_libraries=pg_consent -o shared_buffers=1GB \
+    # shared_buffers holds every table of the run: all variants read from memory
+    exec pg_virtualenv -t -v 15 -o shared_preload_libraries=pg_consent -o shared_buffers=4GB \
         -o work_mem=64MB -o max_parallel_workers_per_gather=0 -o jit=off "$0" "$@"
 fi
 rows=${BENCH_ROWS:-1000000}
 reps=${BENCH_REPS:-5}
 secs=${BENCH_SECONDS:-10}
+warm=${BENCH_WARMUP:-5}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 out=$here/results.md
@@ -44,11 +46,21 @@ median_copy_ms() { # role purpose relation [reps]
         | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'
 }
 # transactions per second of a script with 2 clients
-tps() { # role purpose file [extra pgbench args]
+tps() { # role purpose file [extra pgbench args]; BENCH_OPTIONS: more settings
     local role=$1 purpose=$2 file=$3; shift 3
-    PGUSER=$role PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$purpose" \
+    PGUSER=$role PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$purpose ${BENCH_OPTIONS:-}" \
         pgbench -n -c 2 -j 2 -T "$secs" -M prepared -f "$file" "$@" 2>/dev/null \
         | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+# steady-state TPS with 2 clients: the mean of pgbench's per-second progress
+# over $secs seconds after $warm seconds of warm-up, the same for every
+# variant (long-lived sessions, as behind a connection pool; what a new
+# session's first statement costs is measured on its own below)
+steady_tps() { # role purpose file
+    local role=$1 purpose=$2 file=$3
+    PGUSER=$role PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$purpose" \
+        pgbench -n -c 2 -j 2 -T "$((secs + warm))" -P 1 -M prepared -f "$file" 2>&1 >/dev/null \
+        | awk -v w="$warm" '/^progress:/ { t = $2 + 0; if (t > w) { s += $4; n++ } } END { if (n) printf "%.0f", s / n }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
@@ -88,11 +100,11 @@ r[join_consent]=$(median_ms bench_app personalize "$(join_q customers)")
 r[join_join]=$(median_ms bench_app personalize "$(join_q customers_join_view)")
 r[join_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[join_exists]=$(median_ms bench_app personalize "$(join_q customers_exists_view)" "${BENCH_SLOW_REPS:-1}")
 echo "point look-ups, 2 clients, ${secs}s each ..."
-r[point_raw]=$(tps bench_app personalize "$(point customers_raw)")
-r[point_bypass]=$(tps bench_bypass personalize "$(point customers)")
-r[point_consent]=$(tps bench_app personalize "$(point customers)")
-r[point_join]=$(tps bench_app personalize "$(point customers_join_view)")
-r[point_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[point_exists]=$(tps bench_app personalize "$(point customers_exists_view)")
+r[point_raw]=$(steady_tps bench_app personalize "$(point customers_raw)")
+r[point_bypass]=$(steady_tps bench_bypass personalize "$(point customers)")
+r[point_consent]=$(steady_tps bench_app personalize "$(point customers)")
+r[point_join]=$(steady_tps bench_app personalize "$(point customers_join_view)")
+r[point_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[point_exists]=$(steady_tps bench_app personalize "$(point customers_exists_view)")
 
 echo "row filtering under marketing (count(*)) ..."
 echo "SELECT count(*) FROM customers_raw;" > "$work/count_raw.sql"
@@ -110,15 +122,39 @@ SELECT consent.grant(:id, 'user.contact.email', 'marketing');
 SELECT consent.withdraw(:id, 'user.contact.email', 'marketing');
 SQL
 r[changes]=$(tps bench_app personalize "$work/change.sql" | awk '{printf "%.0f", $1 * 2}')
+# the same without waiting for the WAL flush at commit: what recording costs in CPU
+r[changes_async]=$(BENCH_OPTIONS="-c synchronous_commit=off" tps bench_app personalize "$work/change.sql" \
+    | awk '{printf "%.0f", $1 * 2}')
+# the disk's limit for one-row transactions: a plain INSERT per commit
+cat > "$work/plain.sql" <<SQL
+\\set id random(1, $rows)
+INSERT INTO plain_events (subject, category, purpose, action) VALUES (:id, 'user.contact.email', 'marketing', 'grant');
+INSERT INTO plain_events (subject, category, purpose, action) VALUES (:id, 'user.contact.email', 'marketing', 'withdraw');
+SQL
+r[plain_inserts]=$(tps bench_app personalize "$work/plain.sql" | awk '{printf "%.0f", $1 * 2}')
+# a consent form: the seven survey attributes recorded in one transaction
+cat > "$work/form.sql" <<SQL
+\\set id random(1, $rows)
+BEGIN;
+SELECT consent.grant(:id, 'user.contact.email', 'marketing');
+SELECT consent.grant(:id, 'user.name', 'marketing');
+SELECT consent.withdraw(:id, 'user.demographic.date_of_birth', 'marketing');
+SELECT consent.grant(:id, 'user.contact.address', 'marketing');
+SELECT consent.withdraw(:id, 'user.biometric.fingerprint', 'marketing');
+SELECT consent.withdraw(:id, 'user.health_and_medical.genetic', 'marketing');
+SELECT consent.withdraw(:id, 'user.behavior.search_history', 'marketing');
+COMMIT;
+SQL
+r[changes_form]=$(tps bench_app personalize "$work/form.sql" | awk '{printf "%.0f", $1 * 7}')
 
 echo "point look-ups while consent changes are committed at 100/s ..."
 cat > "$work/change1.sql" <<SQL
 \\set id random(1, $rows)
 SELECT consent.grant(:id, 'user.name', 'marketing');
 SQL
-PGUSER=bench_app PGPASSWORD=bench pgbench -n -c 1 -T "$secs" -R 100 -f "$work/change1.sql" >/dev/null 2>&1 &
+PGUSER=bench_app PGPASSWORD=bench pgbench -n -c 1 -T "$((secs + warm))" -R 100 -f "$work/change1.sql" >/dev/null 2>&1 &
 changer=$!
-r[point_under_changes]=$(tps bench_app personalize "$(point customers)")
+r[point_under_changes]=$(steady_tps bench_app personalize "$(point customers)")
 wait $changer || true
 
 echo "first statement of a new session (loads the consent cache) ..."
@@ -139,7 +175,7 @@ events=$(psql -X -A -t -c "SELECT count(*) FROM consent.ledger")
 echo "# pg_consent benchmark"
 echo
 echo "$(date -u +%F), $rows customers, $events consent events, median of $reps runs in a warm session"
-echo "(point look-ups: pgbench TPS, 2 clients, ${secs}s, prepared). Command: \`BENCH_ROWS=$rows make bench\`."
+echo "(point look-ups: pgbench TPS, 2 clients, prepared, mean over ${secs}s after ${warm}s of warm-up). Command: \`BENCH_ROWS=$rows make bench\`."
 echo
 echo "| workload | raw table | bypass role | pg_consent (personalize) | hand-written LEFT JOIN view | hand-written EXISTS view | pg_consent / raw | pg_consent / LEFT JOIN view |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -150,7 +186,8 @@ done
 echo "| point look-ups by primary key (TPS) | ${r[point_raw]} | ${r[point_bypass]} | ${r[point_consent]} | ${r[point_join]} | ${r[point_exists]} | $(ratio "${r[point_consent]}" "${r[point_raw]}") × TPS | $(ratio "${r[point_consent]}" "${r[point_join]}") × TPS |"
 echo
 echo "- row filtering, \`SELECT count(*)\` under marketing (${r[rows_visible]} of $rows rows visible): no policy ${r[rows_nopolicy]} ms, require_consent ${r[rows_require]} ms, hand-written EXISTS policy on the ledger ${r[rows_exists]} ms ($(ratio "${r[rows_nopolicy]}" "${r[rows_require]}") × the speed without policy, $(ratio "${r[rows_exists]}" "${r[rows_require]}") × faster than the EXISTS policy)"
-echo "- consent changes (grant + withdraw) per second, 2 clients: ${r[changes]}"
+echo "- consent changes (grant + withdraw) per second, 2 clients, one change per transaction: ${r[changes]} (a plain one-row INSERT per transaction, the disk's limit here: ${r[plain_inserts]}/s; with synchronous_commit = off, i.e. CPU only: ${r[changes_async]}/s)"
+echo "- consent changes per second when a form records the seven survey attributes in one transaction, 2 clients: ${r[changes_form]}"
 echo "- point look-ups while 100 consent changes/s are committed: ${r[point_under_changes]} TPS ($(ratio "${r[point_under_changes]}" "${r[point_consent]}") × the TPS without changes)"
 echo "- a new session's first look-up loads the consent cache: ${r[cold_first]} ms (the next look-up: ${r[cold_second]} ms)"
 echo "- consent cache of one backend after a full scan: ${r[cache_subjects]} subjects, $(awk -v b="${r[cache_bytes]}" 'BEGIN{printf "%.1f", b/1048576}') MB (bound: consent.cache_size)"
