@@ -246,7 +246,11 @@ FROM (VALUES
     ('Hangul jamo', U&'\1112\1161\11AB\AD6D', U&'\1112\1161\11AB.'),
     ('emoji', U&'\+01F469\+01F3FD\200D\+01F4BB dev', U&'\+01F469\+01F3FD\200D\+01F4BB. D.'),
     ('dz digraph', U&'\01C6emal', U&'\01C4.'),
-    ('Hebrew niqqud', U&'\05E9\05C1\05B8\05DC\05D5\05B9\05DD', U&'\05E9\05C1\05B8.')
+    ('Hebrew niqqud', U&'\05E9\05C1\05B8\05DC\05D5\05B9\05DD', U&'\05E9\05C1\05B8.'),
+    ('Latin-1 words', 'ülrich ärmel', 'Ü. Ä.'),
+    ('Latin-1 then a mark', U&'\00E9\0301te \00F8\0308l', U&'\00C9\0301. \00D8\0308.'),
+    ('soft hyphen', U&'a\00ADb c', 'A. C.'),
+    ('tab after one letter', E'x\ty', 'X. Y.')
 ) AS t(name, v, expected);
 SELECT consent.mask_value('jane doe'::varchar, 'initials') AS varchar,
        consent.mask_value('jane doe'::char(12), 'initials') AS bpchar;

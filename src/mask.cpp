@@ -629,6 +629,12 @@ size_t first_grapheme_len(std::string_view s)
         return size_t(i);
     int32_t j = i;
     U8_NEXT(s.data(), j, n, c2);
+    /* printable ASCII and Latin-1 (but the soft hyphen) are ordinary
+     * characters (Grapheme_Cluster_Break=Other): a printable one followed by
+     * one of them, or by white space, is one character on its own */
+    auto latin_other = [](UChar32 c) { return (c >= 0x20 && c < 0x7F) || (c >= 0xA0 && c <= 0xFF && c != 0xAD); };
+    if (latin_other(c1) && (latin_other(c2) || c2 == '\t' || c2 == '\n' || c2 == '\r'))
+        return size_t(i);
     if (c1 >= 0 && c2 >= 0 && u_getIntPropertyValue(c1, UCHAR_GRAPHEME_CLUSTER_BREAK) == U_GCB_OTHER) {
         int gcb2 = u_getIntPropertyValue(c2, UCHAR_GRAPHEME_CLUSTER_BREAK);
         if (gcb2 == U_GCB_OTHER || gcb2 == U_GCB_CONTROL || gcb2 == U_GCB_CR || gcb2 == U_GCB_LF)
@@ -641,47 +647,44 @@ size_t first_grapheme_len(std::string_view s)
 
 /* partial(prefix,suffix): the first prefix and last suffix characters around
  * '***'; only '***' when that would show every character. */
-std::string mask_partial(std::string_view s, int prefix, int suffix)
+void mask_partial(std::string_view s, int prefix, int suffix, std::string &out)
 {
     if (plain_ascii(s)) {
         size_t p = size_t(prefix), q = size_t(suffix);
-        if (p + q >= s.size())
-            return "***";
-        std::string out;
-        out.reserve(p + 3 + q);
+        if (p + q >= s.size()) {
+            out = "***";
+            return;
+        }
         out.append(s.substr(0, p));
         out.append("***");
         out.append(s.substr(s.size() - q));
-        return out;
+        return;
     }
     Graphemes g(s);
     int32_t head = g->first();
     for (int i = 0; i < prefix && head != done; i++)
         head = g->next();
-    if (head == done)
-        return "***";
-    int32_t tail = g->last();
+    int32_t tail = head == done ? done : g->last();
     for (int i = 0; i < suffix && tail != done; i++)
         tail = g->previous();
-    if (tail == done || tail <= head)
-        return "***";
-    std::string out;
-    out.reserve(static_cast<size_t>(head) + 3 + (s.size() - static_cast<size_t>(tail)));
+    if (head == done || tail == done || tail <= head) {
+        out = "***";
+        return;
+    }
     out.append(s.substr(0, static_cast<size_t>(head)));
     out.append("***");
     out.append(s.substr(static_cast<size_t>(tail)));
-    return out;
 }
 
 /* email: the first character of the local part, '***', then '@' and the
  * domain; '***' without an '@'. */
-std::string mask_email(std::string_view s)
+void mask_email(std::string_view s, std::string &out)
 {
     size_t at = s.rfind('@');
-    if (at == std::string_view::npos)
-        return "***";
-    std::string out;
-    out.reserve(s.size() - at + 8);
+    if (at == std::string_view::npos) {
+        out = "***";
+        return;
+    }
     if (at > 0 && plain_ascii(s.substr(0, at > 1 ? 2 : 1))) {
         /* an ASCII character followed by ASCII (not CR LF): one character */
         out.push_back(s[0]);
@@ -691,7 +694,6 @@ std::string mask_email(std::string_view s)
     }
     out.append("***");
     out.append(s.substr(at));
-    return out;
 }
 
 /* One character in upper case (root locale), when the database encoding has it. */
@@ -733,9 +735,8 @@ bool is_white_space(UChar32 c)
 
 /* initials: the first character of each whitespace-separated word, upper
  * case, followed by '.', joined by one space. */
-std::string mask_initials(std::string_view s)
+void mask_initials(std::string_view s, std::string &out)
 {
-    std::string out;
     if (plain_ascii(s)) {
         bool in_word = false;
         for (char c : s) {
@@ -752,7 +753,7 @@ std::string mask_initials(std::string_view s)
             out.push_back(c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : c);
             out.push_back('.');
         }
-        return out;
+        return;
     }
     /* Words are runs of characters that do not start with white space; a
      * mark or joiner right after white space belongs to that white space. */
@@ -784,7 +785,6 @@ std::string mask_initials(std::string_view s)
         out.push_back('.');
         i = start + static_cast<int32_t>(len);
     }
-    return out;
 }
 
 /* ---------------------------------------------------------------------
@@ -1067,11 +1067,19 @@ Datum apply_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
     case MaskKind::Initials: {
         std::string storage;
         std::string_view s = utf8_of(value_bytes(value, base_type), spec.kind, &storage);
+        /* one buffer for the backend: no allocation per masked cell once warm */
+        static std::string out;
+        out.clear();
         if (spec.kind == MaskKind::Partial)
-            return text_datum(mask_partial(s, spec.prefix, spec.suffix));
-        if (spec.kind == MaskKind::Email)
-            return text_datum(mask_email(s));
-        return text_datum(mask_initials(s));
+            mask_partial(s, spec.prefix, spec.suffix, out);
+        else if (spec.kind == MaskKind::Email)
+            mask_email(s, out);
+        else
+            mask_initials(s, out);
+        Datum d = text_datum(out);
+        if (out.capacity() > 4096)
+            std::string().swap(out); /* a huge value's buffer is not kept */
+        return d;
     }
     case MaskKind::Year:
     case MaskKind::Month:
