@@ -38,13 +38,34 @@ extern "C" {
 #include "parser/parsetree.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/inval.h"
 }
+
+#include <unordered_map>
 
 namespace consent {
 
 namespace {
 
 planner_hook_type prev_planner = nullptr;
+
+/* getBaseType() remembered per backend: the mask functions check their
+ * argument types once per execution of each call site.  Any change of a
+ * type (a TYPEOID invalidation) forgets all. */
+std::unordered_map<Oid, Oid> base_types;
+void types_changed(Datum, int, uint32) noexcept
+{
+    base_types.clear();
+}
+Oid base_type_of(Oid type)
+{
+    auto it = base_types.find(type);
+    if (it != base_types.end())
+        return it->second;
+    Oid base = getBaseType(type);
+    base_types.emplace(type, base);
+    return base;
+}
 needs_fmgr_hook_type prev_needs_fmgr = nullptr;
 
 /* SQL functions must not be inlined: the planner inlines their bodies after
@@ -320,9 +341,9 @@ Datum mask_call(FunctionCallInfo fcinfo, bool strict)
          * every role call it): a direct call must pass the types of the
          * column it names, or the datums would be misread */
         if (st->rule) {
-            Oid value_type = getBaseType(get_fn_expr_argtype(fcinfo->flinfo, 0));
+            Oid value_type = base_type_of(get_fn_expr_argtype(fcinfo->flinfo, 0));
             Oid subject_type = get_fn_expr_argtype(fcinfo->flinfo, 1);
-            subject_type = OidIsValid(subject_type) ? getBaseType(subject_type) : InvalidOid;
+            subject_type = OidIsValid(subject_type) ? base_type_of(subject_type) : InvalidOid;
             bool subject_ok = st->rule->is_protected ? subject_type == st->rule->subject_type
                                                      : (subject_type == INT8OID || subject_type == InvalidOid);
             if (value_type != st->rule->value_type || !subject_ok) {
@@ -367,6 +388,7 @@ void install_planner_hook()
     prev_planner = planner_hook;
     planner_hook = planner;
     prev_needs_fmgr = needs_fmgr_hook;
+    CacheRegisterSyscacheCallback(TYPEOID, types_changed, (Datum)0);
     needs_fmgr_hook = [](Oid fn_oid) -> bool { return entry([&] { return pg([&] { return needs_fmgr(fn_oid); }); }); };
 }
 

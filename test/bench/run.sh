@@ -13,7 +13,8 @@ if [ -z "${BENCH_CLUSTER:-}" ]; then
     PGPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     export PGPORT
     # shared_buffers holds every table of the run: all variants read from memory
-    exec pg_virtualenv -t -v 15 -o shared_preload_libraries=pg_consent -o shared_buffers=4GB \
+    # fsync=on (pg_virtualenv turns it off): consent changes commit durably, as in production
+    exec pg_virtualenv -t -v 15 -o shared_preload_libraries=pg_consent -o shared_buffers=4GB -o fsync=on \
         -o work_mem=64MB -o max_parallel_workers_per_gather=0 -o jit=off "$0" "$@"
 fi
 rows=${BENCH_ROWS:-1000000}
@@ -170,12 +171,14 @@ mem=$(PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personaliz
 r[cache_subjects]=${mem% *}
 r[cache_bytes]=${mem#* }
 events=$(psql -X -A -t -c "SELECT count(*) FROM consent.ledger")
+settings=$(psql -X -A -t -c "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'jit', 'max_parallel_workers_per_gather')")
 
 {
 echo "# pg_consent benchmark"
 echo
 echo "$(date -u +%F), $rows customers, $events consent events, median of $reps runs in a warm session"
 echo "(point look-ups: pgbench TPS, 2 clients, prepared, mean over ${secs}s after ${warm}s of warm-up). Command: \`BENCH_ROWS=$rows make bench\`."
+echo "Server settings: $settings (shared_buffers in 8kB pages)."
 echo
 echo "| workload | raw table | bypass role | pg_consent (personalize) | hand-written LEFT JOIN view | hand-written EXISTS view | pg_consent / raw | pg_consent / LEFT JOIN view |"
 echo "|---|---|---|---|---|---|---|---|"
