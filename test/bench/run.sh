@@ -46,6 +46,46 @@ median_copy_ms() { # role purpose relation [reps]
         | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n +2 | sort -n \
         | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'
 }
+# One warm sample in ms: a new session runs the statement twice and the
+# second run counts (the first loads the consent cache and warms the plan).
+one_ms() { # role purpose file
+    local role=$1 purpose=$2 file=$3 d
+    d=$(mktemp -d -p "$work")
+    (cd "$d" && PGUSER=$role PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$purpose" \
+        pgbench -n -t 2 -f "$file" -l --log-prefix=l >/dev/null 2>"$d/err") \
+        || { cat "$d/err" >&2; return 1; }
+    awk '{print $3}' "$d"/l.* | tail -n 1 | awk '{printf "%.1f", $1 / 1000}'
+}
+one_copy_ms() { # role purpose relation
+    local role=$1 purpose=$2 rel=$3
+    { echo '\o /dev/null'; echo '\timing on'
+      echo "COPY (SELECT * FROM $rel) TO STDOUT;"; echo "COPY (SELECT * FROM $rel) TO STDOUT;"; } > "$work/copy1_$rel.psql"
+    PGUSER=$role PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$purpose" psql -X -q -f "$work/copy1_$rel.psql" \
+        | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1
+}
+median_of() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'; }
+# The variants of one workload measured in turn, $reps rounds: a slow
+# moment of the machine (a checkpoint, another process) hits all of them.
+# Sets r[<w>_raw], r[<w>_bypass], r[<w>_consent], r[<w>_join].
+interleaved() { # workload (agg|copy|join)
+    local w=$1 i v role rel
+    for i in $(seq 1 "$reps"); do
+        for v in raw bypass consent join; do
+            case $v in raw) role=bench_app rel=customers_raw;; bypass) role=bench_bypass rel=customers;;
+                consent) role=bench_app rel=customers;; join) role=bench_app rel=customers_join_view;; esac
+            case $w in
+                agg) one_ms $role personalize "$(agg $rel)" ;;
+                join) one_ms $role personalize "$(join_q $rel)" ;;
+                copy) one_copy_ms $role personalize $rel ;;
+            esac >> "$work/samples_${w}_$v"
+            echo >> "$work/samples_${w}_$v"
+        done
+    done
+    for v in raw bypass consent join; do
+        r[${w}_$v]=$(grep . "$work/samples_${w}_$v" | median_of)
+    done
+}
+
 # transactions per second of a script with 2 clients
 tps() { # role purpose file [extra pgbench args]; BENCH_OPTIONS: more settings
     local role=$1 purpose=$2 file=$3; shift 3
@@ -83,22 +123,13 @@ join_q() { # relation
 
 declare -A r
 echo "full-scan aggregate over the 7 columns ..."
-r[agg_raw]=$(median_ms bench_app personalize "$(agg customers_raw)")
-r[agg_bypass]=$(median_ms bench_bypass personalize "$(agg customers)")
-r[agg_consent]=$(median_ms bench_app personalize "$(agg customers)")
-r[agg_join]=$(median_ms bench_app personalize "$(agg customers_join_view)")
+interleaved agg
 r[agg_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[agg_exists]=$(median_ms bench_app personalize "$(agg customers_exists_view)" "${BENCH_SLOW_REPS:-1}")
 echo "COPY of all columns ..."
-r[copy_raw]=$(median_copy_ms bench_app personalize customers_raw)
-r[copy_bypass]=$(median_copy_ms bench_bypass personalize customers)
-r[copy_consent]=$(median_copy_ms bench_app personalize customers)
-r[copy_join]=$(median_copy_ms bench_app personalize customers_join_view)
+interleaved copy
 r[copy_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[copy_exists]=$(median_copy_ms bench_app personalize customers_exists_view "${BENCH_SLOW_REPS:-1}")
 echo "join of orders to customers ..."
-r[join_raw]=$(median_ms bench_app personalize "$(join_q customers_raw)")
-r[join_bypass]=$(median_ms bench_bypass personalize "$(join_q customers)")
-r[join_consent]=$(median_ms bench_app personalize "$(join_q customers)")
-r[join_join]=$(median_ms bench_app personalize "$(join_q customers_join_view)")
+interleaved join
 r[join_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[join_exists]=$(median_ms bench_app personalize "$(join_q customers_exists_view)" "${BENCH_SLOW_REPS:-1}")
 echo "point look-ups, 2 clients, ${secs}s each ..."
 r[point_raw]=$(steady_tps bench_app personalize "$(point customers_raw)")
@@ -176,7 +207,7 @@ settings=$(psql -X -A -t -c "SELECT string_agg(name || '=' || setting, ', ' ORDE
 {
 echo "# pg_consent benchmark"
 echo
-echo "$(date -u +%F), $rows customers, $events consent events, median of $reps runs in a warm session"
+echo "$(date -u +%F), $rows customers, $events consent events; latencies: median of $reps rounds, each variant once per round in turn, each run the second in a new session"
 echo "(point look-ups: pgbench TPS, 2 clients, prepared, mean over ${secs}s after ${warm}s of warm-up). Command: \`BENCH_ROWS=$rows make bench\`."
 echo "Server settings: $settings (shared_buffers in 8kB pages)."
 echo
