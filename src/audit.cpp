@@ -105,7 +105,7 @@ struct LocalCount {
     uint64 masked;
     std::string relation; /* schema-qualified, quoted as SQL would */
     std::string schema, table, column, category, purpose_key, role_name;
-    uint64 period = 0;                        /* counting period that touched it last */
+    uint64 period = 0;                       /* counting period that touched it last */
     DisclosureEntry *shared_entry = nullptr; /* its shared counter, valid while ... */
     uint64 shared_generation = 0;            /* ... no shared entry was removed since */
 };
@@ -436,8 +436,8 @@ void write_log_lines(uint64 statement)
 {
     if (audit_mode == AUDIT_OFF)
         return;
-    if (audit_mode == AUDIT_MASKED &&
-        std::none_of(touched.begin(), touched.end(), [](size_t i) { return counts[i].allowed && counts[i].masked > 0; }))
+    if (audit_mode == AUDIT_MASKED && std::none_of(touched.begin(), touched.end(),
+                                                   [](size_t i) { return counts[i].allowed && counts[i].masked > 0; }))
         return;
     std::vector<const LocalCount *> order;
     order.reserve(touched.size());

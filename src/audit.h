@@ -38,8 +38,7 @@ void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpos
 
 /* Called by the mask function once per non-NULL cell, right after the
  * decision: one branch when nothing is counted, a few compares otherwise. */
-inline void audit_cell(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, bool revealed,
-                       AuditSlot &slot)
+inline void audit_cell(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, bool revealed, AuditSlot &slot)
 {
     if (audit_counting)
         audit_count(rule, relid, attno, purpose, revealed, slot);

@@ -69,7 +69,7 @@ struct SharedRing {
 };
 
 SharedRing *ring = nullptr;
-Oid subject_state_relid = InvalidOid; /* learned at the first load */
+Oid subject_state_relid = InvalidOid;  /* learned at the first load */
 Oid subject_state_signal = InvalidOid; /* standby_signal_relid() of it */
 uint64_t ring_read_pos = 0;
 shmem_request_hook_type prev_shmem_request = nullptr;

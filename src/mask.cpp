@@ -425,7 +425,7 @@ std::string_view value_bytes(Datum value, Oid type)
     /* only compressed or out-of-line values need PostgreSQL (and its errors) */
     auto *v = reinterpret_cast<struct varlena *>(DatumGetPointer(value));
     text *t = VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v) ? pg([&] { return DatumGetTextPP(value); })
-                                                                : reinterpret_cast<text *>(v);
+                                                               : reinterpret_cast<text *>(v);
     const char *data = VARDATA_ANY(t);
     size_t len = VARSIZE_ANY_EXHDR(t);
     if (type == BPCHAROID)

@@ -167,14 +167,15 @@ int64 record(const Change &c)
         /* the event time is taken after the lock: commit order */
         TimestampTz at = GetCurrentTimestamp();
         if (c.valid_until && *c.valid_until <= at)
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("valid_until must be in the future"),
-                            errdetail("valid_until is %s.",
-                                      DatumGetCString(DirectFunctionCall1(
-                                          timestamptz_out, TimestampTzGetDatum(*c.valid_until))))));
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("valid_until must be in the future"),
+                     errdetail("valid_until is %s.", DatumGetCString(DirectFunctionCall1(
+                                                         timestamptz_out, TimestampTzGetDatum(*c.valid_until))))));
         Datum action = c.action ? CStringGetTextDatum(c.action->c_str()) : Datum(0);
         Datum until = c.valid_until ? TimestampTzGetDatum(*c.valid_until) : Datum(0);
-        Datum row[9] = {key[0], key[1], key[2], action, until, TimestampTzGetDatum(at),
-                        CStringGetTextDatum(role.c_str()), c.source, c.evidence};
+        Datum row[9] = {
+            key[0],   key[1],    key[2], action, until, TimestampTzGetDatum(at), CStringGetTextDatum(role.c_str()),
+            c.source, c.evidence};
         char nulls[10] = "         ";
         nulls[3] = c.action ? ' ' : 'n';
         nulls[4] = c.valid_until ? ' ' : 'n';
@@ -247,6 +248,17 @@ std::optional<std::string> subject_arg(FunctionCallInfo fcinfo)
     return std::string(subject_key(PG_GETARG_DATUM(0), *type, buf));
 }
 
+/* valid_until, source and evidence from arguments first, first+1, first+2. */
+void read_grant_args(FunctionCallInfo fcinfo, int first, Change &c)
+{
+    if (!PG_ARGISNULL(first))
+        c.valid_until = PG_GETARG_TIMESTAMPTZ(first);
+    c.has_source = !PG_ARGISNULL(first + 1);
+    c.source = c.has_source ? PG_GETARG_DATUM(first + 1) : 0;
+    c.has_evidence = !PG_ARGISNULL(first + 2);
+    c.evidence = c.has_evidence ? PG_GETARG_DATUM(first + 2) : 0;
+}
+
 } // namespace
 
 } // namespace consent
@@ -262,12 +274,7 @@ CONSENT_FUNCTION(consent_grant)
         c.category = text_arg(fcinfo, 1);
         c.purpose = text_arg(fcinfo, 2);
         c.action = "grant";
-        if (!PG_ARGISNULL(3))
-            c.valid_until = PG_GETARG_TIMESTAMPTZ(3);
-        c.has_source = !PG_ARGISNULL(4);
-        c.source = c.has_source ? PG_GETARG_DATUM(4) : 0;
-        c.has_evidence = !PG_ARGISNULL(5);
-        c.evidence = c.has_evidence ? PG_GETARG_DATUM(5) : 0;
+        read_grant_args(fcinfo, 3, c);
         PG_RETURN_INT64(record(c));
     });
 }
@@ -287,10 +294,9 @@ CONSENT_FUNCTION(consent_withdraw)
             t.purpose_index.count(*c.purpose) && !holds_grant(c)) {
             std::string s = *c.subject, cat = *c.category, pur = *c.purpose;
             pg([&] {
-                ereport(NOTICE,
-                        (errmsg("subject %s holds no grant for category \"%s\" and purpose \"%s\"", s.c_str(),
-                                cat.c_str(), pur.c_str()),
-                         errdetail("The withdrawal is recorded anyway, as evidence of the refusal.")));
+                ereport(NOTICE, (errmsg("subject %s holds no grant for category \"%s\" and purpose \"%s\"", s.c_str(),
+                                        cat.c_str(), pur.c_str()),
+                                 errdetail("The withdrawal is recorded anyway, as evidence of the refusal.")));
             });
         }
         PG_RETURN_INT64(record(c));
@@ -308,12 +314,7 @@ CONSENT_FUNCTION(consent_record)
         c.category = text_arg(fcinfo, 1);
         c.purpose = text_arg(fcinfo, 2);
         c.action = text_arg(fcinfo, 3);
-        if (!PG_ARGISNULL(4))
-            c.valid_until = PG_GETARG_TIMESTAMPTZ(4);
-        c.has_source = !PG_ARGISNULL(5);
-        c.source = c.has_source ? PG_GETARG_DATUM(5) : 0;
-        c.has_evidence = !PG_ARGISNULL(6);
-        c.evidence = c.has_evidence ? PG_GETARG_DATUM(6) : 0;
+        read_grant_args(fcinfo, 4, c);
         PG_RETURN_INT64(record(c));
     });
 }
