@@ -104,3 +104,37 @@ RESET ROLE;
 DROP ROLE lg_auditor;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA consent FROM lg_app;
 DROP ROLE lg_app;
+
+-- recording writes ledger and derived state together or not at all
+BEGIN READ ONLY;
+SELECT try($$SELECT consent.grant(20901, 'user.name', 'analytics')$$);
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT consent.grant(20902, 'user.name', 'analytics') > 0 AS granted;
+ROLLBACK TO s;
+SELECT consent.grant(20903, 'user.name', 'analytics') > 0 AS granted;
+COMMIT;
+SELECT subject, (SELECT count(*) FROM consent.ledger l WHERE l.subject = s.subject) AS events,
+       (SELECT count(*) FROM consent.subject_state d WHERE d.subject = s.subject) AS states
+  FROM (VALUES ('20901'), ('20902'), ('20903')) AS s(subject) ORDER BY subject;
+SELECT consent.granted(20902, 'user.name', 'analytics') AS rolled_back, consent.granted(20903, 'user.name', 'analytics') AS kept;
+-- functions of the caller's schemas named like those recording uses do not run
+CREATE ROLE lg_shadow;
+CREATE SCHEMA lg_shadow AUTHORIZATION lg_shadow;
+SELECT consent.allow_recording('lg_shadow');
+SET ROLE lg_shadow;
+CREATE FUNCTION lg_shadow.starts_with(text, text) RETURNS boolean LANGUAGE sql AS $$ SELECT true $$;
+CREATE FUNCTION lg_shadow.clock_timestamp() RETURNS timestamptz LANGUAGE sql AS $$ SELECT timestamptz '2000-01-01' $$;
+CREATE FUNCTION lg_shadow.texteq(text, text) RETURNS boolean LANGUAGE sql AS $$ SELECT true $$;
+SET search_path = lg_shadow, pg_catalog;
+SELECT consent.withdraw(20904, 'user.name', 'analytics') > 0 AS recorded;
+SELECT consent.grant(20904, 'user.name', 'analytics') > 0 AS recorded;
+RESET search_path;
+RESET ROLE;
+SELECT action, recorded_at > now() - interval '1 hour' AS recorded_now, recorded_by
+  FROM consent.ledger WHERE subject = '20904' ORDER BY id;
+SELECT consent.granted(20904, 'user.name', 'analytics') AS granted_after_withdraw;
+DROP SCHEMA lg_shadow CASCADE;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA consent FROM lg_shadow;
+DROP ROLE lg_shadow;
