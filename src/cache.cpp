@@ -172,13 +172,14 @@ class SubjectTable {
         }
     }
 
-    /* Sets the events of key (replacing earlier ones). */
-    void put(std::string_view key, uint64_t h, const Event *ev, size_t n)
+    /* Sets the events of key (replacing earlier ones); is_new: the caller
+     * knows the key is not in the table (the bulk load), no probe needed. */
+    void put(std::string_view key, uint64_t h, const Event *ev, size_t n, bool is_new = false)
     {
         ++cache_epoch;
         if (n >= STALE)
             n = STALE - 1; /* cannot happen: one event per category x purpose pair, bounded below */
-        Entry *e = find(key, h);
+        Entry *e = is_new ? nullptr : find(key, h);
         if (!e) {
             if ((entries_.size() + 1) * 5 > slots_.size() * 3)
                 grow();
@@ -193,7 +194,8 @@ class SubjectTable {
         e->ev_off = uint32_t(events_.size());
         e->n_ev = uint16_t(n);
         events_.insert(events_.end(), ev, ev + n);
-        unknown_.erase(h);
+        if (!unknown_.empty())
+            unknown_.erase(h);
         if (garbage_ > events_.size() / 2 && garbage_ > 4096)
             compact();
     }
@@ -399,6 +401,7 @@ bool bulk_load(SubjectTable &table, size_t budget)
             return;
         }
         raw.reserve(size_t(est * 1.1) + 16);
+        keys.reserve(size_t(est * 1.1) * 8 + 16); /* decimal subjects of up to 8 digits, no regrowth */
         Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
         TableScanDesc scan = table_beginscan(rel, snap, 0, nullptr);
         TupleDesc desc = RelationGetDescr(rel);
@@ -481,7 +484,7 @@ bool bulk_load(SubjectTable &table, size_t budget)
         group.clear();
         while (j < raw.size() && same_key(raw[j], raw[i]))
             group.push_back(raw[j++].ev);
-        table.put(key_of(raw[i]), hash_key(key_of(raw[i])), group.data(), group.size());
+        table.put(key_of(raw[i]), hash_key(key_of(raw[i])), group.data(), group.size(), true);
         i = j;
     }
     table.complete = true;
