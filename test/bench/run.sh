@@ -86,6 +86,23 @@ interleaved() { # workload (agg|copy|join)
     done
 }
 
+# Point look-ups of the variants in turn, BENCH_TPS_ROUNDS rounds (default
+# 3), the median of each variant's steady-state TPS.
+interleaved_point() {
+    local i v role rel
+    for i in $(seq 1 "${BENCH_TPS_ROUNDS:-3}"); do
+        for v in raw bypass consent join; do
+            case $v in raw) role=bench_app rel=customers_raw;; bypass) role=bench_bypass rel=customers;;
+                consent) role=bench_app rel=customers;; join) role=bench_app rel=customers_join_view;; esac
+            steady_tps $role personalize "$(point $rel)" >> "$work/samples_point_$v"
+            echo >> "$work/samples_point_$v"
+        done
+    done
+    for v in raw bypass consent join; do
+        r[point_$v]=$(grep . "$work/samples_point_$v" | median_of | awk '{printf "%.0f", $1}')
+    done
+}
+
 # transactions per second of a script with 2 clients
 tps() { # role purpose file [extra pgbench args]; BENCH_OPTIONS: more settings
     local role=$1 purpose=$2 file=$3; shift 3
@@ -132,10 +149,7 @@ echo "join of orders to customers ..."
 interleaved join
 r[join_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[join_exists]=$(median_ms bench_app personalize "$(join_q customers_exists_view)" "${BENCH_SLOW_REPS:-1}")
 echo "point look-ups, 2 clients, ${secs}s each ..."
-r[point_raw]=$(steady_tps bench_app personalize "$(point customers_raw)")
-r[point_bypass]=$(steady_tps bench_bypass personalize "$(point customers)")
-r[point_consent]=$(steady_tps bench_app personalize "$(point customers)")
-r[point_join]=$(steady_tps bench_app personalize "$(point customers_join_view)")
+interleaved_point
 r[point_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[point_exists]=$(steady_tps bench_app personalize "$(point customers_exists_view)")
 
 echo "row filtering under marketing (count(*)) ..."
@@ -184,10 +198,16 @@ cat > "$work/change1.sql" <<SQL
 \\set id random(1, $rows)
 SELECT consent.grant(:id, 'user.name', 'marketing');
 SQL
-PGUSER=bench_app PGPASSWORD=bench pgbench -n -c 1 -T "$((secs + warm))" -R 100 -f "$work/change1.sql" >/dev/null 2>&1 &
-changer=$!
-r[point_under_changes]=$(steady_tps bench_app personalize "$(point customers)")
-wait $changer || true
+# rounds of (quiet, under changes), so that both see the same machine
+for i in $(seq 1 "${BENCH_TPS_ROUNDS:-3}"); do
+    steady_tps bench_app personalize "$(point customers)" >> "$work/samples_quiet"; echo >> "$work/samples_quiet"
+    PGUSER=bench_app PGPASSWORD=bench pgbench -n -c 1 -T "$((secs + warm))" -R 100 -f "$work/change1.sql" >/dev/null 2>&1 &
+    changer=$!
+    steady_tps bench_app personalize "$(point customers)" >> "$work/samples_busy"; echo >> "$work/samples_busy"
+    wait $changer || true
+done
+r[point_quiet]=$(grep . "$work/samples_quiet" | median_of | awk '{printf "%.0f", $1}')
+r[point_under_changes]=$(grep . "$work/samples_busy" | median_of | awk '{printf "%.0f", $1}')
 
 echo "first statement of a new session (loads the consent cache) ..."
 cold=$(PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personalize" psql -X -q \
@@ -208,7 +228,7 @@ settings=$(psql -X -A -t -c "SELECT string_agg(name || '=' || setting, ', ' ORDE
 echo "# pg_consent benchmark"
 echo
 echo "$(date -u +%F), $rows customers, $events consent events; latencies: median of $reps rounds, each variant once per round in turn, each run the second in a new session"
-echo "(point look-ups: pgbench TPS, 2 clients, prepared, mean over ${secs}s after ${warm}s of warm-up). Command: \`BENCH_ROWS=$rows make bench\`."
+echo "(point look-ups: pgbench TPS, 2 clients, prepared, mean over ${secs}s after ${warm}s of warm-up, median of ${BENCH_TPS_ROUNDS:-3} rounds in turn). Command: \`BENCH_ROWS=$rows make bench\`."
 echo "Server settings: $settings (shared_buffers in 8kB pages)."
 echo
 echo "| workload | raw table | bypass role | pg_consent (personalize) | hand-written LEFT JOIN view | hand-written EXISTS view | pg_consent / raw | pg_consent / LEFT JOIN view |"
@@ -222,7 +242,7 @@ echo
 echo "- row filtering, \`SELECT count(*)\` under marketing (${r[rows_visible]} of $rows rows visible): no policy ${r[rows_nopolicy]} ms, require_consent ${r[rows_require]} ms, hand-written EXISTS policy on the ledger ${r[rows_exists]} ms ($(ratio "${r[rows_nopolicy]}" "${r[rows_require]}") × the speed without policy, $(ratio "${r[rows_exists]}" "${r[rows_require]}") × faster than the EXISTS policy)"
 echo "- consent changes (grant + withdraw) per second, 2 clients, one change per transaction: ${r[changes]} (a plain one-row INSERT per transaction, the disk's limit here: ${r[plain_inserts]}/s; with synchronous_commit = off, i.e. CPU only: ${r[changes_async]}/s)"
 echo "- consent changes per second when a form records the seven survey attributes in one transaction, 2 clients: ${r[changes_form]}"
-echo "- point look-ups while 100 consent changes/s are committed: ${r[point_under_changes]} TPS ($(ratio "${r[point_under_changes]}" "${r[point_consent]}") × the TPS without changes)"
+echo "- point look-ups while 100 consent changes/s are committed: ${r[point_under_changes]} TPS ($(ratio "${r[point_under_changes]}" "${r[point_quiet]}") × the ${r[point_quiet]} TPS without changes, rounds in turn)"
 echo "- a new session's first look-up loads the consent cache: ${r[cold_first]} ms (the next look-up: ${r[cold_second]} ms)"
 echo "- consent cache of one backend after a full scan: ${r[cache_subjects]} subjects, $(awk -v b="${r[cache_bytes]}" 'BEGIN{printf "%.1f", b/1048576}') MB (bound: consent.cache_size)"
 } | tee "$out"
