@@ -217,12 +217,19 @@ SELECT entries, evictions FROM consent.disclosures_info;
 
 -- the names of log lines and counters follow renames (they are cached between
 -- statements), and counting goes on into fresh entries after a reset
+SET ROLE au_app;
+SELECT email FROM au_customers WHERE id = 9101;                           -- au_customers.email 1/0
+RESET ROLE;
+SELECT relation, column_name, revealed, masked FROM consent.disclosures
+ WHERE role = 'au_app' AND relid = 'au_customers'::regclass ORDER BY attnum;
 ALTER TABLE au_customers RENAME TO au_clients;
 ALTER TABLE au_clients RENAME COLUMN email TO mail;
 SET consent.audit = 'all';
 SET ROLE au_app;
 SELECT mail FROM au_clients WHERE id = 9101;                              -- au_clients.mail 1/0
 RESET ROLE;
+SELECT relation, column_name, revealed, masked FROM consent.disclosures
+ WHERE role = 'au_app' AND relid = 'au_clients'::regclass ORDER BY attnum;
 SELECT consent.disclosures_reset();
 SET ROLE au_app;
 SELECT mail FROM au_clients WHERE id = 9102;                              -- au_clients.mail 0/1

@@ -108,6 +108,7 @@ struct LocalCount {
     uint64 period = 0;                       /* counting period that touched it last */
     DisclosureEntry *shared_entry = nullptr; /* its shared counter, valid while ... */
     uint64 shared_generation = 0;            /* ... no shared entry was removed since */
+    bool names_published = false;            /* its names were written to the shared entry */
 };
 
 std::vector<LocalCount> counts;
@@ -363,7 +364,13 @@ void flush_shared()
             LocalCount &c = counts[i];
             if (!c.allowed)
                 continue;
-            /* the entry found by an earlier statement, unless one was removed since */
+            /* the entry found by an earlier statement, unless one was removed
+             * since; names are written once per local entry, under the
+             * exclusive lock below (readers copy them under the shared one) */
+            if (!c.names_published) {
+                missing.push_back(i);
+                continue;
+            }
             if (c.shared_entry && c.shared_generation == generation) {
                 add_to_entry(c.shared_entry, c, now);
                 continue;
@@ -407,6 +414,7 @@ void flush_shared()
             add_to_entry(e, c, now);
             c.shared_entry = e;
             c.shared_generation = pg_atomic_read_u64(&shared->generation);
+            c.names_published = true;
         }
         LWLockRelease(shared->lock);
     });
@@ -623,8 +631,6 @@ void audit_xact_callback(XactEvent event, void *) noexcept
     }
 }
 
-/* A subtransaction aborted: the executors it started (and those of its
- * children, which have later IDs) are gone without ExecutorEnd. */
 /* Invalidations that may rename what the cached entries name. */
 void audit_relcache_callback(Datum, Oid relid) noexcept
 {
@@ -639,6 +645,8 @@ void audit_syscache_callback(Datum, int, uint32) noexcept
     names_stale = true;
 }
 
+/* A subtransaction aborted: the executors it started (and those of its
+ * children, which have later IDs) are gone without ExecutorEnd. */
 void audit_subxact_callback(SubXactEvent event, SubTransactionId my_subid, SubTransactionId, void *) noexcept
 {
     if (event != SUBXACT_EVENT_ABORT_SUB)
