@@ -15,6 +15,7 @@
  */
 #include "boundary.h"
 #include "consent.h"
+#include "spi.h"
 
 extern "C" {
 #include "access/xact.h"
@@ -513,7 +514,7 @@ class CallerSpi {
     CallerSpi &operator=(const CallerSpi &) = delete;
 };
 
-using TextRow = std::vector<std::optional<std::string>>;
+using TextRow = Row;
 
 /* Runs a read-only query with text parameters and returns text values. */
 std::vector<TextRow> query_text(const std::string &sql, const std::vector<std::string> &params, long limit = 0)
@@ -528,19 +529,7 @@ std::vector<TextRow> query_text(const std::string &sql, const std::vector<std::s
         if (rc != SPI_OK_SELECT)
             elog(ERROR, "SPI query failed: %s", SPI_result_code_string(rc));
     });
-    std::vector<TextRow> rows;
-    uint64 count = SPI_processed;
-    int ncols = SPI_tuptable->tupdesc->natts;
-    for (uint64 r = 0; r < count; r++) {
-        TextRow row(ncols);
-        for (int c = 0; c < ncols; c++) {
-            char *v = pg([&] { return SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1); });
-            if (v)
-                row[c] = std::string(v);
-        }
-        rows.push_back(std::move(row));
-    }
-    return rows;
+    return spi_text_rows();
 }
 
 /* The per-table time budget: a timeout of our own that cancels the running

@@ -77,23 +77,13 @@ const PlanDef plan_defs[N_PLANS] = {
      {TEXTOID, TEXTOID, TEXTOID}},
 };
 
-/* Saved for the life of the backend; PostgreSQL's plan cache revalidates
- * them when the tables change (also across DROP/CREATE EXTENSION). */
-SPIPlanPtr plans[N_PLANS];
-
-/* Runs a saved plan inside an open Spi (call inside pg()); returns the rows. */
+/* Runs one of the statements, its plan kept for the life of the backend
+ * (kept_plan(); revalidated when the tables change, also across DROP/CREATE
+ * EXTENSION), inside an open Spi (call inside pg()); returns the rows. */
 uint64 run_plan(PlanId id, Datum *values, const char *nulls)
 {
-    if (!plans[id]) {
-        const PlanDef &d = plan_defs[id];
-        SPIPlanPtr p = SPI_prepare(d.sql, d.nargs, const_cast<Oid *>(d.types));
-        if (!p)
-            elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-        if (SPI_keepplan(p) != 0)
-            elog(ERROR, "SPI_keepplan failed");
-        plans[id] = p;
-    }
-    int rc = SPI_execute_plan(plans[id], values, nulls, false, 0);
+    const PlanDef &d = plan_defs[id];
+    int rc = SPI_execute_plan(kept_plan(d.sql, d.nargs, d.types), values, nulls, false, 0);
     if (rc < 0)
         elog(ERROR, "consent ledger statement failed: %s", SPI_result_code_string(rc));
     return SPI_processed;
@@ -248,6 +238,18 @@ std::optional<std::string> subject_arg(FunctionCallInfo fcinfo)
     return std::string(subject_key(PG_GETARG_DATUM(0), *type, buf));
 }
 
+/* The event of arguments (subject, category, purpose, ...): subject as read
+ * by the caller (its type depends on the function). */
+Change change_of(FunctionCallInfo fcinfo, std::optional<std::string> subject, std::optional<std::string> action)
+{
+    Change c;
+    c.subject = std::move(subject);
+    c.category = text_arg(fcinfo, 1);
+    c.purpose = text_arg(fcinfo, 2);
+    c.action = std::move(action);
+    return c;
+}
+
 /* valid_until, source and evidence from arguments first, first+1, first+2. */
 void read_grant_args(FunctionCallInfo fcinfo, int first, Change &c)
 {
@@ -269,11 +271,7 @@ using namespace consent;
 CONSENT_FUNCTION(consent_grant)
 {
     return entry([&]() -> Datum {
-        Change c;
-        c.subject = subject_arg(fcinfo);
-        c.category = text_arg(fcinfo, 1);
-        c.purpose = text_arg(fcinfo, 2);
-        c.action = "grant";
+        Change c = change_of(fcinfo, subject_arg(fcinfo), "grant");
         read_grant_args(fcinfo, 3, c);
         PG_RETURN_INT64(record(c));
     });
@@ -284,11 +282,7 @@ CONSENT_FUNCTION(consent_grant)
 CONSENT_FUNCTION(consent_withdraw)
 {
     return entry([&]() -> Datum {
-        Change c;
-        c.subject = subject_arg(fcinfo);
-        c.category = text_arg(fcinfo, 1);
-        c.purpose = text_arg(fcinfo, 2);
-        c.action = "withdraw";
+        Change c = change_of(fcinfo, subject_arg(fcinfo), "withdraw");
         const Taxonomy &t = taxonomy();
         if (c.subject && !c.subject->empty() && c.category && c.purpose && t.category_index.count(*c.category) &&
             t.purpose_index.count(*c.purpose) && !holds_grant(c)) {
@@ -309,11 +303,8 @@ CONSENT_FUNCTION(consent_withdraw)
 CONSENT_FUNCTION(consent_record)
 {
     return entry([&]() -> Datum {
-        Change c;
-        c.subject = text_arg(fcinfo, 0);
-        c.category = text_arg(fcinfo, 1);
-        c.purpose = text_arg(fcinfo, 2);
-        c.action = text_arg(fcinfo, 3);
+        std::optional<std::string> subject = text_arg(fcinfo, 0);
+        Change c = change_of(fcinfo, std::move(subject), text_arg(fcinfo, 3));
         read_grant_args(fcinfo, 4, c);
         PG_RETURN_INT64(record(c));
     });

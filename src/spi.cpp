@@ -79,45 +79,27 @@ void Spi::exec(const char *sql, const std::vector<std::optional<std::string>> &p
 }
 
 namespace {
-/* Plans kept for the life of the backend (Spi::query with keep), by the
- * address of their SQL literal; PostgreSQL's plan cache revalidates them. */
+/* kept_plan()'s plans, by the address of their SQL literal. */
 std::unordered_map<const char *, SPIPlanPtr> kept_plans;
 } // namespace
 
-std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std::string>> &params, bool latest,
-                            bool keep)
+SPIPlanPtr kept_plan(const char *sql, int nargs, const Oid *types)
 {
-    if (keep && !kept_plans.count(sql))
-        kept_plans.emplace(sql, nullptr); /* allocated here, outside PostgreSQL's error handling */
-    TextParams tp(params);
-    int n = tp.n;
-    std::vector<Oid> &types = tp.types;
-    std::vector<Datum> &values = tp.values;
-    std::vector<char> &nulls = tp.nulls;
+    SPIPlanPtr &kept = kept_plans[sql]; /* inside pg(): a bad_alloc is carried out */
+    if (!kept) {
+        SPIPlanPtr plan = SPI_prepare(sql, nargs, const_cast<Oid *>(types));
+        if (!plan)
+            elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        if (SPI_keepplan(plan) != 0)
+            elog(ERROR, "SPI_keepplan failed");
+        kept = plan;
+    }
+    return kept;
+}
+
+std::vector<Row> spi_text_rows()
+{
     std::vector<Row> rows;
-    pg([&] {
-        tp.fill();
-        int rc;
-        if (latest) {
-            /* The consent state must follow the latest committed data, also
-             * in REPEATABLE READ transactions. */
-            SPIPlanPtr *kept = keep ? &kept_plans[sql] : nullptr;
-            SPIPlanPtr plan = kept && *kept ? *kept : SPI_prepare(sql, n, types.data());
-            if (!plan)
-                elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-            if (kept && !*kept) {
-                if (SPI_keepplan(plan) != 0)
-                    elog(ERROR, "SPI_keepplan failed");
-                *kept = plan;
-            }
-            rc = SPI_execute_snapshot(plan, values.data(), nulls.data(), GetLatestSnapshot(), InvalidSnapshot, true,
-                                      false, 0);
-        } else {
-            rc = SPI_execute_with_args(sql, n, types.data(), values.data(), nulls.data(), true, 0);
-        }
-        if (rc != SPI_OK_SELECT)
-            elog(ERROR, "SPI query failed: %s", SPI_result_code_string(rc));
-    });
     uint64 count = SPI_processed;
     int ncols = SPI_tuptable->tupdesc->natts;
     rows.reserve(count);
@@ -131,6 +113,34 @@ std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std
         rows.push_back(std::move(row));
     }
     return rows;
+}
+
+std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std::string>> &params, bool latest,
+                            bool keep)
+{
+    TextParams tp(params);
+    int n = tp.n;
+    std::vector<Oid> &types = tp.types;
+    std::vector<Datum> &values = tp.values;
+    std::vector<char> &nulls = tp.nulls;
+    pg([&] {
+        tp.fill();
+        int rc;
+        if (latest) {
+            /* The consent state must follow the latest committed data, also
+             * in REPEATABLE READ transactions. */
+            SPIPlanPtr plan = keep ? kept_plan(sql, n, types.data()) : SPI_prepare(sql, n, types.data());
+            if (!plan)
+                elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+            rc = SPI_execute_snapshot(plan, values.data(), nulls.data(), GetLatestSnapshot(), InvalidSnapshot, true,
+                                      false, 0);
+        } else {
+            rc = SPI_execute_with_args(sql, n, types.data(), values.data(), nulls.data(), true, 0);
+        }
+        if (rc != SPI_OK_SELECT)
+            elog(ERROR, "SPI query failed: %s", SPI_result_code_string(rc));
+    });
+    return spi_text_rows();
 }
 
 } // namespace consent

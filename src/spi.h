@@ -49,4 +49,13 @@ class Spi {
     int guc_level_ = 0;
 };
 
+/* A plan for sql, prepared at its first use and kept for the life of the
+ * backend (SPI_keepplan; PostgreSQL's plan cache revalidates it when the
+ * tables change).  sql must be a string literal: its address is the key.
+ * Call inside pg() with SPI connected. */
+SPIPlanPtr kept_plan(const char *sql, int nargs, const Oid *types);
+
+/* The rows of the last SPI query as text values.  Call with SPI connected. */
+std::vector<Row> spi_text_rows();
+
 } // namespace consent
