@@ -80,7 +80,6 @@ void relcache_callback(Datum, Oid relid)
 /* Syscache callback on pg_authid: role attributes or membership changed. */
 void role_callback(Datum, int, uint32)
 {
-    detail::taxonomy_fresh = nullptr;
     bypass_roles.clear();
 }
 
