@@ -720,20 +720,11 @@ uint64_t cache_epoch_now()
     return cache_epoch;
 }
 
-uint32_t decision_second(TimestampTz now)
-{
-    return uint32_t(std::max<int64>(0, now / USECS_PER_SEC));
-}
-
 bool decide(const Taxonomy &t, const SubjectEvents &ev, int category, int purpose, TimestampTz now)
-{
-    return decide_at(t, ev, category, purpose, decision_second(now));
-}
-
-bool decide_at(const Taxonomy &t, const SubjectEvents &ev, int category, int purpose, uint32_t now_s)
 {
     const Category &c = t.categories[size_t(category)];
     const Purpose &p = t.purposes[size_t(purpose)];
+    uint32_t now_s = uint32_t(std::max<int64>(0, now / USECS_PER_SEC));
     for (uint32_t i = ev.count; i-- > 0;) {
         const Event &e = ev.events[i];
         if (!c.ancestors.test(e.category) || !p.ancestors.test(e.purpose))

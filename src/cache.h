@@ -55,9 +55,6 @@ SubjectEvents lookup_events(std::string_view key, TimestampTz as_of);
 struct Taxonomy;
 /* Whether the events reveal (category, purpose) at time now. */
 bool decide(const Taxonomy &t, const SubjectEvents &ev, int category, int purpose, TimestampTz now);
-/* The same at a time given in seconds since 2000 (decision_second()). */
-bool decide_at(const Taxonomy &t, const SubjectEvents &ev, int category, int purpose, uint32_t now_s);
-uint32_t decision_second(TimestampTz now);
 /* Changes whenever the cache changes (SubjectEvents stay valid while it does not). */
 uint64_t cache_epoch_now();
 

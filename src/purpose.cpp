@@ -205,15 +205,7 @@ bool cell_revealed(const Taxonomy &t, const SessionContext &ctx, const ColumnRul
             last.ev = ev;
         }
     }
-    /* the decision time in seconds, computed again only when it changes */
-    static TimestampTz last_time = DT_NOEND;
-    static uint32_t last_second = 0;
-    TimestampTz now = decision_time(ctx);
-    if (now != last_time) {
-        last_second = decision_second(now);
-        last_time = now;
-    }
-    return decide_at(t, ev, rule.category, ctx.purpose, last_second);
+    return decide(t, ev, rule.category, ctx.purpose, decision_time(ctx));
 }
 
 } // namespace consent
