@@ -54,6 +54,10 @@ extern "C" {
 
 namespace consent {
 
+namespace detail {
+uint64 audit_epoch = 1;
+}
+
 bool audit_counting = true;
 
 namespace {
@@ -130,6 +134,11 @@ size_t last_hit = SIZE_MAX;
  * it counted, in first-touch order. */
 uint64 period = 1;
 std::vector<size_t> touched;
+/* A new period or moved entries: every AuditSlot is stale. */
+void slots_stale()
+{
+    ++detail::audit_epoch;
+}
 /* Set by invalidation callbacks: the cached names may be out of date. */
 bool names_stale = false;
 uint64 names_taxonomy_generation = 0;
@@ -185,6 +194,7 @@ size_t add_count(const ColumnRule &rule, Oid relid, AttrNumber attno, Oid role, 
     if (purpose >= 0 && size_t(purpose) < t.purposes.size())
         c.purpose_key = t.purposes[size_t(purpose)].key;
     counts.push_back(std::move(c));
+    slots_stale(); /* the vector may have moved */
     if ((counts.size() + 1) * 4 > slots.size() * 3)
         rehash(std::max<size_t>(64, slots.size() * 2));
     else {
@@ -206,12 +216,14 @@ void clear_counts()
 {
     touched.clear();
     ++period;
+    slots_stale();
 }
 
 /* Forgets every entry (their names may have changed); between periods only. */
 void drop_counts()
 {
     counts.clear();
+    slots_stale();
     if (!slots.empty())
         std::fill(slots.begin(), slots.end(), 0);
     last_hit = SIZE_MAX;
@@ -662,17 +674,6 @@ void audit_subxact_callback(SubXactEvent event, SubTransactionId my_subid, SubTr
 void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, bool revealed, AuditSlot &slot)
 {
     Oid role = GetOuterUserId();
-    /* the call site's entry of this statement */
-    if (slot.period == period && slot.role == role && slot.purpose == purpose && slot.index < counts.size()) {
-        LocalCount &c = counts[slot.index];
-        if (c.allowed && c.relid == relid && c.attno == attno) {
-            if (revealed)
-                c.revealed++;
-            else
-                c.masked++;
-            return;
-        }
-    }
     if (touched.empty()) {
         /* the first cell of a statement: names cached by earlier ones may
          * have changed (renamed relation, column, schema or role, changed
@@ -698,20 +699,21 @@ void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpos
             i = add_count(rule, relid, attno, role, purpose);
         last_hit = i;
     }
-    if (counts[i].period != period) {
-        LocalCount &c = counts[i];
+    LocalCount &c = counts[i];
+    if (c.period != period) {
         c.period = period;
         c.revealed = c.masked = 0;
         c.allowed = false;
         touched.push_back(i);
     }
-    slot = AuditSlot{period, i, role, purpose};
-    if (!counts[i].allowed && !(counts[i].allowed = relation_active(relid)))
+    slot.epoch = 0;
+    if (!c.allowed && !(c.allowed = relation_active(relid)))
         return; /* a direct call naming a relation no running statement reads */
+    slot = AuditSlot{detail::audit_epoch, &c.revealed, &c.masked, role, purpose};
     if (revealed)
-        counts[i].revealed++;
+        c.revealed++;
     else
-        counts[i].masked++;
+        c.masked++;
 }
 
 /* Registers consent.audit, consent.audit_log_level, consent.track_disclosures

@@ -16,6 +16,7 @@
 
 extern "C" {
 #include "access/attnum.h"
+#include "miscadmin.h"
 }
 
 namespace consent {
@@ -24,24 +25,38 @@ namespace consent {
  * consent.track_disclosures is on.  Kept up to date by the GUC hooks. */
 extern bool audit_counting;
 
-/* Where one call site of the mask function counted last: the entry stays
- * right while the statement (counting period), role and purpose do. */
+namespace detail {
+/* Changes whenever a counting period ends and whenever the per-backend
+ * entries move or are dropped: an AuditSlot set under another value is
+ * stale. */
+extern uint64 audit_epoch;
+} // namespace detail
+
+/* Where one call site of the mask function counts: the counters of its
+ * entry, right while the epoch, the role and the purpose stay. */
 struct AuditSlot {
-    uint64 period = 0;
-    size_t index = 0;
+    uint64 epoch = 0;
+    uint64 *revealed = nullptr;
+    uint64 *masked = nullptr;
     Oid role = InvalidOid;
     int purpose = -1;
 };
 
-/* Counts one cell (slow path of audit_cell). */
+/* Counts one cell (slow path of audit_cell): finds or makes the entry and
+ * sets the slot. */
 void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, bool revealed, AuditSlot &slot);
 
 /* Called by the mask function once per non-NULL cell, right after the
  * decision: one branch when nothing is counted, a few compares otherwise. */
 inline void audit_cell(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, bool revealed, AuditSlot &slot)
 {
-    if (audit_counting)
-        audit_count(rule, relid, attno, purpose, revealed, slot);
+    if (!audit_counting)
+        return;
+    if (slot.epoch == detail::audit_epoch && slot.purpose == purpose && slot.role == GetOuterUserId()) {
+        ++*(revealed ? slot.revealed : slot.masked);
+        return;
+    }
+    audit_count(rule, relid, attno, purpose, revealed, slot);
 }
 
 } // namespace consent

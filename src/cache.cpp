@@ -114,14 +114,31 @@ constexpr uint16_t STALE = 0xFFFF;
  * stays valid while it does not. */
 uint64_t cache_epoch = 1;
 
-/* 12 bytes: the hash is not stored (slots keep its high half as a tag and
- * it is recomputed from the key where needed). */
+/* 16 bytes, the hash not stored (slots keep its high half as a tag and it
+ * is recomputed from the key where needed).  Keys of up to 8 bytes
+ * (decimal subjects below 10^8) live in the entry itself, zero-padded, so
+ * that a probe compares them without touching the key arena; longer keys
+ * live in the arena and the entry holds their offset. */
 struct Entry {
-    uint32_t key_off;
+    uint64_t key8;   /* the key (len <= 8), or its offset in the key arena */
     uint32_t ev_off;
     uint16_t key_len;
     uint16_t n_ev; /* STALE: must be reloaded */
 };
+
+/* The first 8 bytes of a key, zero-padded (keys hold no zero bytes). */
+inline uint64_t pack8(std::string_view key)
+{
+    uint64_t w = 0;
+    memcpy(&w, key.data(), std::min<size_t>(key.size(), 8));
+    return w;
+}
+
+/* Subject order: (length, bytes), numeric order for integer subjects. */
+inline bool subject_less(std::string_view a, std::string_view b)
+{
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+}
 
 /* Open-addressing hash table of subjects, with arenas for keys and events. */
 class SubjectTable {
@@ -143,6 +160,7 @@ class SubjectTable {
         complete = false;
         garbage_ = 0;
         last_found_ = 0;
+        sorted_ = 0;
     }
 
     size_t memory() const
@@ -159,6 +177,7 @@ class SubjectTable {
             return nullptr;
         size_t mask = slots_.size() - 1;
         uint32_t tag = uint32_t(h >> 32);
+        uint64_t key8 = pack8(key);
         for (size_t i = h & mask;; i = (i + 1) & mask) {
             uint64_t s = slots_[i];
             if (s == 0)
@@ -167,7 +186,7 @@ class SubjectTable {
             if (uint32_t(s >> 32) != tag)
                 continue;
             Entry &e = entries_[uint32_t(s) - 1];
-            if (e.key_len == key.size() && memcmp(keys_.data() + e.key_off, key.data(), key.size()) == 0)
+            if (same_key(e, key, key8))
                 return &e;
         }
     }
@@ -183,8 +202,11 @@ class SubjectTable {
         if (!e) {
             if ((entries_.size() + 1) * 5 > slots_.size() * 3)
                 grow();
-            Entry ne{uint32_t(keys_.size()), 0, uint16_t(key.size()), 0};
-            keys_.append(key.data(), key.size());
+            Entry ne{pack8(key), 0, uint16_t(key.size()), 0};
+            if (key.size() > 8) {
+                ne.key8 = keys_.size();
+                keys_.append(key.data(), key.size());
+            }
             entries_.push_back(ne);
             insert_slot(uint32_t(entries_.size()), h);
             e = &entries_.back();
@@ -206,9 +228,10 @@ class SubjectTable {
      * scans in subject order hit here without hashing. */
     Entry *find_next(std::string_view key)
     {
+        uint64_t key8 = pack8(key);
         for (size_t i = last_found_; i < last_found_ + 2 && i < entries_.size(); i++) {
             Entry &e = entries_[i];
-            if (e.key_len == key.size() && memcmp(keys_.data() + e.key_off, key.data(), key.size()) == 0) {
+            if (same_key(e, key, key8)) {
                 last_found_ = i;
                 return &e;
             }
@@ -216,6 +239,20 @@ class SubjectTable {
         return nullptr;
     }
     void remember(const Entry *e) { last_found_ = size_t(e - entries_.data()); }
+
+    /* Whether key, which find_next() did not find, certainly has no entry:
+     * the table holds every subject in subject order (nothing was added or
+     * marked unknown since the bulk load) and key sorts between the last
+     * entry found and the next one.  Scans in subject order skip the hash
+     * probe for subjects without consent. */
+    bool absent_next(std::string_view key) const
+    {
+        if (!complete || entries_.size() != sorted_ || !unknown_.empty() || last_found_ + 1 >= entries_.size())
+            return false;
+        return subject_less(key_of(entries_[last_found_]), key) && subject_less(key, key_of(entries_[last_found_ + 1]));
+    }
+    /* The bulk load put the entries in subject order. */
+    void mark_sorted() { sorted_ = entries_.size(); }
 
     /* Another backend changed subjects with this hash. */
     void invalidate(uint64_t h)
@@ -228,7 +265,7 @@ class SubjectTable {
                 if (uint32_t(slots_[i] >> 32) != uint32_t(h >> 32))
                     continue;
                 Entry &e = entries_[uint32_t(slots_[i]) - 1];
-                if (hash_key(std::string_view(keys_.data() + e.key_off, e.key_len)) == h) {
+                if (hash_key(key_of(e)) == h) {
                     if (e.n_ev != STALE)
                         garbage_ += e.n_ev;
                     e.n_ev = STALE;
@@ -263,6 +300,23 @@ class SubjectTable {
     std::unordered_set<uint64_t> unknown_;
     size_t garbage_ = 0;
     size_t last_found_ = 0;
+    size_t sorted_ = 0; /* entries_[0, sorted_) are in subject order */
+
+    /* key8: pack8(key) */
+    bool same_key(const Entry &e, std::string_view key, uint64_t key8) const
+    {
+        if (e.key_len != key.size())
+            return false;
+        if (key.size() <= 8)
+            return e.key8 == key8;
+        return memcmp(keys_.data() + e.key8, key.data(), key.size()) == 0;
+    }
+    std::string_view key_of(const Entry &e) const
+    {
+        if (e.key_len <= 8)
+            return {reinterpret_cast<const char *>(&e.key8), e.key_len};
+        return {keys_.data() + e.key8, e.key_len};
+    }
 
     void insert_slot(uint32_t idx, uint64_t h)
     {
@@ -278,7 +332,7 @@ class SubjectTable {
         slots_.assign(slots_.size() * 2, 0);
         for (uint32_t i = 1; i <= entries_.size(); i++) {
             const Entry &e = entries_[i - 1];
-            insert_slot(i, hash_key(std::string_view(keys_.data() + e.key_off, e.key_len)));
+            insert_slot(i, hash_key(key_of(e)));
         }
     }
 
@@ -475,7 +529,8 @@ bool bulk_load(SubjectTable &table, size_t budget)
     for (size_t i = 0; i < raw.size(); i++)
         if (i == 0 || !same_key(raw[i], raw[i - 1])) {
             subjects++;
-            key_bytes += raw[i].key_len;
+            if (raw[i].key_len > 8)
+                key_bytes += raw[i].key_len; /* shorter keys live in their entry */
         }
     table.reserve(subjects, raw.size(), key_bytes);
     std::vector<Event> group;
@@ -488,6 +543,7 @@ bool bulk_load(SubjectTable &table, size_t budget)
         i = j;
     }
     table.complete = true;
+    table.mark_sorted();
     if (table.memory() > budget) {
         table.clear();
         return false;
@@ -694,6 +750,8 @@ SubjectEvents lookup_events(std::string_view key, TimestampTz as_of)
     Entry *e = table.find_next(key);
     if (e && e->n_ev != STALE)
         return table.events_of(*e);
+    if (!e && table.absent_next(key))
+        return {};
     uint64_t h = hash_key(key);
     e = table.find(key, h);
     if (e && e->n_ev != STALE) {
@@ -738,6 +796,33 @@ bool decide(const Taxonomy &t, const SubjectEvents &ev, int category, int purpos
         return e.until == UINT32_MAX || e.until > now_s;
     }
     return false;
+}
+
+uint64_t decide_all(const Taxonomy &t, const SubjectEvents &ev, int purpose, TimestampTz now)
+{
+    const Purpose &p = t.purposes[size_t(purpose)];
+    uint32_t now_s = uint32_t(std::max<int64>(0, now / USECS_PER_SEC));
+    uint64_t decided = 0, revealed = 0;
+    /* as decide(): the latest event on a category or an ancestor decides,
+     * newest first; each event decides the categories below it that no
+     * later event decided */
+    for (uint32_t i = ev.count; i-- > 0;) {
+        const Event &e = ev.events[i];
+        if (e.category >= t.descendants.size() || !p.ancestors.test(e.purpose))
+            continue;
+        uint64_t reach = t.descendants[e.category] & ~decided;
+        if (e.until == 0) {
+            decided |= reach; /* withdrawal */
+            continue;
+        }
+        /* Art. 9: a grant on a general category does not reach special ones */
+        if (!(t.special_categories >> e.category & 1))
+            reach &= ~t.special_categories;
+        if (e.until == UINT32_MAX || e.until > now_s)
+            revealed |= reach;
+        decided |= reach;
+    }
+    return revealed;
 }
 
 void cache_sync()

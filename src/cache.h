@@ -55,6 +55,9 @@ SubjectEvents lookup_events(std::string_view key, TimestampTz as_of);
 struct Taxonomy;
 /* Whether the events reveal (category, purpose) at time now. */
 bool decide(const Taxonomy &t, const SubjectEvents &ev, int category, int purpose, TimestampTz now);
+/* decide() for every category at once: bit c set when category c is
+ * revealed.  Only while t.descendants is not empty (at most 64 categories). */
+uint64_t decide_all(const Taxonomy &t, const SubjectEvents &ev, int purpose, TimestampTz now);
 /* Changes whenever the cache changes (SubjectEvents stay valid while it does not). */
 uint64_t cache_epoch_now();
 

@@ -180,32 +180,47 @@ bool cell_revealed(const Taxonomy &t, const SessionContext &ctx, const ColumnRul
     if (subject_null)
         return false;
     /* the tagged columns of one row share their subject: remember the last
-     * integer subject's events while the cache is unchanged */
+     * integer subject's events, and its decisions for every category at
+     * once, while the cache, the taxonomy, the purpose and the time stay */
     static struct {
         uint64_t epoch = 0;
         Oid type = InvalidOid;
         Datum value = 0;
         TimestampTz as_of = NOW;
         SubjectEvents ev;
+        bool decided = false; /* revealed holds decide_all() for: */
+        uint64_t generation = 0;
+        int purpose = -1;
+        TimestampTz at = 0;
+        uint64_t revealed = 0;
     } last;
+    TimestampTz at = decision_time(ctx);
     bool by_value = rule.subject_type == INT8OID || rule.subject_type == INT4OID || rule.subject_type == INT2OID;
-    SubjectEvents ev;
-    if (by_value && last.epoch == cache_epoch_now() && last.type == rule.subject_type && last.value == subject &&
-        last.as_of == ctx.as_of) {
-        ev = last.ev;
-    } else {
+    if (!by_value) {
         char buf[64];
-        std::string_view key = subject_key(subject, rule.subject_type, buf);
-        ev = subject_events(key, ctx.as_of);
-        if (by_value) {
-            last.epoch = cache_epoch_now();
-            last.type = rule.subject_type;
-            last.value = subject;
-            last.as_of = ctx.as_of;
-            last.ev = ev;
-        }
+        return decide(t, subject_events(subject_key(subject, rule.subject_type, buf), ctx.as_of), rule.category,
+                      ctx.purpose, at);
     }
-    return decide(t, ev, rule.category, ctx.purpose, decision_time(ctx));
+    if (last.epoch != cache_epoch_now() || last.type != rule.subject_type || last.value != subject ||
+        last.as_of != ctx.as_of) {
+        char buf[64];
+        last.ev = subject_events(subject_key(subject, rule.subject_type, buf), ctx.as_of);
+        last.epoch = cache_epoch_now();
+        last.type = rule.subject_type;
+        last.value = subject;
+        last.as_of = ctx.as_of;
+        last.decided = false;
+    }
+    if (t.descendants.empty() || size_t(rule.category) >= t.descendants.size())
+        return decide(t, last.ev, rule.category, ctx.purpose, at);
+    if (!last.decided || last.generation != t.generation || last.purpose != ctx.purpose || last.at != at) {
+        last.revealed = decide_all(t, last.ev, ctx.purpose, at);
+        last.decided = true;
+        last.generation = t.generation;
+        last.purpose = ctx.purpose;
+        last.at = at;
+    }
+    return (last.revealed >> rule.category) & 1;
 }
 
 } // namespace consent

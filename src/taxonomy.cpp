@@ -139,6 +139,15 @@ std::unique_ptr<Taxonomy> load()
         for (int a = int(i); a >= 0; a = t->categories[a].parent)
             c.ancestors.set(a);
     }
+    if (nc <= 64) {
+        t->descendants.assign(nc, 0);
+        for (size_t i = 0; i < nc; i++) {
+            for (int a = int(i); a >= 0; a = t->categories[a].parent)
+                t->descendants[size_t(a)] |= uint64_t(1) << i;
+            if (t->categories[i].special)
+                t->special_categories |= uint64_t(1) << i;
+        }
+    }
 
     for (auto &row : spi.query("SELECT key, parent FROM consent.purposes "
                                "ORDER BY key COLLATE \"C\"")) {

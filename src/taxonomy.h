@@ -100,6 +100,10 @@ struct Taxonomy {
     Oid mask_func = InvalidOid;   /* consent._mask */
     Oid strict_func = InvalidOid; /* consent._mask_strict */
     std::vector<Category> categories;
+    /* With at most 64 categories (decide_all()): per category, itself and
+     * its descendants as one word; empty with more categories. */
+    std::vector<uint64_t> descendants;
+    uint64_t special_categories = 0; /* with descendants: the special ones */
     std::vector<Purpose> purposes;
     std::unordered_map<std::string, int> category_index;
     std::unordered_map<std::string, int> purpose_index;
