@@ -36,7 +36,9 @@ PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Werror -Wno-register \
               $(ICU_CFLAGS) -DCONSENT_VERSION='"$(EXTVERSION)"' \
               -MMD -MP $(CONSENT_SANITIZE)
 PG_CPPFLAGS = -Isrc
-SHLIB_LINK  = $(ICU_LIBS) -lstdc++ $(CONSENT_SANITIZE)
+# -Bsymbolic-functions: calls between our own files bind directly, not
+# through the PLT (the mask function calls across files for every cell).
+SHLIB_LINK  = $(ICU_LIBS) -lstdc++ -Wl,-Bsymbolic-functions $(CONSENT_SANITIZE)
 
 # No LLVM bitcode: PGXS would recompile every .cpp with clang without our flags.
 override with_llvm = no

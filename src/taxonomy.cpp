@@ -32,13 +32,14 @@ extern "C" {
 namespace consent {
 
 const Taxonomy *detail::taxonomy_fresh = nullptr;
+uint64_t detail::rules_epoch_counter = 1;
 
 namespace {
 
 std::unique_ptr<Taxonomy> current;
 bool stale = true;
 uint64_t generation_counter = 0;
-uint64_t rules_epoch_counter = 1;
+using detail::rules_epoch_counter;
 /* Relations whose definition changed: their column rules are dropped. */
 std::vector<Oid> dirty_relations;
 bool all_relations_dirty = false;
@@ -333,11 +334,6 @@ const Taxonomy &detail::taxonomy_slow()
     if (!stale)
         detail::taxonomy_fresh = current.get();
     return *current;
-}
-
-uint64_t rules_epoch()
-{
-    return rules_epoch_counter;
 }
 
 Oid protected_owner(Oid relid)

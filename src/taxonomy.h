@@ -133,9 +133,15 @@ int tagged_category(Oid type);
 TypeTag type_tag(Oid type);
 /* The masking rule of (relation, attno); nullptr when the column is not tagged. */
 const ColumnRule *column_rule(Oid relid, AttrNumber attno);
+namespace detail {
+extern uint64_t rules_epoch_counter;
+}
 /* Changes whenever column rules may have been dropped: pointers returned by
  * column_rule() stay valid while it does not change. */
-uint64_t rules_epoch();
+inline uint64_t rules_epoch()
+{
+    return detail::rules_epoch_counter;
+}
 /* The relation itself or its nearest protected ancestor; InvalidOid if none. */
 Oid protected_owner(Oid relid);
 /* Whether the role may act under the purpose (allowed it or an ancestor). */
