@@ -248,6 +248,7 @@ FROM (VALUES
     ('dz digraph', U&'\01C6emal', U&'\01C4.'),
     ('Hebrew niqqud', U&'\05E9\05C1\05B8\05DC\05D5\05B9\05DD', U&'\05E9\05C1\05B8.'),
     ('Latin-1 words', 'ülrich ärmel', 'Ü. Ä.'),
+    ('ASCII initials in non-ASCII text', 'jürgen müller-lüdenscheidt', 'J. M.'),
     ('Latin-1 then a mark', U&'\00E9\0301te \00F8\0308l', U&'\00C9\0301. \00D8\0308.'),
     ('soft hyphen', U&'a\00ADb c', 'A. C.'),
     ('tab after one letter', E'x\ty', 'X. Y.')

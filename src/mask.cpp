@@ -618,6 +618,13 @@ bool plain_ascii(std::string_view s)
  * when the first code point is an ordinary one followed by another ordinary
  * one (rule GB999); anything else (marks, ZWJ, Hangul, flags, prepend)
  * goes through ICU. */
+/* Printable ASCII and Latin-1 but the soft hyphen: ordinary characters
+ * (Grapheme_Cluster_Break=Other, checked against ICU for U+0000-U+00FF). */
+bool latin_other(UChar32 c)
+{
+    return (c >= 0x20 && c < 0x7F) || (c >= 0xA0 && c <= 0xFF && c != 0xAD);
+}
+
 size_t first_grapheme_len(std::string_view s)
 {
     if (s.empty())
@@ -629,10 +636,8 @@ size_t first_grapheme_len(std::string_view s)
         return size_t(i);
     int32_t j = i;
     U8_NEXT(s.data(), j, n, c2);
-    /* printable ASCII and Latin-1 (but the soft hyphen) are ordinary
-     * characters (Grapheme_Cluster_Break=Other): a printable one followed by
-     * one of them, or by white space, is one character on its own */
-    auto latin_other = [](UChar32 c) { return (c >= 0x20 && c < 0x7F) || (c >= 0xA0 && c <= 0xFF && c != 0xAD); };
+    /* an ordinary character followed by one, or by white space, is one
+     * character on its own */
     if (latin_other(c1) && (latin_other(c2) || c2 == '\t' || c2 == '\n' || c2 == '\r'))
         return size_t(i);
     if (c1 >= 0 && c2 >= 0 && u_getIntPropertyValue(c1, UCHAR_GRAPHEME_CLUSTER_BREAK) == U_GCB_OTHER) {
@@ -704,6 +709,8 @@ std::string upper(std::string_view grapheme)
     int32_t i = 0, n = static_cast<int32_t>(grapheme.size());
     UChar32 c;
     U8_NEXT(grapheme.data(), i, n, c);
+    if (i == n && c >= 0 && c < 0x80) /* ASCII: every server encoding has it */
+        return std::string(1, c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : char(c));
     if (i == n && c >= 0 && c < 0x250 && c != 0xDF && c != 0x149 && c != 0x1F0 && database_is_utf8()) {
         UChar32 u = u_toupper(c);
         char buf[U8_MAX_LENGTH];
@@ -769,7 +776,7 @@ void mask_initials(std::string_view s, std::string &out)
         }
         if (in_word)
             continue;
-        int gcb = u_getIntPropertyValue(c, UCHAR_GRAPHEME_CLUSTER_BREAK);
+        int gcb = latin_other(c) ? U_GCB_OTHER : u_getIntPropertyValue(c, UCHAR_GRAPHEME_CLUSTER_BREAK);
         if (start > 0 && (gcb == U_GCB_EXTEND || gcb == U_GCB_ZWJ || gcb == U_GCB_SPACING_MARK)) {
             UChar32 prev;
             int32_t p = start;
