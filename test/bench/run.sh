@@ -27,41 +27,51 @@ out=$here/results.md
 echo "setting up $rows customers ..."
 psql -X -q -v n="$rows" -f "$here/sql/setup.sql" >/dev/null
 
-# median latency in ms of one statement file, over $reps runs in one warm session
-# (BENCH_SLOW_REPS for the hand-written EXISTS view, two orders of magnitude slower)
+# Latency sessions run on one CPU, the same for every variant: BENCH_CPU,
+# by default the last CPU this script may use ("none": not pinned).  The
+# vCPUs of the VM this was written on differ by up to 1.8 x, and which one a
+# new session landed on was a lottery that moved the ratios by 20-40 %.
+bench_cpu=${BENCH_CPU:-$(awk -F'[-,]' '/^Cpus_allowed_list/ {print $NF}' /proc/self/status)}
+pin_lines() {
+    [ "$bench_cpu" = none ] && return
+    echo 'SELECT pg_backend_pid() AS bench_pid \gset'
+    echo '\setenv BENCH_PID :bench_pid'
+    echo "\\! taskset -pc $bench_cpu \$BENCH_PID >/dev/null"
+}
+# The timings in ms of the statements of a psql script after pin_lines.
+psql_times() { # role purpose script
+    PGUSER=$1 PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$2" psql -X -q -f "$3" \
+        | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
+}
+# median latency in ms of one statement file, over $reps runs in one warm
+# session (BENCH_SLOW_REPS for the hand-written EXISTS view, two orders of
+# magnitude slower); the first run loads the consent cache and is not counted
 median_ms() { # role purpose file [reps]
-    local role=$1 purpose=$2 file=$3 reps=${4:-$reps} d
-    d=$(mktemp -d -p "$work")
-    (cd "$d" && PGUSER=$role PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$purpose" \
-        pgbench -n -t $((reps + 1)) -f "$file" -l --log-prefix=l >/dev/null 2>"$d/err") \
-        || { cat "$d/err" >&2; return 1; }
-    awk '{print $3}' "$d"/l.* | tail -n +2 | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}'
+    local reps=${4:-$reps} f i
+    f=$(mktemp -p "$work")
+    { pin_lines; echo '\o /dev/null'; echo '\timing on'; for i in $(seq 0 "$reps"); do cat "$3"; done; } > "$f"
+    psql_times "$1" "$2" "$f" | tail -n +2 | median_of
 }
 # median time in ms of a COPY, run in psql (pgbench cannot COPY), warm session
 median_copy_ms() { # role purpose relation [reps]
-    local role=$1 purpose=$2 rel=$3 reps=${4:-$reps} i
-    { echo '\o /dev/null'; echo '\timing on'
-      for i in $(seq 0 "$reps"); do echo "COPY (SELECT * FROM $rel) TO STDOUT;"; done; } > "$work/copy_$rel.psql"
-    PGUSER=$role PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$purpose" psql -X -q -f "$work/copy_$rel.psql" \
-        | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n +2 | sort -n \
-        | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'
+    local f
+    f=$(mktemp -p "$work")
+    echo "COPY (SELECT * FROM $3) TO STDOUT;" > "$f"
+    median_ms "$1" "$2" "$f" "${4:-$reps}"
 }
 # One warm sample in ms: a new session runs the statement twice and the
 # second run counts (the first loads the consent cache and warms the plan).
 one_ms() { # role purpose file
-    local role=$1 purpose=$2 file=$3 d
-    d=$(mktemp -d -p "$work")
-    (cd "$d" && PGUSER=$role PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$purpose" \
-        pgbench -n -t 2 -f "$file" -l --log-prefix=l >/dev/null 2>"$d/err") \
-        || { cat "$d/err" >&2; return 1; }
-    awk '{print $3}' "$d"/l.* | tail -n 1 | awk '{printf "%.1f", $1 / 1000}'
+    local f
+    f=$(mktemp -p "$work")
+    { pin_lines; echo '\o /dev/null'; echo '\timing on'; cat "$3"; cat "$3"; } > "$f"
+    psql_times "$1" "$2" "$f" | tail -n 1
 }
 one_copy_ms() { # role purpose relation
-    local role=$1 purpose=$2 rel=$3
-    { echo '\o /dev/null'; echo '\timing on'
-      echo "COPY (SELECT * FROM $rel) TO STDOUT;"; echo "COPY (SELECT * FROM $rel) TO STDOUT;"; } > "$work/copy1_$rel.psql"
-    PGUSER=$role PGPASSWORD=bench PGOPTIONS="-c consent.purpose=$purpose" psql -X -q -f "$work/copy1_$rel.psql" \
-        | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1
+    local f
+    f=$(mktemp -p "$work")
+    echo "COPY (SELECT * FROM $3) TO STDOUT;" > "$f"
+    one_ms "$1" "$2" "$f"
 }
 median_of() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'; }
 # The variants of one workload measured in turn, $reps rounds: a slow
@@ -230,7 +240,7 @@ settings=$(psql -X -A -t -c "SELECT string_agg(name || '=' || setting, ', ' ORDE
 {
 echo "# pg_consent benchmark"
 echo
-echo "$(date -u +%F), $rows customers, $events consent events; latencies: median of $reps rounds, each variant once per round in turn, each run the second in a new session"
+echo "$(date -u +%F), $rows customers, $events consent events; latencies: median of $reps rounds, each variant once per round in turn, each run the second in a new session (on CPU $bench_cpu)"
 echo "(point look-ups: pgbench TPS, 2 clients, prepared, mean over ${secs}s after ${warm}s of warm-up, median of ${BENCH_TPS_ROUNDS:-3} rounds in turn). Command: \`BENCH_ROWS=$rows make bench\`."
 echo "Server settings: $settings (shared_buffers in 8kB pages)."
 echo
