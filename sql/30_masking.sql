@@ -215,3 +215,38 @@ SET ROLE mk_app;
 SELECT id, email FROM mk_seq;
 RESET ROLE;
 RESET consent.purpose;
+
+-- one decision pass per row (decide_all) follows the rules of a single
+-- decision (consent.granted): grants on a general ancestor do not reveal a
+-- special category, an ancestor's withdrawal masks its descendants, a grant
+-- under a parent purpose reaches its children, the newest event decides
+CREATE TABLE mk_rules (id bigint PRIMARY KEY, email consent.email, fp consent.fingerprint, born consent.birthdate);
+SELECT consent.protect('mk_rules', 'id');
+INSERT INTO mk_rules SELECT g, 'r' || g || '@example.com', '\x0102', date '1980-05-17' FROM generate_series(21, 26) g;
+GRANT SELECT ON mk_rules TO mk_app;
+SELECT consent.allow_purpose('mk_app', 'marketing.communications.email');
+SELECT count(*) FROM (
+    SELECT consent.grant(21, 'user', 'personalize')                               -- general root: not fp
+    UNION ALL SELECT consent.grant(22, 'user', 'personalize')
+    UNION ALL SELECT consent.grant(22, 'user.biometric.fingerprint', 'personalize') -- named: fp too
+    UNION ALL SELECT consent.grant(23, 'user.biometric', 'personalize')           -- special ancestor: fp only
+    UNION ALL SELECT consent.grant(24, 'user', 'personalize')
+    UNION ALL SELECT consent.withdraw(24, 'user.contact', 'personalize')          -- masks email, not born
+    UNION ALL SELECT consent.withdraw(25, 'user', 'personalize')
+    UNION ALL SELECT consent.grant(25, 'user.contact.email', 'personalize')       -- newer grant wins for email
+    UNION ALL SELECT consent.grant(26, 'user', 'marketing')                       -- parent purpose
+) s;
+SELECT id, consent.granted(id, 'user.contact.email', 'personalize') AS email,
+       consent.granted(id, 'user.biometric.fingerprint', 'personalize') AS fp,
+       consent.granted(id, 'user.demographic.date_of_birth', 'personalize') AS born,
+       consent.granted(id, 'user.contact.email', 'marketing.communications.email') AS email_mce,
+       consent.granted(id, 'user.biometric.fingerprint', 'marketing.communications.email') AS fp_mce
+FROM mk_rules ORDER BY id;
+SET ROLE mk_app;
+SET consent.purpose = 'personalize';
+SELECT id, email = 'r' || id || '@example.com' AS email, fp IS NOT NULL AS fp, born = date '1980-05-17' AS born
+FROM mk_rules ORDER BY id;
+SET consent.purpose = 'marketing.communications.email';
+SELECT id, email = 'r' || id || '@example.com' AS email, fp IS NOT NULL AS fp FROM mk_rules ORDER BY id;
+RESET ROLE;
+RESET consent.purpose;
