@@ -613,11 +613,6 @@ bool plain_ascii(std::string_view s)
     return true;
 }
 
-/* Byte length of the first user-perceived character of a valid UTF-8
- * string.  The grapheme break property decides it without a break iterator
- * when the first code point is an ordinary one followed by another ordinary
- * one (rule GB999); anything else (marks, ZWJ, Hangul, flags, prepend)
- * goes through ICU. */
 /* Printable ASCII and Latin-1 but the soft hyphen: ordinary characters
  * (Grapheme_Cluster_Break=Other, checked against ICU for U+0000-U+00FF). */
 bool latin_other(UChar32 c)
@@ -625,6 +620,11 @@ bool latin_other(UChar32 c)
     return (c >= 0x20 && c < 0x7F) || (c >= 0xA0 && c <= 0xFF && c != 0xAD);
 }
 
+/* Byte length of the first user-perceived character of a valid UTF-8
+ * string.  The grapheme break property decides it without a break iterator
+ * when the first code point is an ordinary one followed by another ordinary
+ * one (rule GB999); anything else (marks, ZWJ, Hangul, flags, prepend)
+ * goes through ICU. */
 size_t first_grapheme_len(std::string_view s)
 {
     if (s.empty())

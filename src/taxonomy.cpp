@@ -134,20 +134,19 @@ std::unique_ptr<Taxonomy> load()
         t->categories.push_back(std::move(c));
     }
     size_t nc = t->categories.size();
+    bool one_word = nc <= 64; /* decide_all() works on one word */
+    if (one_word)
+        t->descendants.assign(nc, 0);
     for (size_t i = 0; i < nc; i++) {
         auto &c = t->categories[i];
         c.ancestors.resize(nc);
-        for (int a = int(i); a >= 0; a = t->categories[a].parent)
+        for (int a = int(i); a >= 0; a = t->categories[a].parent) {
             c.ancestors.set(a);
-    }
-    if (nc <= 64) {
-        t->descendants.assign(nc, 0);
-        for (size_t i = 0; i < nc; i++) {
-            for (int a = int(i); a >= 0; a = t->categories[a].parent)
+            if (one_word)
                 t->descendants[size_t(a)] |= uint64_t(1) << i;
-            if (t->categories[i].special)
-                t->special_categories |= uint64_t(1) << i;
         }
+        if (one_word && c.special)
+            t->special_categories |= uint64_t(1) << i;
     }
 
     for (auto &row : spi.query("SELECT key, parent FROM consent.purposes "
