@@ -7,6 +7,7 @@
  */
 #include "boundary.h"
 #include "consent.h"
+#include "maskscan.h"
 
 extern "C" {
 #include "miscadmin.h"
@@ -45,6 +46,7 @@ extern "C" void _PG_init(void)
         install_shmem_hooks();
         install_audit_hooks();
         install_query_hooks();
+        register_mask_scan();
     });
 }
 
@@ -84,6 +86,10 @@ void consent::define_gucs()
                             "When the cached consent state would grow past it, the cache keeps only the "
                             "subjects used most recently.",
                             &cache_size_mb, 64, 1, 4096, PGC_SUSET, GUC_UNIT_MB, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("consent.mask_scan", "Masks the rows of simple scans in one ConsentMask plan node.",
+                             "Off: every tagged cell is masked by its own consent._mask call. What a query "
+                             "returns is the same either way; this setting only changes how fast.",
+                             &mask_scan_enabled, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 }
 
 /* Fails with a hint when the library was not preloaded (install script). */

@@ -21,6 +21,7 @@
 #include "boundary.h"
 #include "consent.h"
 #include "decision.h"
+#include "maskscan.h"
 #include "taxonomy.h"
 
 extern "C" {
@@ -306,8 +307,11 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
                 WalkContext cx{NIL, false, &t};
                 mutate_query(parse, false, &cx);
             }
-            return prev_planner ? prev_planner(parse, query_string, cursor_options, params)
-                                : standard_planner(parse, query_string, cursor_options, params);
+            PlannedStmt *stmt = prev_planner ? prev_planner(parse, query_string, cursor_options, params)
+                                             : standard_planner(parse, query_string, cursor_options, params);
+            if (t.installed && !t.type_category.empty())
+                mask_scans(stmt, t);
+            return stmt;
         });
     });
 }
@@ -317,60 +321,72 @@ Datum mask_call(FunctionCallInfo fcinfo, bool strict)
 {
     if (PG_ARGISNULL(0))
         PG_RETURN_NULL();
-    Datum value = PG_GETARG_DATUM(0);
-    Oid relid = PG_GETARG_OID(2);
-    AttrNumber attno = PG_GETARG_INT16(3);
     /* the column's rule, looked up once per call site while rules are stable */
-    struct CallState {
-        uint64_t epoch;
-        const ColumnRule *rule;
-        AuditSlot audit;
-    };
-    auto *st = static_cast<CallState *>(fcinfo->flinfo->fn_extra);
-    if (!st) {
-        st = static_cast<CallState *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallState)));
-        new (&st->audit) AuditSlot();
-        fcinfo->flinfo->fn_extra = st;
+    auto *site = static_cast<MaskSite *>(fcinfo->flinfo->fn_extra);
+    if (!site) {
+        site = static_cast<MaskSite *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(MaskSite)));
+        new (site) MaskSite();
+        fcinfo->flinfo->fn_extra = site;
     }
-    const Taxonomy &t = taxonomy(); /* applies pending invalidations */
-    if (st->epoch != rules_epoch()) {
+    if (site->epoch != rules_epoch()) {
         auto *call = reinterpret_cast<FuncExpr *>(fcinfo->flinfo->fn_expr);
         if (!call || !IsA(call, FuncExpr) || !call->funcvariadic)
             ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                             errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
                             errhint("Select the column itself: it is masked automatically.")));
-        st->rule = column_rule(relid, attno);
-        st->epoch = rules_epoch();
+        site->relid = PG_GETARG_OID(2);
+        site->attno = PG_GETARG_INT16(3);
+        site->strict = strict;
+        site->value_type = base_type_of(get_fn_expr_argtype(fcinfo->flinfo, 0));
+        Oid subject_type = get_fn_expr_argtype(fcinfo->flinfo, 1);
+        site->subject_type = OidIsValid(subject_type) ? base_type_of(subject_type) : InvalidOid;
+    }
+    bool isnull = false;
+    Datum result = mask_cell(*site, taxonomy(), PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_ARGISNULL(1), &isnull);
+    if (isnull)
+        PG_RETURN_NULL();
+    return result;
+}
+
+} // namespace
+
+/* One non-NULL cell of a call site: the value, its mask, or 42501 (strict).
+ * site.relid, attno, strict and the argument types are set by the caller;
+ * the rule is looked up again whenever the rules changed. */
+Datum mask_cell(MaskSite &site, const Taxonomy &t, Datum value, Datum subject, bool subject_null, bool *isnull)
+{
+    if (site.epoch != rules_epoch()) {
+        site.rule = column_rule(site.relid, site.attno);
+        site.epoch = rules_epoch();
         /* consent._mask is executable by everyone (the rewritten queries of
          * every role call it): a direct call must pass the types of the
          * column it names, or the datums would be misread */
-        if (st->rule) {
-            Oid value_type = base_type_of(get_fn_expr_argtype(fcinfo->flinfo, 0));
-            Oid subject_type = get_fn_expr_argtype(fcinfo->flinfo, 1);
-            subject_type = OidIsValid(subject_type) ? base_type_of(subject_type) : InvalidOid;
-            bool subject_ok = st->rule->is_protected ? subject_type == st->rule->subject_type
-                                                     : (subject_type == INT8OID || subject_type == InvalidOid);
-            if (value_type != st->rule->value_type || !subject_ok) {
-                st->epoch = 0;
-                const char *rel = get_rel_name(relid);
+        if (site.rule) {
+            bool subject_ok = site.rule->is_protected
+                                  ? site.subject_type == site.rule->subject_type
+                                  : (site.subject_type == INT8OID || site.subject_type == InvalidOid);
+            if (site.value_type != site.rule->value_type || !subject_ok) {
+                site.epoch = 0;
+                const char *rel = get_rel_name(site.relid);
                 ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
                                 errmsg("arguments of %s do not match column %d of \"%s\"",
-                                       strict ? "consent._mask_strict" : "consent._mask", attno, rel ? rel : "?"),
+                                       site.strict ? "consent._mask_strict" : "consent._mask", site.attno,
+                                       rel ? rel : "?"),
                                 errhint("These functions are called by the masking rewrite, not directly.")));
             }
         }
     }
-    const ColumnRule *rule = st->rule;
+    const ColumnRule *rule = site.rule;
     if (!rule)
         return value; /* no longer tagged: the plan is being replaced */
     const SessionContext &ctx = session_context();
-    bool revealed = cell_revealed(t, ctx, *rule, PG_GETARG_DATUM(1), PG_ARGISNULL(1));
-    audit_cell(*rule, relid, attno, ctx.purpose, revealed, st->audit);
+    bool revealed = cell_revealed(t, ctx, *rule, subject, subject_null);
+    audit_cell(*rule, site.relid, site.attno, ctx.purpose, revealed, site.audit);
     if (revealed)
         return value;
-    if (strict) {
-        const char *rel = get_rel_name(relid);
-        const char *col = get_attname(relid, attno, true);
+    if (site.strict) {
+        const char *rel = get_rel_name(site.relid);
+        const char *col = get_attname(site.relid, site.attno, true);
         ereport(ERROR,
                 (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("cannot store a value derived from a masked cell"),
                  errdetail("Column \"%s\" of \"%s\" is masked for this session; storing its masked value "
@@ -378,14 +394,8 @@ Datum mask_call(FunctionCallInfo fcinfo, bool strict)
                            col ? col : "?", rel ? rel : "?"),
                  errhint("Act under a purpose the subject consented to, or leave the column unchanged.")));
     }
-    bool isnull = false;
-    Datum masked = apply_mask(rule->mask, value, rule->base_type, &isnull);
-    if (isnull)
-        PG_RETURN_NULL();
-    return masked;
+    return apply_mask(rule->mask, value, rule->base_type, isnull);
 }
-
-} // namespace
 
 void install_planner_hook()
 {

@@ -1,0 +1,400 @@
+/*
+ * maskscan.cpp — the ConsentMask custom scan: masking a whole row in one
+ * step instead of one function-call expression per tagged cell.
+ *
+ * The rewrite (rewrite.cpp) turns every tagged column reference into a
+ * consent._mask(col, subject, relid, attno) call, and that stays the
+ * definition of what a query sees.  After planning, a scan whose output
+ * list is made only of its own relation's columns and such calls on them
+ * (point look-ups, exports, simple SELECTs) is put under a ConsentMask node:
+ * the scan returns the raw columns, and the node computes exactly what the
+ * calls would have, with the same decision and audit code (mask_cell()).
+ * What it saves is PostgreSQL's per-execution set-up of one function-call
+ * expression per tagged column (an ACL check, an fmgr look-up, the
+ * expression steps), which is most of what masking costs a point look-up.
+ *
+ * The scan keeps its quals, so a predicate on a tagged column still filters
+ * on the masked value (its mask call stays in the scan's filter).  Outputs
+ * of any other shape, mask calls in upper nodes (aggregates, joins) and
+ * plans run by parallel workers keep the plain calls.
+ *
+ * Owns: the plan transformation and the node's executor callbacks.
+ * Must never: change what a plan returns (every output is the scan's own
+ * column or mask_cell() of it), mask in a parallel worker, or keep C++
+ * objects alive across the child's execution (it may ereport).
+ */
+#include "boundary.h"
+#include "consent.h"
+#include "maskscan.h"
+#include "taxonomy.h"
+
+extern "C" {
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "nodes/extensible.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/value.h"
+#include "utils/lsyscache.h"
+}
+
+#include <algorithm>
+#include <new>
+
+namespace consent {
+
+bool mask_scan_enabled = true;
+
+namespace {
+
+/* What one output column of the node is. */
+enum class Out : int { Column = 0, Mask = 1, Strict = 2 };
+
+/* Per output column, in custom_private: kind, source column of the child
+ * (1-based), subject column of the child (0: none), then for masks the
+ * relid, attno and base types the call named. */
+constexpr int FIELDS = 7;
+
+Node *create_state(CustomScan *cs);
+const CustomScanMethods plan_methods = {"ConsentMask", create_state};
+
+/* The position of var in the child's output list, added when missing. */
+int child_column(List **tlist, Var *var)
+{
+    int i = 0;
+    ListCell *lc;
+    foreach (lc, *tlist) {
+        i++;
+        if (equal(((TargetEntry *)lfirst(lc))->expr, var))
+            return i;
+    }
+    *tlist = lappend(*tlist, makeTargetEntry((Expr *)copyObjectImpl(var), AttrNumber(i + 1), nullptr, false));
+    return i + 1;
+}
+
+bool own_var(Node *n, Index rti)
+{
+    return n && IsA(n, Var) && ((Var *)n)->varno == int(rti) && ((Var *)n)->varlevelsup == 0;
+}
+
+/* The mask call of an output expression (possibly relabelled to the
+ * column's domain), when it has the rewrite's shape on this scan's own
+ * columns; else nullptr. */
+FuncExpr *mask_call_of(Expr *e, Index rti, const Taxonomy &t)
+{
+    if (IsA(e, RelabelType))
+        e = ((RelabelType *)e)->arg;
+    if (!IsA(e, FuncExpr))
+        return nullptr;
+    auto *f = (FuncExpr *)e;
+    if ((f->funcid != t.mask_func && f->funcid != t.strict_func) || !f->funcvariadic || list_length(f->args) != 4)
+        return nullptr;
+    Node *value = (Node *)linitial(f->args), *subject = (Node *)lsecond(f->args);
+    Node *relid = (Node *)lthird(f->args), *attno = (Node *)lfourth(f->args);
+    if (!own_var(value, rti) || ((Var *)value)->varattno <= 0)
+        return nullptr;
+    if (!own_var(subject, rti) && !(IsA(subject, Const) && ((Const *)subject)->constisnull))
+        return nullptr;
+    if (!IsA(relid, Const) || ((Const *)relid)->constisnull || !IsA(attno, Const) || ((Const *)attno)->constisnull)
+        return nullptr;
+    return f;
+}
+
+int max_plan_node_id(Plan *p);
+
+int max_in_list(List *plans)
+{
+    int m = -1;
+    ListCell *lc;
+    foreach (lc, plans)
+        m = std::max(m, max_plan_node_id((Plan *)lfirst(lc)));
+    return m;
+}
+
+int max_plan_node_id(Plan *p)
+{
+    if (!p)
+        return -1;
+    int m = std::max({p->plan_node_id, max_plan_node_id(p->lefttree), max_plan_node_id(p->righttree)});
+    switch (nodeTag(p)) {
+    case T_Append:
+        return std::max(m, max_in_list(((Append *)p)->appendplans));
+    case T_MergeAppend:
+        return std::max(m, max_in_list(((MergeAppend *)p)->mergeplans));
+    case T_BitmapAnd:
+        return std::max(m, max_in_list(((BitmapAnd *)p)->bitmapplans));
+    case T_BitmapOr:
+        return std::max(m, max_in_list(((BitmapOr *)p)->bitmapplans));
+    case T_SubqueryScan:
+        return std::max(m, max_plan_node_id(((SubqueryScan *)p)->subplan));
+    case T_CustomScan:
+        return std::max(m, max_in_list(((CustomScan *)p)->custom_plans));
+    default:
+        return m;
+    }
+}
+
+struct Transform {
+    const Taxonomy &t;
+    int next_id;
+};
+
+/* The scan under a ConsentMask node, or the scan itself when its output
+ * has another shape or masks nothing. */
+Plan *mask_scan(Scan *scan, Transform &tf)
+{
+    Index rti = scan->scanrelid;
+    List *child_tlist = NIL, *priv = NIL;
+    bool masks = false;
+    ListCell *lc;
+    foreach (lc, scan->plan.targetlist) {
+        auto *tle = (TargetEntry *)lfirst(lc);
+        if (own_var((Node *)tle->expr, rti)) {
+            int src = child_column(&child_tlist, (Var *)tle->expr);
+            priv = lappend(priv, makeInteger(int(Out::Column)));
+            priv = lappend(priv, makeInteger(src));
+            for (int k = 2; k < FIELDS; k++)
+                priv = lappend(priv, makeInteger(0));
+            continue;
+        }
+        FuncExpr *f = mask_call_of(tle->expr, rti, tf.t);
+        if (!f)
+            return &scan->plan;
+        auto *value = (Var *)linitial(f->args);
+        Node *subject = (Node *)lsecond(f->args);
+        int src = child_column(&child_tlist, value);
+        int subj = IsA(subject, Var) ? child_column(&child_tlist, (Var *)subject) : 0;
+        priv = lappend(priv, makeInteger(int(f->funcid == tf.t.strict_func ? Out::Strict : Out::Mask)));
+        priv = lappend(priv, makeInteger(src));
+        priv = lappend(priv, makeInteger(subj));
+        priv = lappend(priv, makeInteger(int(DatumGetObjectId(((Const *)lthird(f->args))->constvalue))));
+        priv = lappend(priv, makeInteger(DatumGetInt16(((Const *)lfourth(f->args))->constvalue)));
+        priv = lappend(priv, makeInteger(int(getBaseType(exprType((Node *)value)))));
+        priv = lappend(priv, makeInteger(int(getBaseType(exprType(subject)))));
+        masks = true;
+    }
+    if (!masks)
+        return &scan->plan;
+
+    auto *cs = makeNode(CustomScan);
+    Plan *plan = &cs->scan.plan;
+    Plan *child = &scan->plan;
+    plan->startup_cost = child->startup_cost;
+    plan->total_cost = child->total_cost;
+    plan->plan_rows = child->plan_rows;
+    plan->plan_width = child->plan_width;
+    plan->parallel_aware = false;
+    plan->parallel_safe = false; /* the mask functions are parallel restricted */
+    plan->plan_node_id = tf.next_id++;
+    plan->extParam = bms_copy(child->extParam);
+    plan->allParam = bms_copy(child->allParam);
+    /* the node's own output: its scan tuple, column for column */
+    int i = 0;
+    foreach (lc, child->targetlist) {
+        auto *tle = (TargetEntry *)lfirst(lc);
+        i++;
+        Var *v = makeVar(INDEX_VAR, AttrNumber(i), exprType((Node *)tle->expr), exprTypmod((Node *)tle->expr),
+                         exprCollation((Node *)tle->expr), 0);
+        TargetEntry *out = makeTargetEntry((Expr *)v, AttrNumber(i), tle->resname, tle->resjunk);
+        out->ressortgroupref = tle->ressortgroupref;
+        out->resorigtbl = tle->resorigtbl;
+        out->resorigcol = tle->resorigcol;
+        plan->targetlist = lappend(plan->targetlist, out);
+    }
+    cs->scan.scanrelid = 0;
+    cs->flags = CUSTOMPATH_SUPPORT_MARK_RESTORE;
+    if (ExecSupportsBackwardScan(child))
+        cs->flags |= CUSTOMPATH_SUPPORT_BACKWARD_SCAN;
+    /* describes the scan tuple; EXPLAIN shows the calls from here */
+    cs->custom_scan_tlist = child->targetlist;
+    cs->custom_private = priv;
+    cs->custom_plans = list_make1(child);
+    cs->methods = &plan_methods;
+    child->targetlist = child_tlist;
+    return plan;
+}
+
+Plan *transform(Plan *p, Transform &tf);
+
+void transform_list(List *plans, Transform &tf)
+{
+    ListCell *lc;
+    foreach (lc, plans)
+        lfirst(lc) = transform((Plan *)lfirst(lc), tf);
+}
+
+Plan *transform(Plan *p, Transform &tf)
+{
+    if (!p)
+        return p;
+    p->lefttree = transform(p->lefttree, tf);
+    p->righttree = transform(p->righttree, tf);
+    switch (nodeTag(p)) {
+    case T_Append:
+        transform_list(((Append *)p)->appendplans, tf);
+        return p;
+    case T_MergeAppend:
+        transform_list(((MergeAppend *)p)->mergeplans, tf);
+        return p;
+    case T_SubqueryScan:
+        ((SubqueryScan *)p)->subplan = transform(((SubqueryScan *)p)->subplan, tf);
+        return p;
+    case T_SeqScan:
+    case T_IndexScan:
+    case T_BitmapHeapScan:
+        return mask_scan((Scan *)p, tf);
+    default:
+        return p;
+    }
+}
+
+/* ---- execution ------------------------------------------------------- */
+
+struct Column {
+    Out kind;
+    int src;  /* child column, 1-based */
+    int subj; /* child column of the subject, 0: none */
+};
+
+struct MaskScanState {
+    CustomScanState css;
+    PlanState *child;
+    int ncols;
+    int maxsrc;
+    Column *cols;
+    MaskSite *sites;
+};
+
+void begin_scan(CustomScanState *node, EState *estate, int eflags);
+TupleTableSlot *exec_scan(CustomScanState *node);
+void end_scan(CustomScanState *node);
+void rescan(CustomScanState *node);
+void mark_pos(CustomScanState *node);
+void restr_pos(CustomScanState *node);
+
+const CustomExecMethods exec_methods = {
+    "ConsentMask", begin_scan, exec_scan, end_scan, rescan, mark_pos, restr_pos,
+    nullptr,       nullptr,    nullptr,   nullptr,  nullptr, nullptr,
+};
+
+Node *create_state(CustomScan *cs)
+{
+    auto *ms = static_cast<MaskScanState *>(palloc0(sizeof(MaskScanState)));
+    NodeSetTag(&ms->css, T_CustomScanState);
+    ms->css.methods = &exec_methods;
+    int n = list_length(cs->custom_private) / FIELDS;
+    ms->ncols = n;
+    ms->cols = static_cast<Column *>(palloc0(sizeof(Column) * size_t(std::max(n, 1))));
+    ms->sites = static_cast<MaskSite *>(palloc0(sizeof(MaskSite) * size_t(std::max(n, 1))));
+    for (int i = 0; i < n; i++) {
+        auto field = [&](int k) { return intVal(list_nth(cs->custom_private, i * FIELDS + k)); };
+        Column &c = ms->cols[i];
+        c.kind = Out(field(0));
+        c.src = field(1);
+        c.subj = field(2);
+        ms->maxsrc = std::max({ms->maxsrc, c.src, c.subj});
+        MaskSite *site = new (&ms->sites[i]) MaskSite();
+        if (c.kind != Out::Column) {
+            site->strict = c.kind == Out::Strict;
+            site->relid = Oid(field(3));
+            site->attno = AttrNumber(field(4));
+            site->value_type = Oid(field(5));
+            site->subject_type = Oid(field(6));
+        }
+    }
+    return (Node *)ms;
+}
+
+void begin_scan(CustomScanState *node, EState *estate, int eflags)
+{
+    auto *ms = reinterpret_cast<MaskScanState *>(node);
+    auto *cs = (CustomScan *)node->ss.ps.plan;
+    ms->child = ExecInitNode((Plan *)linitial(cs->custom_plans), estate, eflags);
+    node->custom_ps = list_make1(ms->child);
+}
+
+/* The node's row from the child's: no C++ object lives here. */
+void fill(MaskScanState *ms, TupleTableSlot *in, TupleTableSlot *out)
+{
+    const Taxonomy &t = taxonomy();
+    for (int i = 0; i < ms->ncols; i++) {
+        const Column &c = ms->cols[i];
+        Datum value = in->tts_values[c.src - 1];
+        bool isnull = in->tts_isnull[c.src - 1];
+        if (c.kind != Out::Column && !isnull) {
+            bool subject_null = c.subj == 0 || in->tts_isnull[c.subj - 1];
+            Datum subject = subject_null ? Datum(0) : in->tts_values[c.subj - 1];
+            value = mask_cell(ms->sites[i], t, value, subject, subject_null, &isnull);
+        }
+        out->tts_values[i] = value;
+        out->tts_isnull[i] = isnull;
+    }
+}
+
+TupleTableSlot *exec_scan(CustomScanState *node)
+{
+    auto *ms = reinterpret_cast<MaskScanState *>(node);
+    ExprContext *econtext = node->ss.ps.ps_ExprContext;
+    ResetExprContext(econtext);
+    TupleTableSlot *in = ExecProcNode(ms->child);
+    if (TupIsNull(in))
+        return nullptr;
+    slot_getsomeattrs(in, ms->maxsrc);
+    TupleTableSlot *out = node->ss.ss_ScanTupleSlot;
+    ExecClearTuple(out);
+    /* masked values live until the next row, like a projection's */
+    MemoryContext old = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+    entry([&] { fill(ms, in, out); });
+    MemoryContextSwitchTo(old);
+    ExecStoreVirtualTuple(out);
+    if (node->ss.ps.ps_ProjInfo) {
+        econtext->ecxt_scantuple = out;
+        return ExecProject(node->ss.ps.ps_ProjInfo);
+    }
+    return out;
+}
+
+void end_scan(CustomScanState *node)
+{
+    ExecEndNode(reinterpret_cast<MaskScanState *>(node)->child);
+}
+
+void rescan(CustomScanState *node)
+{
+    PlanState *child = reinterpret_cast<MaskScanState *>(node)->child;
+    if (node->ss.ps.chgParam != nullptr)
+        UpdateChangedParamSet(child, node->ss.ps.chgParam);
+    /* a child with changed parameters is rescanned by its next ExecProcNode */
+    if (child->chgParam == nullptr)
+        ExecReScan(child);
+}
+
+/* Marks and restores are the scan's: the node keeps no rows of its own. */
+void mark_pos(CustomScanState *node)
+{
+    ExecMarkPos(reinterpret_cast<MaskScanState *>(node)->child);
+}
+
+void restr_pos(CustomScanState *node)
+{
+    ExecRestrPos(reinterpret_cast<MaskScanState *>(node)->child);
+}
+
+} // namespace
+
+void mask_scans(PlannedStmt *stmt, const Taxonomy &t)
+{
+    if (!mask_scan_enabled || !OidIsValid(t.mask_func))
+        return;
+    int max_id = std::max(max_plan_node_id(stmt->planTree), max_in_list(stmt->subplans));
+    Transform tf{t, max_id + 1};
+    stmt->planTree = transform(stmt->planTree, tf);
+    transform_list(stmt->subplans, tf);
+}
+
+void register_mask_scan()
+{
+    RegisterCustomScanMethods(&plan_methods);
+}
+
+} // namespace consent

@@ -1,0 +1,49 @@
+/*
+ * maskscan.h — masking one cell, shared by the mask functions (one call
+ * per cell) and the ConsentMask custom scan (one node per scan).
+ */
+#pragma once
+
+#include "audit.h"
+#include "boundary.h"
+#include "taxonomy.h"
+
+extern "C" {
+#include "access/attnum.h"
+#include "nodes/plannodes.h"
+}
+
+namespace consent {
+
+/* One place a tagged column is masked: a call site of consent._mask or a
+ * column of a ConsentMask scan.  The caller sets what the call names
+ * (relid, attno, strict) and the base types of the value and the subject;
+ * mask_cell() looks the column's rule up again whenever the rules change. */
+struct MaskSite {
+    uint64_t epoch = 0;
+    const ColumnRule *rule = nullptr;
+    AuditSlot audit;
+    Oid relid = InvalidOid;
+    AttrNumber attno = 0;
+    bool strict = false;
+    Oid value_type = InvalidOid;
+    Oid subject_type = InvalidOid; /* InvalidOid: no subject (NULL) */
+};
+
+/* A non-NULL cell: the value when revealed, else its mask (*isnull when the
+ * mask is NULL), or 42501 for a strict site.  Counts the cell for the audit.
+ * Owns no C++ resources: may ereport directly. */
+Datum mask_cell(MaskSite &site, const Taxonomy &t, Datum value, Datum subject, bool subject_null, bool *isnull);
+
+/* consent.mask_scan: whether plans mask in ConsentMask scan nodes. */
+extern bool mask_scan_enabled;
+
+/* Replaces, in a finished plan, every scan whose output is made of its
+ * relation's columns and mask calls on them by a ConsentMask node over the
+ * same scan returning the columns: the masks are computed by the node, one
+ * row at a time, instead of by one function-call expression each. */
+void mask_scans(PlannedStmt *stmt, const Taxonomy &t);
+/* Registers the node with PostgreSQL (_PG_init; needed by parallel workers). */
+void register_mask_scan();
+
+} // namespace consent
