@@ -298,3 +298,72 @@ SELECT mk_explain('(VERBOSE, COSTS OFF) SELECT email FROM mk_customers WHERE id 
 RESET consent.mask_scan;
 RESET ROLE;
 RESET consent.purpose;
+
+-- The consent cache keeps each subject's key and events in one record.  A
+-- record whose events outgrow it moves to the end of the cache, and the
+-- cache compacts itself once moved records are half of it (the DEBUG line).
+-- Masked reads equal consent.granted() before, during and after.
+CREATE TABLE mk_many (id bigint PRIMARY KEY, email consent.email, name consent.name, born consent.birthdate,
+                      address consent.address);
+SELECT consent.protect('mk_many', 'id');
+INSERT INTO mk_many SELECT g, 'm' || g || '@example.com', 'Many Name ' || g, date '1970-01-02' + g % 300, 'Street ' || g
+FROM generate_series(1001, 1600) g;
+GRANT SELECT ON mk_many TO mk_app;
+CREATE FUNCTION mk_many_check() RETURNS TABLE (email bigint, name bigint, born bigint, address bigint, wrong bigint)
+LANGUAGE sql AS $$
+    SELECT count(*) FILTER (WHERE email = 'm' || id || '@example.com'),
+           count(*) FILTER (WHERE name = 'Many Name ' || id),
+           count(*) FILTER (WHERE born = date '1970-01-02' + (id % 300)::int),
+           count(*) FILTER (WHERE address = 'Street ' || id),
+           count(*) FILTER (WHERE
+               (email = 'm' || id || '@example.com') IS DISTINCT FROM consent.granted(id, 'user.contact.email', 'personalize')
+            OR (name = 'Many Name ' || id) IS DISTINCT FROM consent.granted(id, 'user.name', 'personalize')
+            OR (born = date '1970-01-02' + (id % 300)::int)
+                   IS DISTINCT FROM consent.granted(id, 'user.demographic.date_of_birth', 'personalize')
+            OR (address = 'Street ' || id) IS DISTINCT FROM consent.granted(id, 'user.contact.address', 'personalize'))
+    FROM mk_many
+$$;
+SELECT count(consent.grant(id, 'user.contact.email', 'personalize')) FROM mk_many;
+SET ROLE mk_app;
+SET consent.purpose = 'personalize';
+SELECT * FROM mk_many_check();
+RESET ROLE;
+SELECT count(consent.grant(id, 'user.name', 'personalize')) FROM mk_many;
+SET ROLE mk_app;
+SELECT * FROM mk_many_check();
+RESET ROLE;
+SELECT count(consent.grant(id, 'user.demographic.date_of_birth', 'personalize')) FROM mk_many WHERE id % 2 = 0;
+SELECT count(consent.grant(id, 'user.demographic.date_of_birth', 'marketing')) FROM mk_many WHERE id % 2 = 1;
+SET ROLE mk_app;
+SELECT * FROM mk_many_check();
+RESET ROLE;
+SELECT count(consent.grant(id, 'user.contact.address', 'personalize')) FROM mk_many WHERE id % 3 <> 0;
+SELECT count(consent.grant(id, 'user.contact.address', 'marketing')) FROM mk_many WHERE id % 3 = 0;
+SET ROLE mk_app;
+SELECT * FROM mk_many_check();
+RESET ROLE;
+-- more events per subject (for marketing), each read by consent.granted():
+-- every record moves once per round
+SET client_min_messages = debug1;
+DO $$
+DECLARE c text; n bigint;
+BEGIN
+    FOREACH c IN ARRAY ARRAY['user.contact.phone_number', 'user.behavior.purchase_history', 'user.device.ip_address',
+                             'user.behavior.search_history', 'user.name'] LOOP
+        PERFORM count(consent.grant(id, c, 'marketing')) FROM mk_many;
+        SELECT count(*) INTO n FROM mk_many WHERE consent.granted(id, c, 'marketing');
+        IF n <> 600 THEN
+            RAISE EXCEPTION 'granted % for % of 600 subjects', c, n;
+        END IF;
+    END LOOP;
+END
+$$;
+RESET client_min_messages;
+SET ROLE mk_app;
+SELECT * FROM mk_many_check();
+RESET ROLE;
+SELECT count(consent.withdraw(id, 'user.contact', 'personalize')) FROM mk_many WHERE id % 4 = 0;
+SET ROLE mk_app;
+SELECT * FROM mk_many_check();
+RESET ROLE;
+RESET consent.purpose;

@@ -114,18 +114,6 @@ constexpr uint16_t STALE = 0xFFFF;
  * stays valid while it does not. */
 uint64_t cache_epoch = 1;
 
-/* 16 bytes, the hash not stored (slots keep its high half as a tag and it
- * is recomputed from the key where needed).  Keys of up to 8 bytes
- * (decimal subjects below 10^8) live in the entry itself, zero-padded, so
- * that a probe compares them without touching the key arena; longer keys
- * live in the arena and the entry holds their offset. */
-struct Entry {
-    uint64_t key8;   /* the key (len <= 8), or its offset in the key arena */
-    uint32_t ev_off;
-    uint16_t key_len;
-    uint16_t n_ev; /* STALE: must be reloaded */
-};
-
 /* The first 8 bytes of a key, zero-padded (keys hold no zero bytes). */
 inline uint64_t pack8(std::string_view key)
 {
@@ -140,7 +128,33 @@ inline bool subject_less(std::string_view a, std::string_view b)
     return a.size() != b.size() ? a.size() < b.size() : a < b;
 }
 
-/* Open-addressing hash table of subjects, with arenas for keys and events. */
+/* No record. */
+constexpr uint32_t NONE = UINT32_MAX;
+
+/* The first word of a subject's record. */
+struct Header {
+    uint16_t key_len;
+    uint16_t n_ev;  /* events in use; STALE: must be reloaded */
+    uint16_t cap;   /* event words of the record (at least 1) */
+    uint16_t flags; /* MOVED, TARGET */
+};
+static_assert(sizeof(Header) == 8 && sizeof(Event) == 8, "records are made of 8-byte words");
+/* The record's events outgrew it: its first event word holds the offset of
+ * the replacement, appended at the end of the arena. */
+constexpr uint16_t MOVED = 1;
+/* The replacement of a MOVED record (compaction copies it back in place). */
+constexpr uint16_t TARGET = 2;
+
+/*
+ * The subjects: an open-addressing hash table of slots over one arena of
+ * records in 8-byte words, one record per subject:
+ *     [header] [key, zero-padded to whole words] [cap events]
+ * A random probe touches a slot and one record (key and events together);
+ * the bulk load writes the records in subject order, so that a scan in
+ * subject order walks the arena sequentially without hashing.  A record
+ * whose events no longer fit is MOVED: it stays in place, holding its key
+ * and the offset of its replacement, so that the arena keeps subject order.
+ */
 class SubjectTable {
   public:
     bool complete = false;   /* holds every subject that has events */
@@ -151,45 +165,44 @@ class SubjectTable {
         ++cache_epoch;
         /* give the memory back (clear() keeps capacity) */
         std::vector<uint64_t>(1024, 0).swap(slots_);
+        std::vector<uint64_t>().swap(words_);
         as_of = NOW;
-        std::vector<Entry>().swap(entries_);
-        std::string().swap(keys_);
-        std::vector<Event>().swap(events_);
-        events_.clear();
         unknown_.clear();
         complete = false;
         garbage_ = 0;
         last_found_ = 0;
-        sorted_ = 0;
+        sorted_end_ = 0;
+        added_ = false;
+        count_ = 0;
     }
 
     size_t memory() const
     {
-        return slots_.capacity() * sizeof(uint64_t) + entries_.capacity() * sizeof(Entry) + keys_.capacity() +
-               events_.capacity() * sizeof(Event) + unknown_.size() * 32;
+        return slots_.capacity() * sizeof(uint64_t) + words_.capacity() * sizeof(uint64_t) + unknown_.size() * 32;
     }
-    size_t size() const { return entries_.size(); }
+    size_t size() const { return count_; }
 
-    /* The entry for key, nullptr when absent. */
-    Entry *find(std::string_view key, uint64_t h)
+    /* The record of key, NONE when absent. */
+    uint32_t find(std::string_view key, uint64_t h) const
     {
-        if (slots_.empty())
-            return nullptr;
         size_t mask = slots_.size() - 1;
         uint32_t tag = uint32_t(h >> 32);
         uint64_t key8 = pack8(key);
         for (size_t i = h & mask;; i = (i + 1) & mask) {
             uint64_t s = slots_[i];
             if (s == 0)
-                return nullptr;
-            /* compare the hash tag in the slot before touching the entry */
+                return NONE;
+            /* compare the hash tag in the slot before touching the record */
             if (uint32_t(s >> 32) != tag)
                 continue;
-            Entry &e = entries_[uint32_t(s) - 1];
-            if (same_key(e, key, key8))
-                return &e;
+            uint32_t r = uint32_t(s) - 1;
+            if (same_key(r, key, key8))
+                return r;
         }
     }
+
+    bool stale(uint32_t r) const { return hdr(r).n_ev == STALE; }
+    SubjectEvents events_of(uint32_t r) const { return {events(r), hdr(r).n_ev}; }
 
     /* Sets the events of key (replacing earlier ones); is_new: the caller
      * knows the key is not in the table (the bulk load), no probe needed. */
@@ -198,79 +211,81 @@ class SubjectTable {
         ++cache_epoch;
         if (n >= STALE)
             n = STALE - 1; /* cannot happen: one event per category x purpose pair, bounded below */
-        Entry *e = is_new ? nullptr : find(key, h);
-        if (!e) {
-            if ((entries_.size() + 1) * 5 > slots_.size() * 3)
+        uint32_t r = is_new ? NONE : find(key, h);
+        if (r != NONE && n <= hdr(r).cap) {
+            memcpy(events(r), ev, n * sizeof(Event));
+            hdr(r).n_ev = uint16_t(n);
+        } else if (r != NONE) {
+            uint32_t nr = append(key, ev, n, TARGET);
+            Header &old = hdr(r);
+            old.flags |= MOVED;
+            words_[r + 1 + key_words(old.key_len)] = nr;
+            garbage_ += record_words(r);
+            replace_slot(r, nr, h);
+        } else {
+            if ((count_ + 1) * 5 > slots_.size() * 3)
                 grow();
-            Entry ne{pack8(key), 0, uint16_t(key.size()), 0};
-            if (key.size() > 8) {
-                ne.key8 = keys_.size();
-                keys_.append(key.data(), key.size());
-            }
-            entries_.push_back(ne);
-            insert_slot(uint32_t(entries_.size()), h);
-            e = &entries_.back();
-        } else if (e->n_ev != STALE) {
-            garbage_ += e->n_ev;
+            insert_slot(append(key, ev, n, 0), h);
+            count_++;
+            added_ = !is_new;
         }
-        e->ev_off = uint32_t(events_.size());
-        e->n_ev = uint16_t(n);
-        events_.insert(events_.end(), ev, ev + n);
         if (!unknown_.empty())
             unknown_.erase(h);
-        if (garbage_ > events_.size() / 2 && garbage_ > 4096)
+        if (garbage_ > words_.size() / 2 && garbage_ > 4096)
             compact();
     }
 
-    SubjectEvents events_of(const Entry &e) const { return {events_.data() + e.ev_off, e.n_ev}; }
-
-    /* The entry for key if it is the one after (or at) the last one found:
+    /* The record of key if it is the one after (or at) the last one found:
      * scans in subject order hit here without hashing. */
-    Entry *find_next(std::string_view key)
+    uint32_t find_next(std::string_view key)
     {
         uint64_t key8 = pack8(key);
-        for (size_t i = last_found_; i < last_found_ + 2 && i < entries_.size(); i++) {
-            Entry &e = entries_[i];
-            if (same_key(e, key, key8)) {
-                last_found_ = i;
-                return &e;
+        uint32_t r = last_found_;
+        for (int i = 0; i < 2 && r < words_.size(); i++, r = next(r)) {
+            if (same_key(r, key, key8)) {
+                last_found_ = r;
+                return live(r);
             }
         }
-        return nullptr;
+        return NONE;
     }
-    void remember(const Entry *e) { last_found_ = size_t(e - entries_.data()); }
+    void remember(uint32_t r) { last_found_ = r; }
 
-    /* Whether key, which find_next() did not find, certainly has no entry:
-     * the table holds every subject in subject order (nothing was added or
-     * marked unknown since the bulk load) and key sorts between the last
-     * entry found and the next one.  Scans in subject order skip the hash
+    /* Whether key, which find_next() did not find, certainly has no record:
+     * the table holds every subject in subject order (no subject was added
+     * or marked unknown since the bulk load) and key sorts between the last
+     * record found and the next one.  Scans in subject order skip the hash
      * probe for subjects without consent. */
     bool absent_next(std::string_view key) const
     {
-        if (!complete || entries_.size() != sorted_ || !unknown_.empty() || last_found_ + 1 >= entries_.size())
+        if (!complete || added_ || !unknown_.empty() || last_found_ >= sorted_end_)
             return false;
-        return subject_less(key_of(entries_[last_found_]), key) && subject_less(key, key_of(entries_[last_found_ + 1]));
+        uint32_t nx = next(last_found_);
+        if (nx >= sorted_end_)
+            return false;
+        return subject_less(key_of(last_found_), key) && subject_less(key, key_of(nx));
     }
-    /* The bulk load put the entries in subject order. */
-    void mark_sorted() { sorted_ = entries_.size(); }
+    /* The bulk load put the records in subject order. */
+    void mark_sorted()
+    {
+        sorted_end_ = words_.size();
+        added_ = false;
+    }
 
-    /* Another backend changed subjects with this hash. */
+    /* Another backend changed subjects with this hash: their records keep
+     * their room, to be reloaded in place. */
     void invalidate(uint64_t h)
     {
         ++cache_epoch;
         bool hit = false;
-        if (!slots_.empty()) {
-            size_t mask = slots_.size() - 1;
-            for (size_t i = h & mask; slots_[i] != 0; i = (i + 1) & mask) {
-                if (uint32_t(slots_[i] >> 32) != uint32_t(h >> 32))
-                    continue;
-                Entry &e = entries_[uint32_t(slots_[i]) - 1];
-                if (hash_key(key_of(e)) == h) {
-                    if (e.n_ev != STALE)
-                        garbage_ += e.n_ev;
-                    e.n_ev = STALE;
-                    hit = true;
-                }
+        size_t mask = slots_.size() - 1;
+        for (size_t i = h & mask; slots_[i] != 0; i = (i + 1) & mask) {
+            if (uint32_t(slots_[i] >> 32) != uint32_t(h >> 32))
+                continue;
+            uint32_t r = uint32_t(slots_[i]) - 1;
+            if (hash_key(key_of(r)) == h) {
+                hdr(r).n_ev = STALE;
+                hit = true;
             }
         }
         if (!hit && complete)
@@ -280,75 +295,130 @@ class SubjectTable {
     /* Whether a subject absent from a complete table may still have events. */
     bool maybe_unknown(uint64_t h) const { return unknown_.count(h) != 0; }
 
+    /* Room for a bulk load: key_bytes counts the keys longer than 8 bytes. */
     void reserve(size_t subjects, size_t events, size_t key_bytes)
     {
         size_t want = 1024;
         while (want * 3 < subjects * 5 + 5)
             want *= 2;
         slots_.assign(want, 0);
-        entries_.reserve(subjects);
-        events_.reserve(events);
-        keys_.reserve(key_bytes);
+        words_.reserve(subjects * 2 + (key_bytes + 7) / 8 + events);
     }
 
   private:
-    /* slot: entry index + 1 in the low 32 bits, the hash's high 32 bits above */
+    /* slot: record offset + 1 in the low 32 bits, the hash's high 32 bits above */
     std::vector<uint64_t> slots_ = std::vector<uint64_t>(1024, 0);
-    std::vector<Entry> entries_;
-    std::string keys_;
-    std::vector<Event> events_;
+    std::vector<uint64_t> words_;
     std::unordered_set<uint64_t> unknown_;
-    size_t garbage_ = 0;
-    size_t last_found_ = 0;
-    size_t sorted_ = 0; /* entries_[0, sorted_) are in subject order */
+    size_t garbage_ = 0;      /* words compaction would give back */
+    uint32_t last_found_ = 0; /* a record offset (0 also when empty) */
+    uint32_t sorted_end_ = 0; /* words_[0, sorted_end_) are records in subject order */
+    bool added_ = false;      /* a subject was added after the bulk load */
+    size_t count_ = 0;
+
+    static uint32_t key_words(size_t len) { return len <= 8 ? 1 : uint32_t((len + 7) / 8); }
+    /* The arena is made of 8-byte words holding headers, key bytes and
+     * events (PostgreSQL builds with -fno-strict-aliasing). */
+    Header &hdr(uint32_t r) { return *reinterpret_cast<Header *>(&words_[r]); }
+    const Header &hdr(uint32_t r) const { return *reinterpret_cast<const Header *>(&words_[r]); }
+    Event *events(uint32_t r) { return reinterpret_cast<Event *>(&words_[r + 1 + key_words(hdr(r).key_len)]); }
+    const Event *events(uint32_t r) const
+    {
+        return reinterpret_cast<const Event *>(&words_[r + 1 + key_words(hdr(r).key_len)]);
+    }
+    uint32_t record_words(uint32_t r) const { return 1 + key_words(hdr(r).key_len) + hdr(r).cap; }
+    uint32_t next(uint32_t r) const { return r + record_words(r); }
+    /* The live record behind r (r itself unless MOVED). */
+    uint32_t live(uint32_t r) const
+    {
+        while (hdr(r).flags & MOVED)
+            r = uint32_t(words_[r + 1 + key_words(hdr(r).key_len)]);
+        return r;
+    }
 
     /* key8: pack8(key) */
-    bool same_key(const Entry &e, std::string_view key, uint64_t key8) const
+    bool same_key(uint32_t r, std::string_view key, uint64_t key8) const
     {
-        if (e.key_len != key.size())
+        if (hdr(r).key_len != key.size())
             return false;
         if (key.size() <= 8)
-            return e.key8 == key8;
-        return memcmp(keys_.data() + e.key8, key.data(), key.size()) == 0;
+            return words_[r + 1] == key8;
+        return memcmp(&words_[r + 1], key.data(), key.size()) == 0;
     }
-    std::string_view key_of(const Entry &e) const
+    std::string_view key_of(uint32_t r) const
     {
-        if (e.key_len <= 8)
-            return {reinterpret_cast<const char *>(&e.key8), e.key_len};
-        return {keys_.data() + e.key8, e.key_len};
+        return {reinterpret_cast<const char *>(&words_[r + 1]), hdr(r).key_len};
     }
 
-    void insert_slot(uint32_t idx, uint64_t h)
+    /* Appends a record; returns its offset. */
+    uint32_t append(std::string_view key, const Event *ev, size_t n, uint16_t flags)
+    {
+        size_t r = words_.size();
+        uint32_t kw = key_words(key.size());
+        uint16_t cap = uint16_t(std::max<size_t>(n, 1));
+        size_t need = r + 1 + kw + cap;
+        if (need >= NONE)
+            throw std::bad_alloc();
+        /* grow by a quarter, not by doubling: the arena is most of the cache */
+        if (need > words_.capacity())
+            words_.reserve(std::max(need, words_.capacity() + words_.capacity() / 4));
+        words_.resize(need, 0);
+        hdr(uint32_t(r)) = Header{uint16_t(key.size()), uint16_t(n), cap, flags};
+        memcpy(&words_[r + 1], key.data(), key.size());
+        memcpy(&words_[r + 1 + kw], ev, n * sizeof(Event));
+        return uint32_t(r);
+    }
+
+    void insert_slot(uint32_t r, uint64_t h)
     {
         size_t mask = slots_.size() - 1;
         size_t i = h & mask;
         while (slots_[i] != 0)
             i = (i + 1) & mask;
-        slots_[i] = (h >> 32 << 32) | idx;
+        slots_[i] = (h >> 32 << 32) | (uint64_t(r) + 1);
     }
-
-    void grow()
+    void replace_slot(uint32_t r, uint32_t nr, uint64_t h)
     {
-        slots_.assign(slots_.size() * 2, 0);
-        for (uint32_t i = 1; i <= entries_.size(); i++) {
-            const Entry &e = entries_[i - 1];
-            insert_slot(i, hash_key(key_of(e)));
-        }
+        size_t mask = slots_.size() - 1;
+        for (size_t i = h & mask; slots_[i] != 0; i = (i + 1) & mask)
+            if (uint32_t(slots_[i]) == r + 1) {
+                slots_[i] = (h >> 32 << 32) | (uint64_t(nr) + 1);
+                return;
+            }
     }
+    /* Slots for every live record. */
+    void rehash(size_t size)
+    {
+        slots_.assign(size, 0);
+        for (uint32_t r = 0; r < words_.size(); r = next(r))
+            if (!(hdr(r).flags & MOVED))
+                insert_slot(r, hash_key(key_of(r)));
+    }
+    void grow() { rehash(slots_.size() * 2); }
 
+    /* Copies every live record to its subject's first place in a new arena
+     * (a moved record's replacement goes back where the record was). */
     void compact()
     {
-        std::vector<Event> fresh;
-        fresh.reserve(events_.size() - garbage_);
-        for (auto &e : entries_) {
-            if (e.n_ev == STALE)
-                continue;
-            uint32_t off = uint32_t(fresh.size());
-            fresh.insert(fresh.end(), events_.begin() + e.ev_off, events_.begin() + e.ev_off + e.n_ev);
-            e.ev_off = off;
+        std::vector<uint64_t> fresh;
+        fresh.reserve(words_.size() - std::min(garbage_, words_.size()) + 16);
+        size_t sorted_end = NONE;
+        for (uint32_t r = 0; r < words_.size(); r = next(r)) {
+            if (sorted_end == NONE && r >= sorted_end_)
+                sorted_end = fresh.size();
+            if (hdr(r).flags & TARGET)
+                continue; /* copied at the place of the record it replaced */
+            uint32_t l = live(r);
+            size_t at = fresh.size();
+            fresh.insert(fresh.end(), words_.begin() + l, words_.begin() + l + record_words(l));
+            reinterpret_cast<Header *>(&fresh[at])->flags = 0;
         }
-        events_.swap(fresh);
+        elog(DEBUG1, "consent cache compacted");
+        words_.swap(fresh);
+        sorted_end_ = uint32_t(sorted_end == NONE ? words_.size() : sorted_end);
         garbage_ = 0;
+        last_found_ = 0;
+        rehash(slots_.size());
     }
 };
 
@@ -747,30 +817,29 @@ SubjectEvents lookup_events(std::string_view key, TimestampTz as_of)
         table.clear();
         table.as_of = as_of;
     }
-    Entry *e = table.find_next(key);
-    if (e && e->n_ev != STALE)
-        return table.events_of(*e);
-    if (!e && table.absent_next(key))
+    uint32_t r = table.find_next(key);
+    if (r != NONE && !table.stale(r))
+        return table.events_of(r);
+    if (r == NONE && table.absent_next(key))
         return {};
     uint64_t h = hash_key(key);
-    e = table.find(key, h);
-    if (e && e->n_ev != STALE) {
-        table.remember(e);
-        return table.events_of(*e);
+    r = table.find(key, h);
+    if (r != NONE && !table.stale(r)) {
+        table.remember(r);
+        return table.events_of(r);
     }
-    if (!e && !past && !tried_bulk) {
+    if (r == NONE && !past && !tried_bulk) {
         tried_bulk = true;
         if (bulk_load(table, budget_bytes()))
             return lookup_events(key, as_of);
     }
-    if (!e && table.complete && !table.maybe_unknown(h))
+    if (r == NONE && table.complete && !table.maybe_unknown(h))
         return {};
     std::vector<Event> ev = load_subject(key, as_of);
     if (!table.complete && table.memory() > budget_bytes())
         table.clear();
     table.put(key, h, ev.data(), ev.size());
-    e = table.find(key, h);
-    return table.events_of(*e);
+    return table.events_of(table.find(key, h));
 }
 
 uint64_t cache_epoch_now()
