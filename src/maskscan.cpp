@@ -7,8 +7,11 @@
  * definition of what a query sees.  After planning, a scan whose output
  * list is made only of its own relation's columns and such calls on them
  * (point look-ups, exports, simple SELECTs) is put under a ConsentMask node:
- * the scan returns the raw columns, and the node computes exactly what the
- * calls would have, with the same decision and audit code (mask_cell()).
+ * the scan returns the raw columns (its relation's tuples as they are, when
+ * the table has no dropped columns and no system column is needed), and the
+ * node computes exactly what the calls would have, with the same decision
+ * and audit code (mask_cell(), through sites kept per column across
+ * executions).
  * What it saves is PostgreSQL's per-execution set-up of one function-call
  * expression per tagged column (an ACL check, an fmgr look-up, the
  * expression steps), which is most of what masking costs a point look-up.
@@ -34,12 +37,15 @@ extern "C" {
 #include "nodes/extensible.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "access/relation.h"
 #include "nodes/value.h"
+#include "parser/parsetree.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 }
 
 #include <algorithm>
-#include <new>
+#include <unordered_map>
 
 namespace consent {
 
@@ -58,9 +64,33 @@ constexpr int FIELDS = 7;
 Node *create_state(CustomScan *cs);
 const CustomScanMethods plan_methods = {"ConsentMask", create_state};
 
-/* The position of var in the child's output list, added when missing. */
-int child_column(List **tlist, Var *var)
+/* The relation's columns in order, when its scan can return its tuples as
+ * they are, without a projection (PostgreSQL's tlist_matches_tupdesc: no
+ * dropped columns, no columns with a missing default); else NIL. */
+List *physical_tlist(Oid relid, Index rti)
 {
+    Relation rel = relation_open(relid, NoLock); /* locked by the planner */
+    TupleDesc desc = RelationGetDescr(rel);
+    List *tlist = NIL;
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        if (att->attisdropped || att->atthasmissing) {
+            tlist = NIL;
+            break;
+        }
+        Var *v = makeVar(int(rti), AttrNumber(i + 1), att->atttypid, att->atttypmod, att->attcollation, 0);
+        tlist = lappend(tlist, makeTargetEntry((Expr *)v, AttrNumber(i + 1), nullptr, false));
+    }
+    relation_close(rel, NoLock);
+    return tlist;
+}
+
+/* The position of var in the child's output list, added when missing (the
+ * physical list holds every user column at its number). */
+int child_column(List **tlist, Var *var, bool physical)
+{
+    if (physical)
+        return var->varattno;
     int i = 0;
     ListCell *lc;
     foreach (lc, *tlist) {
@@ -136,8 +166,22 @@ int max_plan_node_id(Plan *p)
 
 struct Transform {
     const Taxonomy &t;
+    List *rtable;
     int next_id;
 };
+
+/* Whether every column the output reads is a user column (a physical
+ * output list cannot return ctid or a whole row). */
+bool user_columns_only(List *tlist, Index rti)
+{
+    ListCell *lc;
+    foreach (lc, tlist) {
+        Node *e = (Node *)((TargetEntry *)lfirst(lc))->expr;
+        if (own_var(e, rti) && ((Var *)e)->varattno <= 0)
+            return false;
+    }
+    return true;
+}
 
 /* The scan under a ConsentMask node, or the scan itself when its output
  * has another shape or masks nothing. */
@@ -147,10 +191,14 @@ Plan *mask_scan(Scan *scan, Transform &tf)
     List *child_tlist = NIL, *priv = NIL;
     bool masks = false;
     ListCell *lc;
+    RangeTblEntry *rte = rt_fetch(rti, tf.rtable);
+    if (rte->rtekind == RTE_RELATION && user_columns_only(scan->plan.targetlist, rti))
+        child_tlist = physical_tlist(rte->relid, rti);
+    bool physical = child_tlist != NIL;
     foreach (lc, scan->plan.targetlist) {
         auto *tle = (TargetEntry *)lfirst(lc);
         if (own_var((Node *)tle->expr, rti)) {
-            int src = child_column(&child_tlist, (Var *)tle->expr);
+            int src = child_column(&child_tlist, (Var *)tle->expr, physical);
             priv = lappend(priv, makeInteger(int(Out::Column)));
             priv = lappend(priv, makeInteger(src));
             for (int k = 2; k < FIELDS; k++)
@@ -162,8 +210,8 @@ Plan *mask_scan(Scan *scan, Transform &tf)
             return &scan->plan;
         auto *value = (Var *)linitial(f->args);
         Node *subject = (Node *)lsecond(f->args);
-        int src = child_column(&child_tlist, value);
-        int subj = IsA(subject, Var) ? child_column(&child_tlist, (Var *)subject) : 0;
+        int src = child_column(&child_tlist, value, physical);
+        int subj = IsA(subject, Var) ? child_column(&child_tlist, (Var *)subject, physical) : 0;
         priv = lappend(priv, makeInteger(int(f->funcid == tf.t.strict_func ? Out::Strict : Out::Mask)));
         priv = lappend(priv, makeInteger(src));
         priv = lappend(priv, makeInteger(subj));
@@ -262,8 +310,46 @@ struct MaskScanState {
     int ncols;
     int maxsrc;
     Column *cols;
-    MaskSite *sites;
+    MaskSite **sites; /* per output column, NULL for plain columns */
 };
+
+/* The mask sites of this backend, one per column and argument types, kept
+ * across executions: a site's rule and audit counters are looked up once
+ * and stay valid while the rules and the audit period do (mask_cell() and
+ * audit_cell() check their epochs), so an execution starts with them. */
+struct SiteKey {
+    Oid relid;
+    AttrNumber attno;
+    bool strict;
+    Oid value_type, subject_type;
+    bool operator==(const SiteKey &o) const
+    {
+        return relid == o.relid && attno == o.attno && strict == o.strict && value_type == o.value_type &&
+               subject_type == o.subject_type;
+    }
+};
+struct SiteKeyHash {
+    size_t operator()(const SiteKey &k) const
+    {
+        return std::hash<uint64_t>()((uint64_t(k.relid) << 32) ^ (uint64_t(uint16_t(k.attno)) << 16) ^
+                                     (uint64_t(k.value_type) * 31 + k.subject_type) ^ uint64_t(k.strict));
+    }
+};
+std::unordered_map<SiteKey, MaskSite, SiteKeyHash> kept_sites;
+
+MaskSite *site_for(const SiteKey &k)
+{
+    auto it = kept_sites.find(k);
+    if (it != kept_sites.end())
+        return &it->second;
+    MaskSite &site = kept_sites[k];
+    site.relid = k.relid;
+    site.attno = k.attno;
+    site.strict = k.strict;
+    site.value_type = k.value_type;
+    site.subject_type = k.subject_type;
+    return &site;
+}
 
 void begin_scan(CustomScanState *node, EState *estate, int eflags);
 TupleTableSlot *exec_scan(CustomScanState *node);
@@ -285,23 +371,25 @@ Node *create_state(CustomScan *cs)
     int n = list_length(cs->custom_private) / FIELDS;
     ms->ncols = n;
     ms->cols = static_cast<Column *>(palloc0(sizeof(Column) * size_t(std::max(n, 1))));
-    ms->sites = static_cast<MaskSite *>(palloc0(sizeof(MaskSite) * size_t(std::max(n, 1))));
-    for (int i = 0; i < n; i++) {
-        auto field = [&](int k) { return intVal(list_nth(cs->custom_private, i * FIELDS + k)); };
-        Column &c = ms->cols[i];
-        c.kind = Out(field(0));
-        c.src = field(1);
-        c.subj = field(2);
-        ms->maxsrc = std::max({ms->maxsrc, c.src, c.subj});
-        MaskSite *site = new (&ms->sites[i]) MaskSite();
-        if (c.kind != Out::Column) {
-            site->strict = c.kind == Out::Strict;
-            site->relid = Oid(field(3));
-            site->attno = AttrNumber(field(4));
-            site->value_type = Oid(field(5));
-            site->subject_type = Oid(field(6));
+    ms->sites = static_cast<MaskSite **>(palloc0(sizeof(MaskSite *) * size_t(std::max(n, 1))));
+    entry([&] {
+        ListCell *lc = list_head(cs->custom_private);
+        auto field = [&] {
+            int v = intVal(lfirst(lc));
+            lc = lnext(cs->custom_private, lc);
+            return v;
+        };
+        for (int i = 0; i < n; i++) {
+            Column &c = ms->cols[i];
+            c.kind = Out(field());
+            c.src = field();
+            c.subj = field();
+            SiteKey k{Oid(field()), AttrNumber(field()), c.kind == Out::Strict, Oid(field()), Oid(field())};
+            ms->maxsrc = std::max({ms->maxsrc, c.src, c.subj});
+            if (c.kind != Out::Column)
+                ms->sites[i] = site_for(k);
         }
-    }
+    });
     return (Node *)ms;
 }
 
@@ -324,7 +412,7 @@ void fill(MaskScanState *ms, TupleTableSlot *in, TupleTableSlot *out)
         if (c.kind != Out::Column && !isnull) {
             bool subject_null = c.subj == 0 || in->tts_isnull[c.subj - 1];
             Datum subject = subject_null ? Datum(0) : in->tts_values[c.subj - 1];
-            value = mask_cell(ms->sites[i], t, value, subject, subject_null, &isnull);
+            value = mask_cell(*ms->sites[i], t, value, subject, subject_null, &isnull);
         }
         out->tts_values[i] = value;
         out->tts_isnull[i] = isnull;
@@ -387,7 +475,7 @@ void mask_scans(PlannedStmt *stmt, const Taxonomy &t)
     if (!mask_scan_enabled || !OidIsValid(t.mask_func))
         return;
     int max_id = std::max(max_plan_node_id(stmt->planTree), max_in_list(stmt->subplans));
-    Transform tf{t, max_id + 1};
+    Transform tf{t, stmt->rtable, max_id + 1};
     stmt->planTree = transform(stmt->planTree, tf);
     transform_list(stmt->subplans, tf);
 }
