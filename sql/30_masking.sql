@@ -283,6 +283,18 @@ SELECT * FROM mk_both('SELECT c.id, o.shipping FROM mk_customers c JOIN mk_order
 SET consent.purpose = 'essential.service';
 SELECT * FROM mk_both('SELECT * FROM mk_customers ORDER BY id');
 SET consent.purpose = 'personalize';
+-- a table with a dropped column and a column added with a default (the scan
+-- then returns only the columns the node reads)
+RESET ROLE;
+CREATE TABLE mk_altered (id bigint PRIMARY KEY, junk text, email consent.email);
+SELECT consent.protect('mk_altered', 'id');
+INSERT INTO mk_altered VALUES (1, 'x', 'jane.doe@example.com'), (2, 'y', 'max@example.de');
+ALTER TABLE mk_altered DROP COLUMN junk;
+ALTER TABLE mk_altered ADD COLUMN name consent.name DEFAULT 'Default Name';
+GRANT SELECT ON mk_altered TO mk_app;
+SET ROLE mk_app;
+SELECT * FROM mk_both('SELECT * FROM mk_altered ORDER BY id');
+SELECT * FROM mk_altered ORDER BY id;
 -- a scrollable cursor reads backwards through the node
 BEGIN;
 DECLARE mk_scroll SCROLL CURSOR FOR SELECT id, email, name FROM mk_customers ORDER BY id;
