@@ -239,14 +239,17 @@ class SubjectTable {
      * scans in subject order hit here without hashing. */
     uint32_t find_next(std::string_view key)
     {
+        if (last_found_ >= words_.size())
+            return NONE;
         uint64_t key8 = pack8(key);
-        uint32_t r = last_found_;
-        for (int i = 0; i < 2 && r < words_.size(); i++, r = next(r)) {
-            if (same_key(r, key, key8)) {
-                last_found_ = r;
-                return live(r);
-            }
+        /* the next subject first: a scan in subject order asks for it */
+        uint32_t nx = next(last_found_);
+        if (nx < words_.size() && same_key(nx, key, key8)) {
+            last_found_ = nx;
+            return live(nx);
         }
+        if (same_key(last_found_, key, key8))
+            return live(last_found_);
         return NONE;
     }
     void remember(uint32_t r) { last_found_ = r; }

@@ -6,6 +6,8 @@
 
 #include "audit.h"
 #include "boundary.h"
+#include "decision.h"
+#include "mask.h"
 #include "taxonomy.h"
 
 extern "C" {
@@ -30,10 +32,33 @@ struct MaskSite {
     Oid subject_type = InvalidOid; /* InvalidOid: no subject (NULL) */
 };
 
+/* Out of line parts of mask_cell() (rewrite.cpp): the rule after the rules
+ * changed (42804 when the argument types are not the column's), and a cell
+ * that is not revealed (its mask, or 42501 at a strict site). */
+void resolve_site(MaskSite &site);
+Datum masked_cell(const MaskSite &site, Datum value, bool *isnull);
+
 /* A non-NULL cell: the value when revealed, else its mask (*isnull when the
  * mask is NULL), or 42501 for a strict site.  Counts the cell for the audit.
- * Owns no C++ resources: may ereport directly. */
-Datum mask_cell(MaskSite &site, const Taxonomy &t, Datum value, Datum subject, bool subject_null, bool *isnull);
+ * Inline: it runs once per tagged cell.  Owns no C++ resources: may ereport
+ * directly. */
+inline Datum mask_cell(MaskSite &site, const Taxonomy &t, Datum value, Datum subject, bool subject_null,
+                       bool *isnull)
+{
+    if (site.epoch != rules_epoch())
+        resolve_site(site);
+    const ColumnRule *rule = site.rule;
+    if (!rule)
+        return value; /* no longer tagged: the plan is being replaced */
+    const SessionContext &ctx = session_context();
+    bool revealed = cell_revealed(t, ctx, *rule, subject, subject_null);
+    audit_cell(*rule, site.relid, site.attno, ctx.purpose, revealed, site.audit);
+    if (revealed)
+        return value;
+    if (site.strict)
+        return masked_cell(site, value, isnull); /* 42501 */
+    return apply_mask(rule->mask, value, rule->base_type, isnull);
+}
 
 /* consent.mask_scan: whether plans mask in ConsentMask scan nodes. */
 extern bool mask_scan_enabled;

@@ -350,40 +350,32 @@ Datum mask_call(FunctionCallInfo fcinfo, bool strict)
 
 } // namespace
 
-/* One non-NULL cell of a call site: the value, its mask, or 42501 (strict).
- * site.relid, attno, strict and the argument types are set by the caller;
- * the rule is looked up again whenever the rules changed. */
-Datum mask_cell(MaskSite &site, const Taxonomy &t, Datum value, Datum subject, bool subject_null, bool *isnull)
+/* The site's rule, looked up again because the rules changed. */
+void resolve_site(MaskSite &site)
 {
-    if (site.epoch != rules_epoch()) {
-        site.rule = column_rule(site.relid, site.attno);
-        site.epoch = rules_epoch();
-        /* consent._mask is executable by everyone (the rewritten queries of
-         * every role call it): a direct call must pass the types of the
-         * column it names, or the datums would be misread */
-        if (site.rule) {
-            bool subject_ok = site.rule->is_protected
-                                  ? site.subject_type == site.rule->subject_type
-                                  : (site.subject_type == INT8OID || site.subject_type == InvalidOid);
-            if (site.value_type != site.rule->value_type || !subject_ok) {
-                site.epoch = 0;
-                const char *rel = get_rel_name(site.relid);
-                ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                                errmsg("arguments of %s do not match column %d of \"%s\"",
-                                       site.strict ? "consent._mask_strict" : "consent._mask", site.attno,
-                                       rel ? rel : "?"),
-                                errhint("These functions are called by the masking rewrite, not directly.")));
-            }
+    site.rule = column_rule(site.relid, site.attno);
+    site.epoch = rules_epoch();
+    /* consent._mask is executable by everyone (the rewritten queries of
+     * every role call it): a direct call must pass the types of the
+     * column it names, or the datums would be misread */
+    if (site.rule) {
+        bool subject_ok = site.rule->is_protected ? site.subject_type == site.rule->subject_type
+                                                  : (site.subject_type == INT8OID || site.subject_type == InvalidOid);
+        if (site.value_type != site.rule->value_type || !subject_ok) {
+            site.epoch = 0;
+            const char *rel = get_rel_name(site.relid);
+            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                            errmsg("arguments of %s do not match column %d of \"%s\"",
+                                   site.strict ? "consent._mask_strict" : "consent._mask", site.attno,
+                                   rel ? rel : "?"),
+                            errhint("These functions are called by the masking rewrite, not directly.")));
         }
     }
-    const ColumnRule *rule = site.rule;
-    if (!rule)
-        return value; /* no longer tagged: the plan is being replaced */
-    const SessionContext &ctx = session_context();
-    bool revealed = cell_revealed(t, ctx, *rule, subject, subject_null);
-    audit_cell(*rule, site.relid, site.attno, ctx.purpose, revealed, site.audit);
-    if (revealed)
-        return value;
+}
+
+/* A cell that is not revealed: 42501 at a strict site, else its mask. */
+Datum masked_cell(const MaskSite &site, Datum value, bool *isnull)
+{
     if (site.strict) {
         const char *rel = get_rel_name(site.relid);
         const char *col = get_attname(site.relid, site.attno, true);
@@ -394,7 +386,7 @@ Datum mask_cell(MaskSite &site, const Taxonomy &t, Datum value, Datum subject, b
                            col ? col : "?", rel ? rel : "?"),
                  errhint("Act under a purpose the subject consented to, or leave the column unchanged.")));
     }
-    return apply_mask(rule->mask, value, rule->base_type, isnull);
+    return apply_mask(site.rule->mask, value, site.rule->base_type, isnull);
 }
 
 void install_planner_hook()
