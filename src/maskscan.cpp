@@ -45,6 +45,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <new>
 #include <unordered_map>
 
 namespace consent {
@@ -337,12 +338,19 @@ struct SiteKeyHash {
 };
 std::unordered_map<SiteKey, MaskSite, SiteKeyHash> kept_sites;
 
+/* At most this many kept sites (temporary tables made and dropped all day
+ * would otherwise add sites for good); past it, an execution gets its own. */
+constexpr size_t MAX_KEPT_SITES = 4096;
+
 MaskSite *site_for(const SiteKey &k)
 {
     auto it = kept_sites.find(k);
     if (it != kept_sites.end())
         return &it->second;
-    MaskSite &site = kept_sites[k];
+    MaskSite *own = nullptr;
+    if (kept_sites.size() >= MAX_KEPT_SITES)
+        own = new (palloc0(sizeof(MaskSite))) MaskSite(); /* the executor's memory, freed with it */
+    MaskSite &site = own ? *own : kept_sites[k];
     site.relid = k.relid;
     site.attno = k.attno;
     site.strict = k.strict;
