@@ -321,25 +321,23 @@ Datum mask_call(FunctionCallInfo fcinfo, bool strict)
 {
     if (PG_ARGISNULL(0))
         PG_RETURN_NULL();
-    /* the column's rule, looked up once per call site while rules are stable */
+    /* the call site, described once: what the call names never changes;
+     * mask_cell() looks its rule up again whenever the rules change */
     auto *site = static_cast<MaskSite *>(fcinfo->flinfo->fn_extra);
     if (!site) {
-        site = static_cast<MaskSite *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(MaskSite)));
-        new (site) MaskSite();
-        fcinfo->flinfo->fn_extra = site;
-    }
-    if (site->epoch != rules_epoch()) {
         auto *call = reinterpret_cast<FuncExpr *>(fcinfo->flinfo->fn_expr);
         if (!call || !IsA(call, FuncExpr) || !call->funcvariadic)
             ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                             errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
                             errhint("Select the column itself: it is masked automatically.")));
+        site = new (MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(MaskSite))) MaskSite();
         site->relid = PG_GETARG_OID(2);
         site->attno = PG_GETARG_INT16(3);
         site->strict = strict;
         site->value_type = base_type_of(get_fn_expr_argtype(fcinfo->flinfo, 0));
         Oid subject_type = get_fn_expr_argtype(fcinfo->flinfo, 1);
         site->subject_type = OidIsValid(subject_type) ? base_type_of(subject_type) : InvalidOid;
+        fcinfo->flinfo->fn_extra = site;
     }
     bool isnull = false;
     Datum result = mask_cell(*site, taxonomy(), PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_ARGISNULL(1), &isnull);
