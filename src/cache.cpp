@@ -217,9 +217,8 @@ class SubjectTable {
             hdr(r).n_ev = uint16_t(n);
         } else if (r != NONE) {
             uint32_t nr = append(key, ev, n, TARGET);
-            Header &old = hdr(r);
-            old.flags |= MOVED;
-            words_[r + 1 + key_words(old.key_len)] = nr;
+            hdr(r).flags |= MOVED;
+            forward(r) = nr;
             garbage_ += record_words(r);
             replace_slot(r, nr, h);
         } else {
@@ -324,18 +323,20 @@ class SubjectTable {
      * events (PostgreSQL builds with -fno-strict-aliasing). */
     Header &hdr(uint32_t r) { return *reinterpret_cast<Header *>(&words_[r]); }
     const Header &hdr(uint32_t r) const { return *reinterpret_cast<const Header *>(&words_[r]); }
-    Event *events(uint32_t r) { return reinterpret_cast<Event *>(&words_[r + 1 + key_words(hdr(r).key_len)]); }
-    const Event *events(uint32_t r) const
-    {
-        return reinterpret_cast<const Event *>(&words_[r + 1 + key_words(hdr(r).key_len)]);
-    }
-    uint32_t record_words(uint32_t r) const { return 1 + key_words(hdr(r).key_len) + hdr(r).cap; }
+    /* Offset of the record's first event word (after header and key). */
+    uint32_t body(uint32_t r) const { return r + 1 + key_words(hdr(r).key_len); }
+    Event *events(uint32_t r) { return reinterpret_cast<Event *>(&words_[body(r)]); }
+    const Event *events(uint32_t r) const { return reinterpret_cast<const Event *>(&words_[body(r)]); }
+    uint32_t record_words(uint32_t r) const { return body(r) - r + hdr(r).cap; }
     uint32_t next(uint32_t r) const { return r + record_words(r); }
+    /* A MOVED record's first event word: the offset of its replacement. */
+    uint64_t &forward(uint32_t r) { return words_[body(r)]; }
+    uint64_t forward(uint32_t r) const { return words_[body(r)]; }
     /* The live record behind r (r itself unless MOVED). */
     uint32_t live(uint32_t r) const
     {
         while (hdr(r).flags & MOVED)
-            r = uint32_t(words_[r + 1 + key_words(hdr(r).key_len)]);
+            r = uint32_t(forward(r));
         return r;
     }
 
