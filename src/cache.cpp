@@ -56,6 +56,10 @@ extern "C" {
 
 namespace consent {
 
+/* Changes whenever any subject table changes: a SubjectEvents handed out
+ * stays valid while it does not. */
+uint64_t detail::cache_epoch = 1;
+
 namespace {
 
 /* ---- shared ring of changed subjects ---------------------------------- */
@@ -110,9 +114,7 @@ uint64_t hash_key(std::string_view key)
 
 constexpr uint16_t STALE = 0xFFFF;
 
-/* Changes whenever any subject table changes: a SubjectEvents handed out
- * stays valid while it does not. */
-uint64_t cache_epoch = 1;
+using detail::cache_epoch;
 
 /* The first 8 bytes of a key, zero-padded (keys hold no zero bytes). */
 inline uint64_t pack8(std::string_view key)
@@ -844,11 +846,6 @@ SubjectEvents lookup_events(std::string_view key, TimestampTz as_of)
         table.clear();
     table.put(key, h, ev.data(), ev.size());
     return table.events_of(table.find(key, h));
-}
-
-uint64_t cache_epoch_now()
-{
-    return cache_epoch;
 }
 
 bool decide(const Taxonomy &t, const SubjectEvents &ev, int category, int purpose, TimestampTz now)

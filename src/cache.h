@@ -58,8 +58,15 @@ bool decide(const Taxonomy &t, const SubjectEvents &ev, int category, int purpos
 /* decide() for every category at once: bit c set when category c is
  * revealed.  Only while t.descendants is not empty (at most 64 categories). */
 uint64_t decide_all(const Taxonomy &t, const SubjectEvents &ev, int purpose, TimestampTz now);
-/* Changes whenever the cache changes (SubjectEvents stay valid while it does not). */
-uint64_t cache_epoch_now();
+namespace detail {
+extern uint64_t cache_epoch;
+} // namespace detail
+/* Changes whenever the cache changes (SubjectEvents stay valid while it does
+ * not).  Inline: the mask functions compare it once per cell. */
+inline uint64_t cache_epoch_now()
+{
+    return detail::cache_epoch;
+}
 
 /* Called at the start of every statement: apply invalidations from other backends. */
 void cache_sync();

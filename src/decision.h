@@ -9,6 +9,7 @@
 #include "taxonomy.h"
 
 extern "C" {
+#include "access/xact.h"
 #include "datatype/timestamp.h"
 }
 
@@ -37,11 +38,54 @@ inline const SessionContext &session_context()
     return detail::context_dirty ? detail::session_context_slow() : detail::context;
 }
 /* The timestamp decisions are evaluated at. */
-TimestampTz decision_time(const SessionContext &ctx);
+inline TimestampTz decision_time(const SessionContext &ctx)
+{
+    return ctx.as_of != NOW ? ctx.as_of : GetCurrentStatementStartTimestamp();
+}
+
+namespace detail {
+/* The tagged columns of one row share their subject: the last integer
+ * subject asked, its events, and its decisions for every category at once
+ * (while the taxonomy has at most 64 categories). */
+struct RowDecisions {
+    uint64_t cache_epoch = 0; /* ev (and revealed) hold while the cache stays */
+    Oid type = InvalidOid;
+    Datum value = 0;
+    TimestampTz as_of = NOW;
+    SubjectEvents ev;
+    bool decided = false; /* revealed holds decide_all() for: */
+    uint64_t generation = 0;
+    int purpose = -1;
+    TimestampTz at = 0;
+    uint64_t revealed = 0;
+};
+extern RowDecisions row;
+/* cell_revealed() past its fast path: another subject, a subject that is
+ * not an integer, another statement, purpose or taxonomy. */
+bool cell_revealed_slow(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject);
+} // namespace detail
+
 /* Whether the cell of a column with this rule, for this subject value, is
  * revealed (t and ctx: taxonomy() and session_context(), fetched once by
- * the caller). */
-bool cell_revealed(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject,
-                   bool subject_null);
+ * the caller).  Inline: it runs once per tagged cell, and for the second
+ * to last tagged cell of a row it is a few compares and a bit test. */
+inline bool cell_revealed(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject,
+                          bool subject_null)
+{
+    if (ctx.bypass)
+        return true;
+    /* a composite may hold several categories: only bypass roles see it */
+    if (!rule.is_protected || ctx.purpose < 0 || rule.how == Derivation::Composite)
+        return false;
+    if (t.purposes[size_t(ctx.purpose)].without_consent.test(size_t(rule.category)))
+        return true;
+    if (subject_null)
+        return false;
+    const detail::RowDecisions &r = detail::row;
+    if (r.decided && r.value == subject && r.type == rule.subject_type && r.cache_epoch == cache_epoch_now() &&
+        r.generation == t.generation && r.purpose == ctx.purpose && r.as_of == ctx.as_of && r.at == decision_time(ctx))
+        return (r.revealed >> rule.category) & 1;
+    return detail::cell_revealed_slow(t, ctx, rule, subject);
+}
 
 } // namespace consent

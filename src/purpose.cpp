@@ -162,65 +162,37 @@ const SessionContext &detail::session_context_slow()
     return context;
 }
 
-TimestampTz decision_time(const SessionContext &ctx)
-{
-    return ctx.as_of != NOW ? ctx.as_of : GetCurrentStatementStartTimestamp();
-}
+detail::RowDecisions detail::row;
 
-bool cell_revealed(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject,
-                   bool subject_null)
+bool detail::cell_revealed_slow(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject)
 {
-    if (ctx.bypass)
-        return true;
-    /* a composite may hold several categories: only bypass roles see it */
-    if (!rule.is_protected || ctx.purpose < 0 || rule.how == Derivation::Composite)
-        return false;
-    if (t.purposes[size_t(ctx.purpose)].without_consent.test(size_t(rule.category)))
-        return true;
-    if (subject_null)
-        return false;
-    /* the tagged columns of one row share their subject: remember the last
-     * integer subject's events, and its decisions for every category at
-     * once, while the cache, the taxonomy, the purpose and the time stay */
-    static struct {
-        uint64_t epoch = 0;
-        Oid type = InvalidOid;
-        Datum value = 0;
-        TimestampTz as_of = NOW;
-        SubjectEvents ev;
-        bool decided = false; /* revealed holds decide_all() for: */
-        uint64_t generation = 0;
-        int purpose = -1;
-        TimestampTz at = 0;
-        uint64_t revealed = 0;
-    } last;
     TimestampTz at = decision_time(ctx);
+    char buf[64];
     bool by_value = rule.subject_type == INT8OID || rule.subject_type == INT4OID || rule.subject_type == INT2OID;
-    if (!by_value) {
-        char buf[64];
+    if (!by_value)
         return decide(t, subject_events(subject_key(subject, rule.subject_type, buf), ctx.as_of), rule.category,
                       ctx.purpose, at);
-    }
-    if (last.epoch != cache_epoch_now() || last.type != rule.subject_type || last.value != subject ||
-        last.as_of != ctx.as_of) {
-        char buf[64];
-        last.ev = subject_events(subject_key(subject, rule.subject_type, buf), ctx.as_of);
-        last.epoch = cache_epoch_now();
-        last.type = rule.subject_type;
-        last.value = subject;
-        last.as_of = ctx.as_of;
-        last.decided = false;
+    RowDecisions &r = row;
+    if (r.cache_epoch != cache_epoch_now() || r.type != rule.subject_type || r.value != subject ||
+        r.as_of != ctx.as_of) {
+        r.decided = false;
+        r.ev = lookup_events(subject_key(subject, rule.subject_type, buf), ctx.as_of);
+        /* after the look-up, which may load the subject */
+        r.cache_epoch = cache_epoch_now();
+        r.type = rule.subject_type;
+        r.value = subject;
+        r.as_of = ctx.as_of;
     }
     if (t.descendants.empty() || size_t(rule.category) >= t.descendants.size())
-        return decide(t, last.ev, rule.category, ctx.purpose, at);
-    if (!last.decided || last.generation != t.generation || last.purpose != ctx.purpose || last.at != at) {
-        last.revealed = decide_all(t, last.ev, ctx.purpose, at);
-        last.decided = true;
-        last.generation = t.generation;
-        last.purpose = ctx.purpose;
-        last.at = at;
+        return decide(t, r.ev, rule.category, ctx.purpose, at);
+    if (!r.decided || r.generation != t.generation || r.purpose != ctx.purpose || r.at != at) {
+        r.revealed = decide_all(t, r.ev, ctx.purpose, at);
+        r.decided = true;
+        r.generation = t.generation;
+        r.purpose = ctx.purpose;
+        r.at = at;
     }
-    return (last.revealed >> rule.category) & 1;
+    return (r.revealed >> rule.category) & 1;
 }
 
 } // namespace consent

@@ -316,29 +316,35 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
     });
 }
 
+/* The call site, described at its first non-NULL cell: what the call
+ * names never changes; mask_cell() looks its rule up again whenever the
+ * rules change.  Out of line: the per-cell path stays small. */
+pg_noinline MaskSite *describe_site(FunctionCallInfo fcinfo, bool strict)
+{
+    auto *call = reinterpret_cast<FuncExpr *>(fcinfo->flinfo->fn_expr);
+    if (!call || !IsA(call, FuncExpr) || !call->funcvariadic)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
+                        errhint("Select the column itself: it is masked automatically.")));
+    auto *site = new (MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(MaskSite))) MaskSite();
+    site->relid = PG_GETARG_OID(2);
+    site->attno = PG_GETARG_INT16(3);
+    site->strict = strict;
+    site->value_type = base_type_of(get_fn_expr_argtype(fcinfo->flinfo, 0));
+    Oid subject_type = get_fn_expr_argtype(fcinfo->flinfo, 1);
+    site->subject_type = OidIsValid(subject_type) ? base_type_of(subject_type) : InvalidOid;
+    fcinfo->flinfo->fn_extra = site;
+    return site;
+}
+
 /* Shared body of the two mask functions. */
 Datum mask_call(FunctionCallInfo fcinfo, bool strict)
 {
     if (PG_ARGISNULL(0))
         PG_RETURN_NULL();
-    /* the call site, described once: what the call names never changes;
-     * mask_cell() looks its rule up again whenever the rules change */
     auto *site = static_cast<MaskSite *>(fcinfo->flinfo->fn_extra);
-    if (!site) {
-        auto *call = reinterpret_cast<FuncExpr *>(fcinfo->flinfo->fn_expr);
-        if (!call || !IsA(call, FuncExpr) || !call->funcvariadic)
-            ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                            errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
-                            errhint("Select the column itself: it is masked automatically.")));
-        site = new (MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(MaskSite))) MaskSite();
-        site->relid = PG_GETARG_OID(2);
-        site->attno = PG_GETARG_INT16(3);
-        site->strict = strict;
-        site->value_type = base_type_of(get_fn_expr_argtype(fcinfo->flinfo, 0));
-        Oid subject_type = get_fn_expr_argtype(fcinfo->flinfo, 1);
-        site->subject_type = OidIsValid(subject_type) ? base_type_of(subject_type) : InvalidOid;
-        fcinfo->flinfo->fn_extra = site;
-    }
+    if (unlikely(!site))
+        site = describe_site(fcinfo, strict);
     bool isnull = false;
     Datum result = mask_cell(*site, taxonomy(), PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_ARGISNULL(1), &isnull);
     if (isnull)
