@@ -421,6 +421,49 @@ SELECT mask_test.check('\xff'::bytea::text, 'text');
 DROP CAST (bytea AS text);
 
 --
+-- 14. The per-cell fast paths agree with the masks written in SQL: ASCII
+-- values (masked straight into the result, mask_ascii() in src/mask.cpp;
+-- CR and NUL take the general path) and dates in order and out of order
+-- (the last year or month truncated is remembered).
+--
+CREATE TEMP TABLE ascii_values AS
+SELECT i, string_agg(substr(E'ab Z@.\t\n\x0b-xyQ1 ', 1 + (hashint4(i * 31 + j) & 2147483647) % 15, 1), ''
+                     ORDER BY j) AS s
+FROM generate_series(1, 3000) i, generate_series(0, (hashint4(i) & 2147483647) % 12) j GROUP BY i;
+CREATE TEMP VIEW ascii_masks AS
+SELECT s, consent.mask_value(s, 'email') AS email,
+       CASE WHEN strpos(s, '@') = 0 THEN '***'
+            ELSE CASE WHEN length(s) - strpos(reverse(s), '@') > 0 THEN left(s, 1) ELSE '' END || '***'
+                 || substr(s, length(s) - strpos(reverse(s), '@') + 1) END AS email_sql,
+       consent.mask_value(s, 'partial(2,1)') AS partial,
+       CASE WHEN length(s) <= 3 THEN '***' ELSE left(s, 2) || '***' || right(s, 1) END AS partial_sql,
+       consent.mask_value(s, 'partial(0,2)') AS partial_end,
+       CASE WHEN length(s) <= 2 THEN '***' ELSE '***' || right(s, 2) END AS partial_end_sql,
+       consent.mask_value(s, 'initials') AS initials,
+       coalesce((SELECT string_agg(upper(left(w, 1)) || '.', ' ' ORDER BY n)
+                 FROM regexp_split_to_table(s, E'[\t\n\x0b\f\r ]+') WITH ORDINALITY AS x(w, n) WHERE w <> ''), '')
+           AS initials_sql
+FROM ascii_values;
+SELECT count(*) AS ascii_values,
+       count(*) FILTER (WHERE email IS DISTINCT FROM email_sql) AS email_wrong,
+       count(*) FILTER (WHERE partial IS DISTINCT FROM partial_sql) AS partial_wrong,
+       count(*) FILTER (WHERE partial_end IS DISTINCT FROM partial_end_sql) AS partial_end_wrong,
+       count(*) FILTER (WHERE initials IS DISTINCT FROM initials_sql) AS initials_wrong,
+       count(DISTINCT initials) > 100 AS varied
+FROM ascii_masks;
+SELECT count(*) AS dates,
+       count(*) FILTER (WHERE consent.mask_value(d, 'year') IS DISTINCT FROM date_trunc('year', d)::date) AS year_wrong,
+       count(*) FILTER (WHERE consent.mask_value(d, 'month') IS DISTINCT FROM date_trunc('month', d)::date) AS month_wrong
+FROM (SELECT date '1999-11-15' + i AS d FROM generate_series(0, 800) i
+      UNION ALL SELECT date '1970-01-01' + (hashint4(i) & 2147483647) % 40000 FROM generate_series(1, 500) i
+      UNION ALL SELECT d FROM unnest(ARRAY[date '0044-03-15 BC', date '0001-01-01 BC', date '0001-12-31 BC',
+                                           date '0001-01-01', date '4000-02-29']) d) t;
+SELECT consent.mask_value(d, 'year') AS year, consent.mask_value(d, 'month') AS month
+FROM unnest(ARRAY[date '1999-12-31', date 'infinity', date '-infinity', date '2000-01-01']) d;
+DROP VIEW ascii_masks;
+DROP TABLE ascii_values;
+
+--
 -- 13. A database that is not UTF-8 (LATIN1): values are read through UTF-8
 -- and written back; an upper-case initial LATIN1 lacks stays as written.
 --

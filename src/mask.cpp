@@ -602,17 +602,28 @@ class Graphemes {
 
 const int32_t done = icu::BreakIterator::DONE;
 
-/* Whether every byte is ASCII and there is no CR: then every byte is one
+/* Whether every byte is ASCII and there is no CR and no NUL: then the bytes
+ * are valid UTF-8 (NUL is not valid in PostgreSQL's) and every byte is one
  * user-perceived character (CR LF is the only multi-byte ASCII cluster),
  * and the masks below can skip ICU (most values in practice). */
 bool plain_ascii(std::string_view s)
 {
-    for (char c : s)
-        if (static_cast<unsigned char>(c) >= 0x80 || c == '\r')
+    const char *p = s.data();
+    size_t n = s.size(), i = 0;
+    constexpr uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t cr = w ^ (ones * '\r'); /* a zero byte where w has CR */
+        /* (x - ones) & ~x & highs: not zero when x has a zero byte */
+        if ((w & highs) != 0 || ((cr - ones) & ~cr & highs) != 0 || ((w - ones) & ~w & highs) != 0)
+            return false;
+    }
+    for (; i < n; i++)
+        if (static_cast<unsigned char>(p[i]) >= 0x80 || p[i] == '\r' || p[i] == '\0')
             return false;
     return true;
 }
-
 /* Printable ASCII and Latin-1 but the soft hyphen: ordinary characters
  * (Grapheme_Cluster_Break=Other, checked against ICU for U+0000-U+00FF). */
 bool latin_other(UChar32 c)
@@ -794,6 +805,72 @@ void mask_initials(std::string_view s, std::string &out)
     }
 }
 
+/* The partial, email and initials masks of a plain ASCII value (see
+ * plain_ascii(): every byte is one character), written straight into a
+ * new text value; the same results as the functions above. */
+text *mask_ascii(const MaskSpec &spec, std::string_view s)
+{
+    size_t n = s.size();
+    /* initials: at most "X. " per two input bytes; the others add "***" */
+    size_t bound = spec.kind == MaskKind::Initials ? 2 * n + 1 : n + 3;
+    if (bound > MaxAllocSize - VARHDRSZ)
+        throw Error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "masked value too long");
+    auto *t = static_cast<text *>(palloc_extended(bound + VARHDRSZ, MCXT_ALLOC_NO_OOM));
+    if (!t)
+        throw std::bad_alloc();
+    char *const start = VARDATA(t);
+    char *o = start;
+    auto put = [&o](std::string_view piece) {
+        memcpy(o, piece.data(), piece.size());
+        o += piece.size();
+    };
+    switch (spec.kind) {
+    case MaskKind::Partial: {
+        size_t p = size_t(spec.prefix), q = size_t(spec.suffix);
+        if (p + q >= n) {
+            put("***");
+            break;
+        }
+        put(s.substr(0, p));
+        put("***");
+        put(s.substr(n - q));
+        break;
+    }
+    case MaskKind::Email: {
+        size_t at = s.rfind('@');
+        if (at == std::string_view::npos) {
+            put("***");
+            break;
+        }
+        if (at > 0)
+            *o++ = s[0];
+        put("***");
+        put(s.substr(at));
+        break;
+    }
+    default: { /* initials */
+        bool in_word = false;
+        for (char c : s) {
+            /* ASCII White_Space: TAB..CR and SPACE */
+            if (c == ' ' || (c >= '\t' && c <= '\r')) {
+                in_word = false;
+                continue;
+            }
+            if (in_word)
+                continue;
+            in_word = true;
+            if (o != start)
+                *o++ = ' ';
+            *o++ = c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : c;
+            *o++ = '.';
+        }
+        break;
+    }
+    }
+    SET_VARSIZE(t, VARHDRSZ + (o - start));
+    return t;
+}
+
 /* ---------------------------------------------------------------------
  * Dates, timestamps, addresses
  * --------------------------------------------------------------------- */
@@ -803,11 +880,23 @@ DateADT truncate_date(DateADT d, bool to_year)
 {
     if (DATE_NOT_FINITE(d))
         return d;
+    /* the last period truncated, per kind: dates of one year or month in a
+     * row (a scan in date order) skip the calendar arithmetic */
+    static struct {
+        DateADT start = 1, end = 0; /* [start, end): empty */
+    } last[2];
+    auto &l = last[to_year ? 1 : 0];
+    if (d >= l.start && d < l.end)
+        return l.start;
     int year, month, day;
     j2date(d + POSTGRES_EPOCH_JDATE, &year, &month, &day);
-    return date2j(year, to_year ? 1 : month, 1) - POSTGRES_EPOCH_JDATE;
+    int first_month = to_year ? 1 : month;
+    int next_year = to_year || month == 12 ? year + 1 : year;
+    int next_month = to_year || month == 12 ? 1 : month + 1;
+    l.start = date2j(year, first_month, 1) - POSTGRES_EPOCH_JDATE;
+    l.end = date2j(next_year, next_month, 1) - POSTGRES_EPOCH_JDATE;
+    return l.start;
 }
-
 /* Midnight of the first day of the year or month; with_tz: in the session
  * time zone.  Plain C. */
 Timestamp truncate_timestamp(Timestamp ts, bool to_year, bool with_tz)
@@ -1056,13 +1145,12 @@ Datum mask_with_function(Oid func, Datum value, Oid type, bool *isnull)
 
 } // namespace
 
-Datum apply_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
+Datum build_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
 {
     *isnull = false;
     if (spec.kind == MaskKind::Function)
         return mask_with_function(spec.func, value, base_type, isnull);
-    if (!fits(spec.kind, base_type))
-        throw_misfit(kind_name(spec.kind), spec.kind, base_type);
+    Assert(fits(spec.kind, base_type)); /* parse_mask() checked it */
     switch (spec.kind) {
     case MaskKind::Null:
         *isnull = true;
@@ -1072,8 +1160,12 @@ Datum apply_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
     case MaskKind::Partial:
     case MaskKind::Email:
     case MaskKind::Initials: {
+        std::string_view bytes = value_bytes(value, base_type);
+        /* ASCII is valid UTF-8, one character per byte (no CR LF) */
+        if (database_is_utf8() && plain_ascii(bytes))
+            return PointerGetDatum(mask_ascii(spec, bytes));
         std::string storage;
-        std::string_view s = utf8_of(value_bytes(value, base_type), spec.kind, &storage);
+        std::string_view s = utf8_of(bytes, spec.kind, &storage);
         /* one buffer for the backend: no allocation per masked cell once warm */
         static std::string out;
         out.clear();

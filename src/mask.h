@@ -37,11 +37,21 @@ struct MaskSpec {
 MaskSpec parse_mask(const std::string &spec, Oid base_type);
 
 /*
- * Applies a parsed mask to one non-NULL value of base_type (already resolved
- * from any domain).  Sets *isnull for masks that produce NULL.  The result is
- * palloc'd in CurrentMemoryContext.  Called once per masked cell: no catalog
- * lookups beyond the cached ones.
+ * Applies a mask parsed for base_type (parse_mask() checked that it fits)
+ * to one non-NULL value of base_type (already resolved from any domain).
+ * Sets *isnull for masks that produce NULL.  The result is palloc'd in
+ * CurrentMemoryContext.  Called once per masked cell: no catalog lookups
+ * beyond the cached ones.
  */
-Datum apply_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull);
+Datum build_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull);
+/* build_mask(), with the null mask (most masked cells) inline. */
+inline Datum apply_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
+{
+    if (spec.kind == MaskKind::Null) {
+        *isnull = true;
+        return (Datum)0;
+    }
+    return build_mask(spec, value, base_type, isnull);
+}
 
 } // namespace consent
