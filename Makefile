@@ -31,7 +31,13 @@ ICU_LIBS   := $(shell pkg-config --libs icu-uc icu-i18n 2>/dev/null)
 
 # Flags stated once.  Our own code builds with -Werror; PostgreSQL's headers
 # are system headers (-isystem) so their warnings are not ours.
+# -fvisibility=hidden: only what PostgreSQL looks up by name is exported
+# (PGDLLEXPORT: the SQL-callable functions, their info records, _PG_init and
+# the magic block); the per-cell code reads our globals directly, not
+# through the GOT.
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Werror -Wno-register \
+              -fvisibility=hidden -fvisibility-inlines-hidden \
+              '-DPGDLLEXPORT=__attribute__((visibility("default")))' \
               -Wno-missing-field-initializers -Wno-unused-parameter \
               $(ICU_CFLAGS) -DCONSENT_VERSION='"$(EXTVERSION)"' \
               -MMD -MP $(CONSENT_SANITIZE)

@@ -778,6 +778,17 @@ void mask_initials(std::string_view s, std::string &out)
     int32_t i = 0, n = static_cast<int32_t>(s.size());
     bool in_word = false;
     while (i < n) {
+        /* ASCII white space ends a word; other ASCII inside one continues it */
+        unsigned char b = static_cast<unsigned char>(s[size_t(i)]);
+        if (b < 0x80 && (b == ' ' || (b >= '\t' && b <= '\r'))) {
+            in_word = false;
+            i++;
+            continue;
+        }
+        if (b < 0x80 && in_word) {
+            i++;
+            continue;
+        }
         int32_t start = i;
         UChar32 c;
         U8_NEXT(s.data(), i, n, c);
@@ -799,7 +810,10 @@ void mask_initials(std::string_view s, std::string &out)
         size_t len = first_grapheme_len(s.substr(static_cast<size_t>(start)));
         if (!out.empty())
             out.push_back(' ');
-        out.append(upper(s.substr(static_cast<size_t>(start), len)));
+        if (len == 1) /* ASCII on its own */
+            out.push_back(c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : char(c));
+        else
+            out.append(upper(s.substr(static_cast<size_t>(start), len)));
         out.push_back('.');
         i = start + static_cast<int32_t>(len);
     }
@@ -1145,7 +1159,9 @@ Datum mask_with_function(Oid func, Datum value, Oid type, bool *isnull)
 
 } // namespace
 
-Datum build_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
+namespace {
+/* build_mask() but the NULL flag. */
+Datum mask_datum(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
 {
     *isnull = false;
     if (spec.kind == MaskKind::Function)
@@ -1193,6 +1209,14 @@ Datum build_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
         break;
     }
     throw Error(ERRCODE_INTERNAL_ERROR, "unexpected mask kind");
+}
+} // namespace
+
+MaskedValue build_mask(const MaskSpec &spec, Datum value, Oid base_type)
+{
+    bool isnull = false;
+    Datum d = mask_datum(spec, value, base_type, &isnull);
+    return {d, isnull};
 }
 
 } // namespace consent
@@ -1249,11 +1273,10 @@ CONSENT_FUNCTION(consent_mask_value)
             cache->mask_len = mask_len;
             memcpy(cache->mask, mask_data, static_cast<size_t>(mask_len));
         }
-        bool isnull = false;
-        Datum result = apply_mask(cache->spec, PG_GETARG_DATUM(0), cache->base_type, &isnull);
-        if (isnull)
+        MaskedValue m = mask_of(cache->spec, PG_GETARG_DATUM(0), cache->base_type);
+        if (m.isnull)
             PG_RETURN_NULL();
-        return result;
+        return m.value;
     });
 }
 

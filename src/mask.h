@@ -36,22 +36,25 @@ struct MaskSpec {
  */
 MaskSpec parse_mask(const std::string &spec, Oid base_type);
 
+/* A masked value: a Datum, or NULL. */
+struct MaskedValue {
+    Datum value;
+    bool isnull;
+};
+
 /*
  * Applies a mask parsed for base_type (parse_mask() checked that it fits)
  * to one non-NULL value of base_type (already resolved from any domain).
- * Sets *isnull for masks that produce NULL.  The result is palloc'd in
- * CurrentMemoryContext.  Called once per masked cell: no catalog lookups
- * beyond the cached ones.
+ * The result is palloc'd in CurrentMemoryContext.  Called once per masked
+ * cell: no catalog lookups beyond the cached ones.
  */
-Datum build_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull);
+MaskedValue build_mask(const MaskSpec &spec, Datum value, Oid base_type);
 /* build_mask(), with the null mask (most masked cells) inline. */
-inline Datum apply_mask(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
+inline MaskedValue mask_of(const MaskSpec &spec, Datum value, Oid base_type)
 {
-    if (spec.kind == MaskKind::Null) {
-        *isnull = true;
-        return (Datum)0;
-    }
-    return build_mask(spec, value, base_type, isnull);
+    if (spec.kind == MaskKind::Null)
+        return {(Datum)0, true};
+    return build_mask(spec, value, base_type);
 }
 
 } // namespace consent

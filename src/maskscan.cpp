@@ -420,7 +420,9 @@ void fill(MaskScanState *ms, TupleTableSlot *in, TupleTableSlot *out)
         if (c.kind != Out::Column && !isnull) {
             bool subject_null = c.subj == 0 || in->tts_isnull[c.subj - 1];
             Datum subject = subject_null ? Datum(0) : in->tts_values[c.subj - 1];
-            value = mask_cell(*ms->sites[i], t, value, subject, subject_null, &isnull);
+            MaskedValue m = mask_cell(*ms->sites[i], t, value, subject, subject_null);
+            value = m.value;
+            isnull = m.isnull;
         }
         out->tts_values[i] = value;
         out->tts_isnull[i] = isnull;

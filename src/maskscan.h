@@ -36,28 +36,29 @@ struct MaskSite {
  * changed (42804 when the argument types are not the column's), and a cell
  * that is not revealed (its mask, or 42501 at a strict site). */
 void resolve_site(MaskSite &site);
-Datum masked_cell(const MaskSite &site, Datum value, bool *isnull);
+MaskedValue masked_cell(const MaskSite &site, Datum value);
 
-/* A non-NULL cell: the value when revealed, else its mask (*isnull when the
- * mask is NULL), or 42501 for a strict site.  Counts the cell for the audit.
- * Inline: it runs once per tagged cell.  Owns no C++ resources: may ereport
+/* A non-NULL cell: the value when revealed, else its mask (maybe NULL), or
+ * 42501 for a strict site.  Counts the cell for the audit.  Inline: it runs
+ * once per tagged cell (and returns by value: no address-taken local, no
+ * stack protector in the caller).  Owns no C++ resources: may ereport
  * directly. */
-inline Datum mask_cell(MaskSite &site, const Taxonomy &t, Datum value, Datum subject, bool subject_null,
-                       bool *isnull)
+pg_attribute_always_inline MaskedValue mask_cell(MaskSite &site, const Taxonomy &t, Datum value, Datum subject,
+                                                 bool subject_null)
 {
     if (site.epoch != rules_epoch())
         resolve_site(site);
     const ColumnRule *rule = site.rule;
     if (!rule)
-        return value; /* no longer tagged: the plan is being replaced */
+        return {value, false}; /* no longer tagged: the plan is being replaced */
     const SessionContext &ctx = session_context();
     bool revealed = cell_revealed(t, ctx, *rule, subject, subject_null);
     audit_cell(*rule, site.relid, site.attno, ctx.purpose, revealed, site.audit);
     if (revealed)
-        return value;
+        return {value, false};
     if (site.strict)
-        return masked_cell(site, value, isnull); /* 42501 */
-    return apply_mask(rule->mask, value, rule->base_type, isnull);
+        return masked_cell(site, value); /* 42501 */
+    return mask_of(rule->mask, value, rule->base_type);
 }
 
 /* consent.mask_scan: whether plans mask in ConsentMask scan nodes. */

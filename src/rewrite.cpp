@@ -337,19 +337,18 @@ pg_noinline MaskSite *describe_site(FunctionCallInfo fcinfo, bool strict)
     return site;
 }
 
-/* Shared body of the two mask functions. */
-Datum mask_call(FunctionCallInfo fcinfo, bool strict)
+/* Shared body of the two mask functions (inline in both: one frame per cell). */
+pg_attribute_always_inline Datum mask_call(FunctionCallInfo fcinfo, bool strict)
 {
     if (PG_ARGISNULL(0))
         PG_RETURN_NULL();
     auto *site = static_cast<MaskSite *>(fcinfo->flinfo->fn_extra);
     if (unlikely(!site))
         site = describe_site(fcinfo, strict);
-    bool isnull = false;
-    Datum result = mask_cell(*site, taxonomy(), PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_ARGISNULL(1), &isnull);
-    if (isnull)
+    MaskedValue m = mask_cell(*site, taxonomy(), PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_ARGISNULL(1));
+    if (m.isnull)
         PG_RETURN_NULL();
-    return result;
+    return m.value;
 }
 
 } // namespace
@@ -378,7 +377,7 @@ void resolve_site(MaskSite &site)
 }
 
 /* A cell that is not revealed: 42501 at a strict site, else its mask. */
-Datum masked_cell(const MaskSite &site, Datum value, bool *isnull)
+MaskedValue masked_cell(const MaskSite &site, Datum value)
 {
     if (site.strict) {
         const char *rel = get_rel_name(site.relid);
@@ -390,7 +389,7 @@ Datum masked_cell(const MaskSite &site, Datum value, bool *isnull)
                            col ? col : "?", rel ? rel : "?"),
                  errhint("Act under a purpose the subject consented to, or leave the column unchanged.")));
     }
-    return apply_mask(site.rule->mask, value, site.rule->base_type, isnull);
+    return mask_of(site.rule->mask, value, site.rule->base_type);
 }
 
 void install_planner_hook()
