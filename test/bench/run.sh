@@ -211,16 +211,23 @@ cat > "$work/change1.sql" <<SQL
 \\set id random(1, $rows)
 SELECT consent.grant(:id, 'user.name', 'marketing');
 SQL
-# rounds of (quiet, under changes), so that both see the same machine
+# rounds of (quiet, under changes), so that both see the same machine; the
+# raw table under the same changes is the control: what a third busy
+# session costs the readers on this machine whatever they read
 for i in $(seq 1 "${BENCH_TPS_ROUNDS:-3}"); do
-    steady_tps bench_app personalize "$(point customers)" >> "$work/samples_quiet"; echo >> "$work/samples_quiet"
-    PGUSER=bench_app PGPASSWORD=bench pgbench -n -c 1 -T "$((secs + warm))" -R 100 -f "$work/change1.sql" >/dev/null 2>&1 &
-    changer=$!
-    steady_tps bench_app personalize "$(point customers)" >> "$work/samples_busy"; echo >> "$work/samples_busy"
-    wait $changer || true
+    for v in consent raw; do
+        rel=customers; [ $v = raw ] && rel=customers_raw
+        steady_tps bench_app personalize "$(point $rel)" >> "$work/samples_quiet_$v"; echo >> "$work/samples_quiet_$v"
+        PGUSER=bench_app PGPASSWORD=bench pgbench -n -c 1 -T "$((secs + warm))" -R 100 -f "$work/change1.sql" >/dev/null 2>&1 &
+        changer=$!
+        steady_tps bench_app personalize "$(point $rel)" >> "$work/samples_busy_$v"; echo >> "$work/samples_busy_$v"
+        wait $changer || true
+    done
 done
-r[point_quiet]=$(grep . "$work/samples_quiet" | median_of | awk '{printf "%.0f", $1}')
-r[point_under_changes]=$(grep . "$work/samples_busy" | median_of | awk '{printf "%.0f", $1}')
+r[point_quiet]=$(grep . "$work/samples_quiet_consent" | median_of | awk '{printf "%.0f", $1}')
+r[point_under_changes]=$(grep . "$work/samples_busy_consent" | median_of | awk '{printf "%.0f", $1}')
+r[raw_quiet]=$(grep . "$work/samples_quiet_raw" | median_of | awk '{printf "%.0f", $1}')
+r[raw_under_changes]=$(grep . "$work/samples_busy_raw" | median_of | awk '{printf "%.0f", $1}')
 
 echo "first statement of a new session (loads the consent cache) ..."
 cold=$(PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personalize" psql -X -q \
@@ -255,7 +262,7 @@ echo
 echo "- row filtering, \`SELECT count(*)\` under marketing (${r[rows_visible]} of $rows rows visible): no policy ${r[rows_nopolicy]} ms, require_consent ${r[rows_require]} ms, hand-written EXISTS policy on the ledger ${r[rows_exists]} ms ($(ratio "${r[rows_nopolicy]}" "${r[rows_require]}") × the speed without policy, $(ratio "${r[rows_exists]}" "${r[rows_require]}") × faster than the EXISTS policy)"
 echo "- consent changes (grant + withdraw) per second, 2 clients, one change per transaction: ${r[changes]} (a plain one-row INSERT per transaction, the disk's limit here: ${r[plain_inserts]}/s; with synchronous_commit = off, i.e. CPU only: ${r[changes_async]}/s)"
 echo "- consent changes per second when a form records the seven survey attributes in one transaction, 2 clients: ${r[changes_form]}"
-echo "- point look-ups while 100 consent changes/s are committed: ${r[point_under_changes]} TPS ($(ratio "${r[point_under_changes]}" "${r[point_quiet]}") × the ${r[point_quiet]} TPS without changes, rounds in turn)"
+echo "- point look-ups while 100 consent changes/s are committed: ${r[point_under_changes]} TPS ($(ratio "${r[point_under_changes]}" "${r[point_quiet]}") × the ${r[point_quiet]} TPS without changes, rounds in turn; the raw table under the same changes, the machine's share: ${r[raw_under_changes]} TPS, $(ratio "${r[raw_under_changes]}" "${r[raw_quiet]}") × its ${r[raw_quiet]} TPS without)"
 echo "- a new session's first look-up loads the consent cache: ${r[cold_first]} ms (the next look-up: ${r[cold_second]} ms)"
 echo "- consent cache of one backend after a full scan: ${r[cache_subjects]} subjects, $(awk -v b="${r[cache_bytes]}" 'BEGIN{printf "%.1f", b/1048576}') MB (bound: consent.cache_size)"
 } | tee "$out"
