@@ -85,6 +85,9 @@ shared_buffers = 64MB
 # valgrind makes everything slow: no timeouts, smaller test sizes
 statement_timeout = 0
 consent_regress.light = on
+# no JIT: loading llvmjit.so trips valgrind inside ld.so (strncmp past a
+# strdup'd rpath, not ours), and valgrind cannot check generated code
+jit = off
 EOF
 
 # --trace-children=yes: follow exec'd helpers too (forks are followed anyway);
