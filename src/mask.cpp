@@ -662,20 +662,10 @@ size_t first_grapheme_len(std::string_view s)
 }
 
 /* partial(prefix,suffix): the first prefix and last suffix characters around
- * '***'; only '***' when that would show every character. */
+ * '***'; only '***' when that would show every character.  (Plain ASCII
+ * values take mask_ascii() instead, here and in the two masks below.) */
 void mask_partial(std::string_view s, int prefix, int suffix, std::string &out)
 {
-    if (plain_ascii(s)) {
-        size_t p = size_t(prefix), q = size_t(suffix);
-        if (p + q >= s.size()) {
-            out = "***";
-            return;
-        }
-        out.append(s.substr(0, p));
-        out.append("***");
-        out.append(s.substr(s.size() - q));
-        return;
-    }
     Graphemes g(s);
     int32_t head = g->first();
     for (int i = 0; i < prefix && head != done; i++)
@@ -755,24 +745,6 @@ bool is_white_space(UChar32 c)
  * case, followed by '.', joined by one space. */
 void mask_initials(std::string_view s, std::string &out)
 {
-    if (plain_ascii(s)) {
-        bool in_word = false;
-        for (char c : s) {
-            /* ASCII White_Space: TAB..CR and SPACE */
-            if (c == ' ' || (c >= '\t' && c <= '\r')) {
-                in_word = false;
-                continue;
-            }
-            if (in_word)
-                continue;
-            in_word = true;
-            if (!out.empty())
-                out.push_back(' ');
-            out.push_back(c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : c);
-            out.push_back('.');
-        }
-        return;
-    }
     /* Words are runs of characters that do not start with white space; a
      * mark or joiner right after white space belongs to that white space. */
     int32_t i = 0, n = static_cast<int32_t>(s.size());
@@ -1177,8 +1149,9 @@ Datum mask_datum(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
     case MaskKind::Email:
     case MaskKind::Initials: {
         std::string_view bytes = value_bytes(value, base_type);
-        /* ASCII is valid UTF-8, one character per byte (no CR LF) */
-        if (database_is_utf8() && plain_ascii(bytes))
+        /* ASCII is valid UTF-8, one character per byte (no CR LF), and the
+         * same bytes in every server encoding (all are ASCII-safe) */
+        if (plain_ascii(bytes))
             return PointerGetDatum(mask_ascii(spec, bytes));
         std::string storage;
         std::string_view s = utf8_of(bytes, spec.kind, &storage);
