@@ -624,6 +624,7 @@ bool plain_ascii(std::string_view s)
             return false;
     return true;
 }
+
 /* Printable ASCII and Latin-1 but the soft hyphen: ordinary characters
  * (Grapheme_Cluster_Break=Other, checked against ICU for U+0000-U+00FF). */
 bool latin_other(UChar32 c)
@@ -883,6 +884,7 @@ DateADT truncate_date(DateADT d, bool to_year)
     l.end = date2j(next_year, next_month, 1) - POSTGRES_EPOCH_JDATE;
     return l.start;
 }
+
 /* Midnight of the first day of the year or month; with_tz: in the session
  * time zone.  Plain C. */
 Timestamp truncate_timestamp(Timestamp ts, bool to_year, bool with_tz)
