@@ -1133,20 +1133,19 @@ Datum mask_with_function(Oid func, Datum value, Oid type, bool *isnull)
 
 } // namespace
 
-namespace {
-/* build_mask() but the NULL flag. */
-Datum mask_datum(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
+MaskedValue build_mask(const MaskSpec &spec, Datum value, Oid base_type)
 {
-    *isnull = false;
-    if (spec.kind == MaskKind::Function)
-        return mask_with_function(spec.func, value, base_type, isnull);
+    if (spec.kind == MaskKind::Function) {
+        bool isnull = false;
+        Datum d = mask_with_function(spec.func, value, base_type, &isnull);
+        return {d, isnull};
+    }
     Assert(fits(spec.kind, base_type)); /* parse_mask() checked it */
     switch (spec.kind) {
     case MaskKind::Null:
-        *isnull = true;
-        return (Datum)0;
+        return {(Datum)0, true};
     case MaskKind::Redact:
-        return PointerGetDatum(new_text("[redacted]", sizeof("[redacted]") - 1));
+        return {PointerGetDatum(new_text("[redacted]", sizeof("[redacted]") - 1)), false};
     case MaskKind::Partial:
     case MaskKind::Email:
     case MaskKind::Initials: {
@@ -1154,7 +1153,7 @@ Datum mask_datum(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
         /* ASCII is valid UTF-8, one character per byte (no CR LF), and the
          * same bytes in every server encoding (all are ASCII-safe) */
         if (plain_ascii(bytes))
-            return PointerGetDatum(mask_ascii(spec, bytes));
+            return {PointerGetDatum(mask_ascii(spec, bytes)), false};
         std::string storage;
         std::string_view s = utf8_of(bytes, spec.kind, &storage);
         /* one buffer for the backend: no allocation per masked cell once warm */
@@ -1169,29 +1168,21 @@ Datum mask_datum(const MaskSpec &spec, Datum value, Oid base_type, bool *isnull)
         Datum d = text_datum(out);
         if (out.capacity() > 4096)
             std::string().swap(out); /* a huge value's buffer is not kept */
-        return d;
+        return {d, false};
     }
     case MaskKind::Year:
     case MaskKind::Month:
-        return truncate_temporal(value, base_type, spec.kind == MaskKind::Year);
+        return {truncate_temporal(value, base_type, spec.kind == MaskKind::Year), false};
     case MaskKind::Generalize:
         if (base_type == DATEOID)
-            return truncate_temporal(value, base_type, true);
-        return PointerGetDatum(pg([&] { return generalize_address(value); }));
+            return {truncate_temporal(value, base_type, true), false};
+        return {PointerGetDatum(pg([&] { return generalize_address(value); })), false};
     case MaskKind::Hash:
-        return mask_hash(value, base_type);
+        return {mask_hash(value, base_type), false};
     case MaskKind::Function:
         break;
     }
     throw Error(ERRCODE_INTERNAL_ERROR, "unexpected mask kind");
-}
-} // namespace
-
-MaskedValue build_mask(const MaskSpec &spec, Datum value, Oid base_type)
-{
-    bool isnull = false;
-    Datum d = mask_datum(spec, value, base_type, &isnull);
-    return {d, isnull};
 }
 
 } // namespace consent
