@@ -33,10 +33,10 @@ struct MaskSite {
 };
 
 /* Out of line parts of mask_cell() (rewrite.cpp): the rule after the rules
- * changed (42804 when the argument types are not the column's), and a cell
- * that is not revealed (its mask, or 42501 at a strict site). */
+ * changed (42804 when the argument types are not the column's), and the
+ * refusal of a masked cell at a strict site (42501). */
 void resolve_site(MaskSite &site);
-MaskedValue masked_cell(const MaskSite &site, Datum value);
+[[noreturn]] void refuse_strict(const MaskSite &site);
 
 /* A non-NULL cell: the value when revealed, else its mask (maybe NULL), or
  * 42501 for a strict site.  Counts the cell for the audit.  Inline: it runs
@@ -57,7 +57,7 @@ pg_attribute_always_inline MaskedValue mask_cell(MaskSite &site, const Taxonomy 
     if (revealed)
         return {value, false};
     if (site.strict)
-        return masked_cell(site, value); /* 42501 */
+        refuse_strict(site);
     return mask_of(rule->mask, value, rule->base_type);
 }
 

@@ -376,20 +376,18 @@ void resolve_site(MaskSite &site)
     }
 }
 
-/* A cell that is not revealed: 42501 at a strict site, else its mask. */
-MaskedValue masked_cell(const MaskSite &site, Datum value)
+/* A masked cell at a strict site: storing its mask would destroy the original. */
+void refuse_strict(const MaskSite &site)
 {
-    if (site.strict) {
-        const char *rel = get_rel_name(site.relid);
-        const char *col = get_attname(site.relid, site.attno, true);
-        ereport(ERROR,
-                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("cannot store a value derived from a masked cell"),
-                 errdetail("Column \"%s\" of \"%s\" is masked for this session; storing its masked value "
-                           "would destroy the original.",
-                           col ? col : "?", rel ? rel : "?"),
-                 errhint("Act under a purpose the subject consented to, or leave the column unchanged.")));
-    }
-    return mask_of(site.rule->mask, value, site.rule->base_type);
+    const char *rel = get_rel_name(site.relid);
+    const char *col = get_attname(site.relid, site.attno, true);
+    ereport(ERROR,
+            (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("cannot store a value derived from a masked cell"),
+             errdetail("Column \"%s\" of \"%s\" is masked for this session; storing its masked value "
+                       "would destroy the original.",
+                       col ? col : "?", rel ? rel : "?"),
+             errhint("Act under a purpose the subject consented to, or leave the column unchanged.")));
+    pg_unreachable();
 }
 
 void install_planner_hook()
