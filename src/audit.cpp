@@ -671,7 +671,8 @@ void audit_subxact_callback(SubXactEvent event, SubTransactionId my_subid, SubTr
 } // namespace
 
 /* Counts one cell for the running statement. */
-void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, bool revealed, AuditSlot &slot)
+void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, uint64 context, bool revealed,
+                 AuditSlot &slot)
 {
     Oid role = GetOuterUserId();
     if (touched.empty()) {
@@ -709,7 +710,7 @@ void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpos
     slot.epoch = 0;
     if (!c.allowed && !(c.allowed = relation_active(relid)))
         return; /* a direct call naming a relation no running statement reads */
-    slot = AuditSlot{detail::audit_epoch, &c.revealed, &c.masked, role, purpose};
+    slot = AuditSlot{detail::audit_epoch, &c.revealed, &c.masked, context};
     if (revealed)
         c.revealed++;
     else

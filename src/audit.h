@@ -33,30 +33,33 @@ extern uint64 audit_epoch;
 } // namespace detail
 
 /* Where one call site of the mask function counts: the counters of its
- * entry, right while the epoch, the role and the purpose stay. */
+ * entry, right while the epoch and the session context (its serial: the
+ * role and the purpose, decision.h) stay. */
 struct AuditSlot {
     uint64 epoch = 0;
     uint64 *revealed = nullptr;
     uint64 *masked = nullptr;
-    Oid role = InvalidOid;
-    int purpose = -1;
+    uint64 context = 0;
 };
 
-/* Counts one cell (slow path of audit_cell): finds or makes the entry and
- * sets the slot. */
-void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, bool revealed, AuditSlot &slot);
+/* Counts one cell (slow path of audit_cell): finds or makes the entry of
+ * the acting role and the purpose, and sets the slot. */
+void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, uint64 context, bool revealed,
+                 AuditSlot &slot);
 
 /* Called by the mask function once per non-NULL cell, right after the
- * decision: one branch when nothing is counted, a few compares otherwise. */
-inline void audit_cell(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, bool revealed, AuditSlot &slot)
+ * decision (purpose and context: the session context's purpose and
+ * serial): one branch when nothing is counted, two compares otherwise. */
+inline void audit_cell(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, uint64 context, bool revealed,
+                       AuditSlot &slot)
 {
     if (!audit_counting)
         return;
-    if (slot.epoch == detail::audit_epoch && slot.purpose == purpose && slot.role == GetOuterUserId()) {
+    if (slot.epoch == detail::audit_epoch && slot.context == context) {
         ++*(revealed ? slot.revealed : slot.masked);
         return;
     }
-    audit_count(rule, relid, attno, purpose, revealed, slot);
+    audit_count(rule, relid, attno, purpose, context, revealed, slot);
 }
 
 } // namespace consent

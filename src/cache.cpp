@@ -59,6 +59,7 @@ namespace consent {
 /* Changes whenever any subject table changes: a SubjectEvents handed out
  * stays valid while it does not. */
 uint64_t detail::cache_epoch = 1;
+uint64_t detail::decision_stamp = 1;
 
 namespace {
 
@@ -165,6 +166,7 @@ class SubjectTable {
     void clear()
     {
         ++cache_epoch;
+        ++detail::decision_stamp;
         /* give the memory back (clear() keeps capacity) */
         std::vector<uint64_t>(1024, 0).swap(slots_);
         std::vector<uint64_t>().swap(words_);
@@ -211,6 +213,7 @@ class SubjectTable {
     void put(std::string_view key, uint64_t h, const Event *ev, size_t n, bool is_new = false)
     {
         ++cache_epoch;
+        ++detail::decision_stamp;
         if (n >= STALE)
             n = STALE - 1; /* cannot happen: one event per category x purpose pair, bounded below */
         uint32_t r = is_new ? NONE : find(key, h);
@@ -281,6 +284,7 @@ class SubjectTable {
     void invalidate(uint64_t h)
     {
         ++cache_epoch;
+        ++detail::decision_stamp;
         bool hit = false;
         size_t mask = slots_.size() - 1;
         for (size_t i = h & mask; slots_[i] != 0; i = (i + 1) & mask) {

@@ -60,6 +60,9 @@ bool decide(const Taxonomy &t, const SubjectEvents &ev, int category, int purpos
 uint64_t decide_all(const Taxonomy &t, const SubjectEvents &ev, int purpose, TimestampTz now);
 namespace detail {
 extern uint64_t cache_epoch;
+/* Changes whenever a decision remembered for a row may no longer hold: with
+ * the cache epoch, a new taxonomy and a new session context (decision.h). */
+extern uint64_t decision_stamp;
 } // namespace detail
 /* Changes whenever the cache changes (SubjectEvents stay valid while it does
  * not).  Inline: the mask functions compare it once per cell. */

@@ -20,10 +20,14 @@ struct SessionContext {
     bool bypass = false;     /* superuser or BYPASSRLS: sees everything */
     int purpose = -1;        /* -1: none, or not allowed to the acting role */
     TimestampTz as_of = NOW; /* NOW (cache.h): decisions about now */
+    uint64_t serial = 0;     /* changes whenever the context is computed again */
+    TimestampTz at = 0;      /* the statement start time it was computed at */
 };
 
 /* A new statement starts: settings and other backends' changes apply. */
 void statement_start();
+/* A portal runs again (ExecutorRun): maybe under a new statement time. */
+void statement_resumed();
 
 namespace detail {
 /* The context of the running statement, valid while context_dirty is false
@@ -46,8 +50,12 @@ inline TimestampTz decision_time(const SessionContext &ctx)
 namespace detail {
 /* The tagged columns of one row share their subject: the last integer
  * subject asked, its events, and its decisions for every category at once
- * (while the taxonomy has at most 64 categories). */
+ * (while the taxonomy has at most 64 categories).  The per-cell fast path
+ * reads only stamp, type, value and revealed: stamp is decision_stamp
+ * (cache.h) when revealed was decided, so a changed cache, taxonomy or
+ * session context (purpose, as_of, statement time) makes it stale. */
 struct RowDecisions {
+    uint64_t stamp = 0;
     uint64_t cache_epoch = 0; /* ev (and revealed) hold while the cache stays */
     Oid type = InvalidOid;
     Datum value = 0;
@@ -57,35 +65,30 @@ struct RowDecisions {
     uint64_t generation = 0;
     int purpose = -1;
     TimestampTz at = 0;
-    uint64_t revealed = 0;
+    uint64_t revealed = 0; /* with the purpose's categories without consent */
 };
 extern RowDecisions row;
 /* cell_revealed() past its fast path: another subject, a subject that is
- * not an integer, another statement, purpose or taxonomy. */
-bool cell_revealed_slow(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject);
+ * not an integer or NULL, another statement, purpose or taxonomy, a column
+ * that is not decided by its category. */
+bool cell_revealed_slow(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject,
+                        bool subject_null);
 } // namespace detail
 
 /* Whether the cell of a column with this rule, for this subject value, is
  * revealed (t and ctx: taxonomy() and session_context(), fetched once by
  * the caller).  Inline: it runs once per tagged cell, and for the second
- * to last tagged cell of a row it is a few compares and a bit test. */
+ * to last tagged cell of a row it is four compares and a bit test. */
 inline bool cell_revealed(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject,
                           bool subject_null)
 {
     if (ctx.bypass)
         return true;
-    /* a composite may hold several categories: only bypass roles see it */
-    if (!rule.is_protected || ctx.purpose < 0 || rule.how == Derivation::Composite)
-        return false;
-    if (t.purposes[size_t(ctx.purpose)].without_consent.test(size_t(rule.category)))
-        return true;
-    if (subject_null)
-        return false;
     const detail::RowDecisions &r = detail::row;
-    if (r.decided && r.value == subject && r.type == rule.subject_type && r.cache_epoch == cache_epoch_now() &&
-        r.generation == t.generation && r.purpose == ctx.purpose && r.as_of == ctx.as_of && r.at == decision_time(ctx))
+    if (rule.by_category && !subject_null && r.stamp == detail::decision_stamp && r.value == subject &&
+        r.type == rule.subject_type)
         return (r.revealed >> rule.category) & 1;
-    return detail::cell_revealed_slow(t, ctx, rule, subject);
+    return detail::cell_revealed_slow(t, ctx, rule, subject, subject_null);
 }
 
 } // namespace consent

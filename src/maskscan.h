@@ -53,7 +53,7 @@ pg_attribute_always_inline MaskedValue mask_cell(MaskSite &site, const Taxonomy 
         return {value, false}; /* no longer tagged: the plan is being replaced */
     const SessionContext &ctx = session_context();
     bool revealed = cell_revealed(t, ctx, *rule, subject, subject_null);
-    audit_cell(*rule, site.relid, site.attno, ctx.purpose, revealed, site.audit);
+    audit_cell(*rule, site.relid, site.attno, ctx.purpose, ctx.serial, revealed, site.audit);
     if (revealed)
         return {value, false};
     if (site.strict)

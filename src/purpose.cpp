@@ -137,6 +137,14 @@ void statement_start()
     cache_sync();
 }
 
+void statement_resumed()
+{
+    /* a portal run again under a new statement (the extended protocol's
+     * Execute): decisions are about the new statement's time */
+    if (!context_dirty && context.at != GetCurrentStatementStartTimestamp())
+        context_dirty = true;
+}
+
 const SessionContext &detail::session_context_slow()
 {
     if (!context_dirty)
@@ -157,15 +165,28 @@ const SessionContext &detail::session_context_slow()
                         "RESET consent.as_of, or act as an auditor.");
         c.as_of = as_of_value;
     }
+    static uint64_t serial = 0;
+    c.serial = ++serial;
+    c.at = GetCurrentStatementStartTimestamp();
     context = c;
     context_dirty = false;
+    ++detail::decision_stamp; /* decisions remembered under the old context */
     return context;
 }
 
 detail::RowDecisions detail::row;
 
-bool detail::cell_revealed_slow(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject)
+bool detail::cell_revealed_slow(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject,
+                                bool subject_null)
 {
+    /* a composite may hold several categories: only bypass roles see it */
+    if (!rule.is_protected || ctx.purpose < 0 || rule.how == Derivation::Composite)
+        return false;
+    const IndexSet &without_consent = t.purposes[size_t(ctx.purpose)].without_consent;
+    if (without_consent.test(size_t(rule.category)))
+        return true;
+    if (subject_null)
+        return false;
     TimestampTz at = decision_time(ctx);
     char buf[64];
     bool by_value = rule.subject_type == INT8OID || rule.subject_type == INT4OID || rule.subject_type == INT2OID;
@@ -186,12 +207,14 @@ bool detail::cell_revealed_slow(const Taxonomy &t, const SessionContext &ctx, co
     if (t.descendants.empty() || size_t(rule.category) >= t.descendants.size())
         return decide(t, r.ev, rule.category, ctx.purpose, at);
     if (!r.decided || r.generation != t.generation || r.purpose != ctx.purpose || r.at != at) {
-        r.revealed = decide_all(t, r.ev, ctx.purpose, at);
+        r.revealed = decide_all(t, r.ev, ctx.purpose, at) | without_consent.word();
         r.decided = true;
         r.generation = t.generation;
         r.purpose = ctx.purpose;
         r.at = at;
     }
+    /* the fast path may answer from r.revealed until anything changes */
+    r.stamp = detail::decision_stamp;
     return (r.revealed >> rule.category) & 1;
 }
 

@@ -9,6 +9,7 @@
  * only mark things stale; the next use reloads inside a transaction).
  */
 #include "taxonomy.h"
+#include "cache.h"
 #include "spi.h"
 
 extern "C" {
@@ -275,6 +276,7 @@ ColumnRule make_rule(const Taxonomy &t, Oid relid, AttrNumber attno)
     if (m != t.column_masks.end())
         rule.mask_text = m->second;
     rule.base_type = pg([&] { return getBaseType(cat.base_type); });
+    rule.by_category = rule.is_protected && rule.how != Derivation::Composite;
     if (rule.how == Derivation::Array || rule.how == Derivation::Composite) {
         /* the category's mask applies to its base type, not to this one */
         rule.mask = MaskSpec{};
@@ -320,6 +322,7 @@ const Taxonomy &detail::taxonomy_slow()
         try {
             current = load();
             loading = false;
+            ++detail::decision_stamp; /* decisions remembered under the old one */
         } catch (...) {
             loading = false;
             stale = true;

@@ -39,6 +39,8 @@ class IndexSet {
         else
             words_[i / 64] |= uint64_t(1) << (i % 64);
     }
+    /* The set as one word: only while it has at most 64 members. */
+    uint64_t word() const { return small_; }
     bool test(size_t i) const
     {
         if (i >= n_)
@@ -87,6 +89,9 @@ struct ColumnRule {
     Derivation how = Derivation::Direct;
     Oid value_type = InvalidOid; /* the column's type, domains resolved */
     bool is_protected = false;   /* the table names its subject column */
+    /* protected and not a composite: decided by the category's bit in the
+     * decisions remembered for the row's subject (decision.h) */
+    bool by_category = false;
     AttrNumber subject_attno = InvalidAttrNumber;
     Oid subject_type = InvalidOid;
     Oid base_type = InvalidOid; /* the tagged type's base, domains resolved */

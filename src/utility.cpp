@@ -37,6 +37,7 @@ void install_planner_hook();
 namespace {
 
 ExecutorStart_hook_type prev_executor_start = nullptr;
+ExecutorRun_hook_type prev_executor_run = nullptr;
 ProcessUtility_hook_type prev_process_utility = nullptr;
 
 void executor_start(QueryDesc *desc, int eflags)
@@ -46,6 +47,15 @@ void executor_start(QueryDesc *desc, int eflags)
         prev_executor_start(desc, eflags);
     else
         standard_ExecutorStart(desc, eflags);
+}
+
+void executor_run(QueryDesc *desc, ScanDirection direction, uint64 count, bool execute_once)
+{
+    entry([&] { statement_resumed(); });
+    if (prev_executor_run)
+        prev_executor_run(desc, direction, count, execute_once);
+    else
+        standard_ExecutorRun(desc, direction, count, execute_once);
 }
 
 /* Whether the relation has a consent-tagged column. */
@@ -321,6 +331,8 @@ void install_query_hooks()
     install_planner_hook();
     prev_executor_start = ExecutorStart_hook;
     ExecutorStart_hook = executor_start;
+    prev_executor_run = ExecutorRun_hook;
+    ExecutorRun_hook = executor_run;
     prev_process_utility = ProcessUtility_hook;
     ProcessUtility_hook = process_utility;
     register_taxonomy_callbacks();
