@@ -489,6 +489,40 @@ text *convert_quietly(const char *s, size_t len, bool to_utf8)
     return t;
 }
 
+/* Whether the bytes are text PostgreSQL accepts as UTF-8: well-formed UTF-8
+ * (no overlong forms, no surrogates, nothing past U+10FFFF; what ICU's
+ * U8_NEXT and pg_utf8_islegal() both accept) without NUL.  ASCII runs are
+ * checked eight bytes at a time. */
+bool valid_utf8(std::string_view s)
+{
+    const char *p = s.data();
+    int32_t n = static_cast<int32_t>(s.size()), i = 0;
+    constexpr uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            /* no high bit and no zero byte: eight valid characters */
+            if ((w & highs) == 0 && ((w - ones) & ~w & highs) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        unsigned char b = static_cast<unsigned char>(p[i]);
+        if (b == 0)
+            return false;
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        UChar32 c;
+        U8_NEXT(p, i, n, c);
+        if (c < 0)
+            return false;
+    }
+    return true;
+}
+
 /* The value as UTF-8: the bytes themselves in a UTF-8 database, a converted
  * copy (kept alive by *storage) otherwise.  Unreadable bytes raise 22021. */
 std::string_view utf8_of(std::string_view bytes, MaskKind kind, std::string *storage)
@@ -501,8 +535,7 @@ std::string_view utf8_of(std::string_view bytes, MaskKind kind, std::string *sto
         pg([&] { pfree(conv); });
         bytes = *storage;
     }
-    if (pg_encoding_verifymbstr(PG_UTF8, bytes.data(), static_cast<int>(bytes.size())) !=
-        static_cast<int>(bytes.size()))
+    if (!valid_utf8(bytes))
         throw_unreadable(kind);
     return bytes;
 }
@@ -529,6 +562,25 @@ text *new_text(const char *s, size_t len)
     SET_VARSIZE(t, len + VARHDRSZ);
     memcpy(VARDATA(t), s, len);
     return t;
+}
+
+/* The redact mask's value, made once per backend: a function result may be
+ * read-only memory that outlives the call (as PostgreSQL's constants and
+ * functions returning an argument are); nothing frees or changes it. */
+Datum redacted()
+{
+    static text *value = nullptr;
+    if (!value) {
+        constexpr char word[] = "[redacted]";
+        auto *t = static_cast<text *>(
+            MemoryContextAllocExtended(TopMemoryContext, VARHDRSZ + sizeof(word) - 1, MCXT_ALLOC_NO_OOM));
+        if (!t)
+            throw std::bad_alloc();
+        SET_VARSIZE(t, VARHDRSZ + sizeof(word) - 1);
+        memcpy(VARDATA(t), word, sizeof(word) - 1);
+        value = t;
+    }
+    return PointerGetDatum(value);
 }
 
 /* The masked text as a value of the database encoding. */
@@ -759,8 +811,26 @@ void mask_initials(std::string_view s, std::string &out)
             continue;
         }
         if (b < 0x80 && in_word) {
-            i++;
+            for (i++; i < n && static_cast<unsigned char>(s[size_t(i)]) > ' ' &&
+                       static_cast<unsigned char>(s[size_t(i)]) < 0x80;
+                 i++) {
+            }
             continue;
+        }
+        if (b > ' ' && b < 0x7F) {
+            /* a printable ASCII character followed by another, by white
+             * space or by nothing is one character on its own (what
+             * first_grapheme_len() answers without ICU) */
+            unsigned char next = i + 1 < n ? static_cast<unsigned char>(s[size_t(i) + 1]) : ' ';
+            if ((next >= ' ' && next < 0x7F) || next == '\t' || next == '\n' || next == '\r') {
+                if (!out.empty())
+                    out.push_back(' ');
+                out.push_back(b >= 'a' && b <= 'z' ? char(b - 'a' + 'A') : char(b));
+                out.push_back('.');
+                in_word = true;
+                i++;
+                continue;
+            }
         }
         int32_t start = i;
         UChar32 c;
@@ -1145,7 +1215,7 @@ MaskedValue build_mask(const MaskSpec &spec, Datum value, Oid base_type)
     case MaskKind::Null:
         return {(Datum)0, true};
     case MaskKind::Redact:
-        return {PointerGetDatum(new_text("[redacted]", sizeof("[redacted]") - 1)), false};
+        return {redacted(), false};
     case MaskKind::Partial:
     case MaskKind::Email:
     case MaskKind::Initials: {
