@@ -17,11 +17,9 @@
  * expression steps), which is most of what masking costs a point look-up.
  *
  * The scan keeps its quals, so a predicate on a tagged column still filters
- * on the masked value (its mask call stays in the scan's filter).  An
- * aggregate right over such a scan hands it the mask calls it evaluates for
- * every input row (pull_masks()).  Outputs of any other shape, mask calls
- * in other upper nodes (joins, sorts) and plans run by parallel workers
- * keep the plain calls.
+ * on the masked value (its mask call stays in the scan's filter).  Outputs
+ * of any other shape, mask calls in upper nodes (aggregates, joins) and
+ * plans run by parallel workers keep the plain calls.
  *
  * Owns: the plan transformation and the node's executor callbacks.
  * Must never: change what a plan returns (every output is the scan's own
@@ -265,198 +263,6 @@ Plan *mask_scan(Scan *scan, Transform &tf)
     return plan;
 }
 
-/* ---- an aggregate's masks, moved into the scan below it --------------- *
- * An Agg over a scan evaluates its mask calls on the scan's columns itself,
- * one function-call expression per cell.  A mask call the Agg evaluates for
- * every input row (in an aggregate's FILTER, or in the arguments of an
- * aggregate without one, through no CASE, COALESCE, AND/OR or subplan) can
- * be computed by the scan instead, when that column is read nowhere else
- * in the Agg: the scan then returns the masked column and becomes a
- * ConsentMask node, and the Agg reads the masked value as a plain column.
- * Same values, same cells counted; a call the Agg evaluates only for some
- * rows (CASE, FILTER) stays where it is, as do _mask_strict calls. */
-
-bool outer_var(Node *n)
-{
-    return n && IsA(n, Var) && ((Var *)n)->varno == OUTER_VAR && ((Var *)n)->varlevelsup == 0 &&
-           ((Var *)n)->varattno > 0;
-}
-
-/* A consent._mask call on a column of the node's outer input, in the
- * rewrite's shape; else nullptr. */
-FuncExpr *outer_mask_call(Node *n, const Taxonomy &t)
-{
-    if (!n || !IsA(n, FuncExpr))
-        return nullptr;
-    auto *f = (FuncExpr *)n;
-    if (f->funcid != t.mask_func || !f->funcvariadic || list_length(f->args) != 4)
-        return nullptr;
-    Node *subject = (Node *)lsecond(f->args);
-    Node *relid = (Node *)lthird(f->args), *attno = (Node *)lfourth(f->args);
-    if (!outer_var((Node *)linitial(f->args)))
-        return nullptr;
-    if (!outer_var(subject) && !(IsA(subject, Const) && ((Const *)subject)->constisnull))
-        return nullptr;
-    if (!IsA(relid, Const) || ((Const *)relid)->constisnull || !IsA(attno, Const) || ((Const *)attno)->constisnull)
-        return nullptr;
-    return f;
-}
-
-int outer_column(FuncExpr *f)
-{
-    return ((Var *)linitial(f->args))->varattno;
-}
-
-/* Per input column of the Agg (1-based): the mask call to move, and
- * whether the column must stay as it is. */
-struct Pull {
-    const Taxonomy &t;
-    int ncols;
-    FuncExpr **call;
-    bool *keep;
-};
-
-struct PullWalk {
-    Pull *p;
-    bool every_row; /* the expression is evaluated for every input row */
-};
-
-/* Whether evaluating the node evaluates each of its arguments (no
- * short-circuit): then an argument is evaluated whenever the node is. */
-bool evaluates_all_arguments(Node *n)
-{
-    switch (nodeTag(n)) {
-    case T_FuncExpr:
-    case T_OpExpr:
-    case T_DistinctExpr:
-    case T_NullIfExpr:
-    case T_RelabelType:
-    case T_CoerceViaIO:
-    case T_TargetEntry:
-    case T_List:
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* First pass: the mask calls evaluated for every input row. */
-bool find_calls(Node *n, PullWalk *w)
-{
-    if (!n)
-        return false;
-    Pull &p = *w->p;
-    if (FuncExpr *f = outer_mask_call(n, p.t)) {
-        int k = outer_column(f);
-        if (k > p.ncols)
-            return false;
-        if (w->every_row && !p.call[k])
-            p.call[k] = f;
-        else if (w->every_row && !equal(f, p.call[k]))
-            p.keep[k] = true; /* two different calls on one column */
-        return false;
-    }
-    auto walk = reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(find_calls));
-    if (IsA(n, Aggref)) {
-        auto *a = (Aggref *)n;
-        PullWalk filter{w->p, true}, args{w->p, a->aggfilter == nullptr}, other{w->p, false};
-        return expression_tree_walker((Node *)a->aggfilter, walk, &filter) ||
-               expression_tree_walker((Node *)a->args, walk, &args) ||
-               expression_tree_walker((Node *)a->aggdirectargs, walk, &other);
-    }
-    PullWalk inner{w->p, w->every_row && evaluates_all_arguments(n)};
-    return expression_tree_walker(n, walk, &inner);
-}
-
-/* Second pass: a column read anywhere but in its chosen call stays. */
-bool find_other_reads(Node *n, Pull *p)
-{
-    if (!n)
-        return false;
-    if (FuncExpr *f = outer_mask_call(n, p->t)) {
-        int k = outer_column(f);
-        if (k <= p->ncols && p->call[k] && equal(f, p->call[k]))
-            return false;
-    }
-    if (outer_var(n) && ((Var *)n)->varattno <= p->ncols)
-        p->keep[((Var *)n)->varattno] = true;
-    return expression_tree_walker(n, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(find_other_reads)),
-                                  p);
-}
-
-/* The chosen calls, replaced by the input column that now holds them. */
-Node *read_moved(Node *n, Pull *p)
-{
-    if (!n)
-        return n;
-    if (FuncExpr *f = outer_mask_call(n, p->t)) {
-        int k = outer_column(f);
-        if (k <= p->ncols && p->call[k] && !p->keep[k] && equal(f, p->call[k]))
-            return (Node *)makeVar(OUTER_VAR, AttrNumber(k), f->funcresulttype, -1, f->funccollid, 0);
-    }
-    return expression_tree_mutator(n, reinterpret_cast<Node *(*)()>(reinterpret_cast<void (*)()>(read_moved)), p);
-}
-
-void pull_masks(Agg *agg, const Taxonomy &t)
-{
-    Plan *child = agg->plan.lefttree;
-    if (!child || agg->aggsplit != AGGSPLIT_SIMPLE || agg->groupingSets != NIL || agg->chain != NIL ||
-        child->parallel_aware)
-        return;
-    switch (nodeTag(child)) {
-    case T_SeqScan:
-    case T_IndexScan:
-    case T_BitmapHeapScan:
-        break;
-    default:
-        return;
-    }
-    Index rti = ((Scan *)child)->scanrelid;
-    int n = list_length(child->targetlist);
-    Pull p{t, n, static_cast<FuncExpr **>(palloc0(sizeof(FuncExpr *) * size_t(n + 1))),
-           static_cast<bool *>(palloc0(sizeof(bool) * size_t(n + 1)))};
-    PullWalk w{&p, false};
-    find_calls((Node *)agg->plan.targetlist, &w);
-    find_calls((Node *)agg->plan.qual, &w);
-    bool any = false;
-    for (int k = 1; k <= n; k++)
-        any = any || (p.call[k] && !p.keep[k]);
-    if (!any)
-        return;
-    find_other_reads((Node *)agg->plan.targetlist, &p);
-    find_other_reads((Node *)agg->plan.qual, &p);
-    for (int i = 0; i < agg->numCols; i++)
-        if (agg->grpColIdx[i] <= n)
-            p.keep[agg->grpColIdx[i]] = true;
-    any = false;
-    for (int k = 1; k <= n; k++) {
-        if (!p.call[k] || p.keep[k])
-            continue;
-        FuncExpr *f = p.call[k];
-        auto *value = (TargetEntry *)list_nth(child->targetlist, k - 1);
-        Node *subject = (Node *)lsecond(f->args);
-        TargetEntry *subject_tle =
-            IsA(subject, Var) && ((Var *)subject)->varattno <= n
-                ? (TargetEntry *)list_nth(child->targetlist, ((Var *)subject)->varattno - 1)
-                : nullptr;
-        bool subject_ok = IsA(subject, Const) || (subject_tle && own_var((Node *)subject_tle->expr, rti));
-        if (!own_var((Node *)value->expr, rti) || ((Var *)value->expr)->varattno <= 0 || !subject_ok) {
-            p.keep[k] = true;
-            continue;
-        }
-        auto *moved = (FuncExpr *)copyObjectImpl(f);
-        linitial(moved->args) = copyObjectImpl(value->expr);
-        if (subject_tle)
-            lsecond(moved->args) = copyObjectImpl(subject_tle->expr);
-        value->expr = (Expr *)moved;
-        any = true;
-    }
-    if (!any)
-        return;
-    agg->plan.targetlist = (List *)read_moved((Node *)agg->plan.targetlist, &p);
-    agg->plan.qual = (List *)read_moved((Node *)agg->plan.qual, &p);
-}
-
 Plan *transform(Plan *p, Transform &tf);
 
 void transform_list(List *plans, Transform &tf)
@@ -470,8 +276,6 @@ Plan *transform(Plan *p, Transform &tf)
 {
     if (!p)
         return p;
-    if (IsA(p, Agg))
-        pull_masks((Agg *)p, tf.t);
     p->lefttree = transform(p->lefttree, tf);
     p->righttree = transform(p->righttree, tf);
     switch (nodeTag(p)) {
