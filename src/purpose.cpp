@@ -194,6 +194,7 @@ bool detail::cell_revealed_slow(const Taxonomy &t, const SessionContext &ctx, co
         return decide(t, subject_events(subject_key(subject, rule.subject_type, buf), ctx.as_of), rule.category,
                       ctx.purpose, at);
     RowDecisions &r = row;
+    r.stamp = 0; /* until r describes one subject again (a look-up may throw) */
     if (r.cache_epoch != cache_epoch_now() || r.type != rule.subject_type || r.value != subject ||
         r.as_of != ctx.as_of) {
         r.decided = false;
