@@ -451,6 +451,24 @@ SELECT count(*) AS ascii_values,
        count(*) FILTER (WHERE initials IS DISTINCT FROM initials_sql) AS initials_wrong,
        count(DISTINCT initials) > 100 AS varied
 FROM ascii_masks;
+-- the same for text that is not plain ASCII, through the general path and
+-- its ASCII shortcuts (an ASCII initial, ASCII inside a word): Latin-1
+-- letters and CR among ASCII; every character here is one user-perceived
+-- character, so the first one of each word, upper-cased by ICU's root
+-- locale, is the oracle
+CREATE TEMP TABLE mixed_values AS
+SELECT i, string_agg(substr(E'ab Z\u00fc.\t\n\r-\u00e9Q1 ', 1 + (hashint4(i * 17 + j) & 2147483647) % 14, 1), ''
+                     ORDER BY j) AS s
+FROM generate_series(1, 3000) i, generate_series(0, (hashint4(i + 7) & 2147483647) % 12) j GROUP BY i;
+SELECT count(*) AS mixed_values,
+       count(*) FILTER (WHERE s ~ '[^\x01-\x7f]') > 1500 AS mostly_not_ascii,
+       count(*) FILTER (WHERE consent.mask_value(s, 'initials') IS DISTINCT FROM
+           coalesce((SELECT string_agg(upper(left(w, 1) COLLATE "und-x-icu") || '.', ' ' ORDER BY n)
+                     FROM regexp_split_to_table(s, E'[\t\n\x0b\f\r ]+') WITH ORDINALITY AS x(w, n)
+                     WHERE w <> ''), '')) AS initials_wrong,
+       count(DISTINCT consent.mask_value(s, 'initials')) > 100 AS varied
+FROM mixed_values;
+DROP TABLE mixed_values;
 SELECT count(*) AS dates,
        count(*) FILTER (WHERE consent.mask_value(d, 'year') IS DISTINCT FROM date_trunc('year', d)::date) AS year_wrong,
        count(*) FILTER (WHERE consent.mask_value(d, 'month') IS DISTINCT FROM date_trunc('month', d)::date) AS month_wrong
