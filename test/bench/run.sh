@@ -20,7 +20,10 @@ fi
 rows=${BENCH_ROWS:-1000000}
 reps=${BENCH_REPS:-5}
 secs=${BENCH_SECONDS:-10}
-warm=${BENCH_WARMUP:-5}
+# 10 s: each pgbench client's first statement loads the consent cache
+# (2.2-2.6 s alone, two at once on 2 cores; with 5 s, a slow phase could
+# leave part of it in the steady-state figure of pg_consent only)
+warm=${BENCH_WARMUP:-10}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 out=$here/results.md
