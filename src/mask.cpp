@@ -764,7 +764,7 @@ std::string upper(std::string_view grapheme)
     UChar32 c;
     U8_NEXT(grapheme.data(), i, n, c);
     if (i == n && c >= 0 && c < 0x80) /* ASCII: every server encoding has it */
-        return std::string(1, c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : char(c));
+        return std::string(1, char(pg_ascii_toupper(static_cast<unsigned char>(c))));
     if (i == n && c >= 0 && c < 0x250 && c != 0xDF && c != 0x149 && c != 0x1F0 && database_is_utf8()) {
         UChar32 u = u_toupper(c);
         char buf[U8_MAX_LENGTH];
@@ -817,44 +817,40 @@ void mask_initials(std::string_view s, std::string &out)
             }
             continue;
         }
-        if (b > ' ' && b < 0x7F) {
+        /* here b starts a word or is not ASCII */
+        int32_t start = i;
+        size_t len;
+        unsigned char next = i + 1 < n ? static_cast<unsigned char>(s[size_t(i) + 1]) : ' ';
+        if (b > ' ' && b < 0x7F &&
+            ((next >= ' ' && next < 0x7F) || next == '\t' || next == '\n' || next == '\r')) {
             /* a printable ASCII character followed by another, by white
              * space or by nothing is one character on its own (what
-             * first_grapheme_len() answers without ICU) */
-            unsigned char next = i + 1 < n ? static_cast<unsigned char>(s[size_t(i) + 1]) : ' ';
-            if ((next >= ' ' && next < 0x7F) || next == '\t' || next == '\n' || next == '\r') {
-                if (!out.empty())
-                    out.push_back(' ');
-                out.push_back(b >= 'a' && b <= 'z' ? char(b - 'a' + 'A') : char(b));
-                out.push_back('.');
-                in_word = true;
-                i++;
+             * first_grapheme_len() answers, without decoding or ICU) */
+            len = 1;
+        } else {
+            UChar32 c;
+            U8_NEXT(s.data(), i, n, c);
+            if (c < 0 || is_white_space(c)) {
+                in_word = false;
                 continue;
             }
-        }
-        int32_t start = i;
-        UChar32 c;
-        U8_NEXT(s.data(), i, n, c);
-        if (c < 0 || is_white_space(c)) {
-            in_word = false;
-            continue;
-        }
-        if (in_word)
-            continue;
-        int gcb = latin_other(c) ? U_GCB_OTHER : u_getIntPropertyValue(c, UCHAR_GRAPHEME_CLUSTER_BREAK);
-        if (start > 0 && (gcb == U_GCB_EXTEND || gcb == U_GCB_ZWJ || gcb == U_GCB_SPACING_MARK)) {
-            UChar32 prev;
-            int32_t p = start;
-            U8_PREV(s.data(), 0, p, prev);
-            if (prev >= 0 && is_white_space(prev))
+            if (in_word)
                 continue;
+            int gcb = latin_other(c) ? U_GCB_OTHER : u_getIntPropertyValue(c, UCHAR_GRAPHEME_CLUSTER_BREAK);
+            if (start > 0 && (gcb == U_GCB_EXTEND || gcb == U_GCB_ZWJ || gcb == U_GCB_SPACING_MARK)) {
+                UChar32 prev;
+                int32_t p = start;
+                U8_PREV(s.data(), 0, p, prev);
+                if (prev >= 0 && is_white_space(prev))
+                    continue;
+            }
+            len = first_grapheme_len(s.substr(static_cast<size_t>(start)));
         }
         in_word = true;
-        size_t len = first_grapheme_len(s.substr(static_cast<size_t>(start)));
         if (!out.empty())
             out.push_back(' ');
-        if (len == 1) /* ASCII on its own */
-            out.push_back(c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : char(c));
+        if (len == 1) /* one byte: ASCII */
+            out.push_back(char(pg_ascii_toupper(b)));
         else
             out.append(upper(s.substr(static_cast<size_t>(start), len)));
         out.push_back('.');
@@ -918,7 +914,7 @@ text *mask_ascii(const MaskSpec &spec, std::string_view s)
             in_word = true;
             if (o != start)
                 *o++ = ' ';
-            *o++ = c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : c;
+            *o++ = char(pg_ascii_toupper(static_cast<unsigned char>(c)));
             *o++ = '.';
         }
         break;
