@@ -165,8 +165,7 @@ class SubjectTable {
 
     void clear()
     {
-        ++cache_epoch;
-        ++detail::decision_stamp;
+        changed();
         /* give the memory back (clear() keeps capacity) */
         std::vector<uint64_t>(1024, 0).swap(slots_);
         std::vector<uint64_t>().swap(words_);
@@ -212,8 +211,7 @@ class SubjectTable {
      * knows the key is not in the table (the bulk load), no probe needed. */
     void put(std::string_view key, uint64_t h, const Event *ev, size_t n, bool is_new = false)
     {
-        ++cache_epoch;
-        ++detail::decision_stamp;
+        changed();
         if (n >= STALE)
             n = STALE - 1; /* cannot happen: one event per category x purpose pair, bounded below */
         uint32_t r = is_new ? NONE : find(key, h);
@@ -283,8 +281,7 @@ class SubjectTable {
      * their room, to be reloaded in place. */
     void invalidate(uint64_t h)
     {
-        ++cache_epoch;
-        ++detail::decision_stamp;
+        changed();
         bool hit = false;
         size_t mask = slots_.size() - 1;
         for (size_t i = h & mask; slots_[i] != 0; i = (i + 1) & mask) {
@@ -314,6 +311,14 @@ class SubjectTable {
     }
 
   private:
+    /* Every change: SubjectEvents handed out, and decisions remembered
+     * from them, no longer hold. */
+    static void changed()
+    {
+        ++cache_epoch;
+        ++detail::decision_stamp;
+    }
+
     /* slot: record offset + 1 in the low 32 bits, the hash's high 32 bits above */
     std::vector<uint64_t> slots_ = std::vector<uint64_t>(1024, 0);
     std::vector<uint64_t> words_;

@@ -179,8 +179,9 @@ detail::RowDecisions detail::row;
 bool detail::cell_revealed_slow(const Taxonomy &t, const SessionContext &ctx, const ColumnRule &rule, Datum subject,
                                 bool subject_null)
 {
-    /* a composite may hold several categories: only bypass roles see it */
-    if (!rule.is_protected || ctx.purpose < 0 || rule.how == Derivation::Composite)
+    /* unprotected, or a composite (it may hold several categories: only
+     * bypass roles see it) */
+    if (!rule.by_category || ctx.purpose < 0)
         return false;
     const IndexSet &without_consent = t.purposes[size_t(ctx.purpose)].without_consent;
     if (without_consent.test(size_t(rule.category)))
