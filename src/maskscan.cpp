@@ -12,6 +12,9 @@
  * node computes exactly what the calls would have, with the same decision
  * and audit code (mask_cell(), through sites kept per column across
  * executions).
+ * A node whose output is the relation's whole row (SELECT *, exports) is
+ * "on" the relation: the relation's descriptor describes its rows, so no
+ * descriptor is built per execution.
  * What it saves is PostgreSQL's per-execution set-up of one function-call
  * expression per tagged column (an ACL check, an fmgr look-up, the
  * expression steps), which is most of what masking costs a point look-up.
@@ -32,6 +35,7 @@
 #include "taxonomy.h"
 
 extern "C" {
+#include "commands/explain.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "nodes/extensible.h"
@@ -42,6 +46,7 @@ extern "C" {
 #include "parser/parsetree.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/ruleutils.h"
 }
 
 #include <algorithm>
@@ -184,6 +189,34 @@ bool user_columns_only(List *tlist, Index rti)
     return true;
 }
 
+/* Whether the node's output is its relation's row, column for column, of
+ * the columns' own types, with the tagged columns masked in place (SELECT *,
+ * exports): then the relation's own descriptor describes the node's scan
+ * tuple, and PostgreSQL builds none per execution (eight catalog-cache
+ * look-ups for eight columns, a tenth of a point look-up).  tlist: the
+ * scan's output, made of own columns and mask calls on them; physical: the
+ * relation's columns (NIL when the scan cannot return its tuples). */
+bool row_shaped(List *tlist, List *physical)
+{
+    if (physical == NIL || list_length(tlist) != list_length(physical))
+        return false;
+    AttrNumber i = 0;
+    ListCell *a, *b;
+    forboth (a, tlist, b, physical) {
+        i++;
+        auto *tle = (TargetEntry *)lfirst(a);
+        auto *col = (Var *)((TargetEntry *)lfirst(b))->expr;
+        Node *e = (Node *)tle->expr;
+        Node *read = IsA(e, RelabelType) ? (Node *)((RelabelType *)e)->arg : e;
+        if (IsA(read, FuncExpr))
+            read = (Node *)linitial(((FuncExpr *)read)->args); /* the masked column */
+        if (tle->resjunk || !IsA(read, Var) || ((Var *)read)->varattno != i || exprType(e) != col->vartype ||
+            exprTypmod(e) != col->vartypmod || exprCollation(e) != col->varcollid)
+            return false;
+    }
+    return true;
+}
+
 /* The scan under a ConsentMask node, or the scan itself when its output
  * has another shape or masks nothing. */
 Plan *mask_scan(Scan *scan, Transform &tf)
@@ -237,25 +270,35 @@ Plan *mask_scan(Scan *scan, Transform &tf)
     plan->plan_node_id = tf.next_id++;
     plan->extParam = bms_copy(child->extParam);
     plan->allParam = bms_copy(child->allParam);
-    /* the node's own output: its scan tuple, column for column */
+    /* The node's own output: its scan tuple, column for column.  A row of
+     * the relation is described by the relation (Vars of the scan's range
+     * table entry; EXPLAIN VERBOSE shows the calls from custom_exprs),
+     * anything else by custom_scan_tlist (Vars of INDEX_VAR; EXPLAIN shows
+     * the calls from there). */
+    bool row = row_shaped(child->targetlist, child_tlist);
+    List *described = row ? child_tlist : child->targetlist;
     int i = 0;
-    foreach (lc, child->targetlist) {
+    ListCell *dc;
+    forboth (lc, child->targetlist, dc, described) {
         auto *tle = (TargetEntry *)lfirst(lc);
+        Node *col = (Node *)((TargetEntry *)lfirst(dc))->expr;
         i++;
-        Var *v = makeVar(INDEX_VAR, AttrNumber(i), exprType((Node *)tle->expr), exprTypmod((Node *)tle->expr),
-                         exprCollation((Node *)tle->expr), 0);
+        Var *v = row ? (Var *)copyObjectImpl(col)
+                     : makeVar(INDEX_VAR, AttrNumber(i), exprType(col), exprTypmod(col), exprCollation(col), 0);
         TargetEntry *out = makeTargetEntry((Expr *)v, AttrNumber(i), tle->resname, tle->resjunk);
         out->ressortgroupref = tle->ressortgroupref;
         out->resorigtbl = tle->resorigtbl;
         out->resorigcol = tle->resorigcol;
         plan->targetlist = lappend(plan->targetlist, out);
+        if (row && !own_var((Node *)tle->expr, rti))
+            cs->custom_exprs = lappend(cs->custom_exprs, tle->expr);
     }
-    cs->scan.scanrelid = 0;
+    cs->scan.scanrelid = row ? rti : 0;
+    cs->custom_relids = row ? bms_make_singleton(int(rti)) : nullptr;
     cs->flags = CUSTOMPATH_SUPPORT_MARK_RESTORE;
     if (ExecSupportsBackwardScan(child))
         cs->flags |= CUSTOMPATH_SUPPORT_BACKWARD_SCAN;
-    /* describes the scan tuple; EXPLAIN shows the calls from here */
-    cs->custom_scan_tlist = child->targetlist;
+    cs->custom_scan_tlist = row ? NIL : child->targetlist;
     cs->custom_private = priv;
     cs->custom_plans = list_make1(child);
     cs->methods = &plan_methods;
@@ -365,10 +408,11 @@ void end_scan(CustomScanState *node);
 void rescan(CustomScanState *node);
 void mark_pos(CustomScanState *node);
 void restr_pos(CustomScanState *node);
+void explain_scan(CustomScanState *node, List *ancestors, ExplainState *es);
 
 const CustomExecMethods exec_methods = {
     "ConsentMask", begin_scan, exec_scan, end_scan, rescan, mark_pos, restr_pos,
-    nullptr,       nullptr,    nullptr,   nullptr,  nullptr, nullptr,
+    nullptr,       nullptr,    nullptr,   nullptr,  nullptr, explain_scan,
 };
 
 Node *create_state(CustomScan *cs)
@@ -407,6 +451,26 @@ void begin_scan(CustomScanState *node, EState *estate, int eflags)
     auto *cs = (CustomScan *)node->ss.ps.plan;
     ms->child = ExecInitNode((Plan *)linitial(cs->custom_plans), estate, eflags);
     node->custom_ps = list_make1(ms->child);
+    /* A node that describes its rows by the relation is still no scan of
+     * it: WHERE CURRENT OF must not take its masked, virtual row for the
+     * cursor's current row of the table (execCurrentOf() looks for scan
+     * states that name the relation).  Nothing else reads it after set-up. */
+    node->ss.ss_currentRelation = nullptr;
+}
+
+/* EXPLAIN VERBOSE of a node that describes its rows by the relation: its
+ * Output line lists the columns, this line the calls that mask them. */
+void explain_scan(CustomScanState *node, List *ancestors, ExplainState *es)
+{
+    auto *cs = (CustomScan *)node->ss.ps.plan;
+    if (!es->verbose || cs->custom_exprs == NIL)
+        return;
+    List *context = set_deparse_context_plan(es->deparse_cxt, &cs->scan.plan, ancestors);
+    List *shown = NIL;
+    ListCell *lc;
+    foreach (lc, cs->custom_exprs)
+        shown = lappend(shown, deparse_expression((Node *)lfirst(lc), context, list_length(es->rtable) > 1, false));
+    ExplainPropertyList("Masks", shown, es);
 }
 
 /* The node's row from the child's: no C++ object lives here. */
