@@ -151,12 +151,38 @@ const SessionContext &detail::session_context_slow()
         return context;
     SessionContext c;
     Oid role = GetOuterUserId();
-    c.bypass = role_bypasses(role);
-    if (purpose_setting && purpose_setting[0] != '\0') {
-        const Taxonomy &t = taxonomy();
-        auto it = t.purpose_index.find(purpose_setting);
-        if (it != t.purpose_index.end() && role_allowed_purpose(role, it->second))
-            c.purpose = it->second;
+    /* Who acts and for what changes rarely between statements: the last
+     * answer holds while the role, the setting, the taxonomy and the roles'
+     * attributes and memberships are the ones it was computed from. */
+    static struct {
+        bool valid = false;
+        Oid role = InvalidOid;
+        uint64_t taxonomy = 0, roles = 0;
+        std::string setting;
+        bool bypass = false;
+        int purpose = -1;
+    } last;
+    const char *setting = purpose_setting ? purpose_setting : "";
+    const Taxonomy &t = taxonomy();
+    if (last.valid && last.role == role && last.taxonomy == t.generation && last.roles == roles_generation() &&
+        last.setting == setting) {
+        c.bypass = last.bypass;
+        c.purpose = last.purpose;
+    } else {
+        last.valid = false; /* until computed (a look-up may throw) */
+        c.bypass = role_bypasses(role);
+        if (setting[0] != '\0') {
+            auto it = t.purpose_index.find(setting);
+            if (it != t.purpose_index.end() && role_allowed_purpose(role, it->second))
+                c.purpose = it->second;
+        }
+        last.role = role;
+        last.taxonomy = t.generation;
+        last.roles = roles_generation();
+        last.setting = setting;
+        last.bypass = c.bypass;
+        last.purpose = c.purpose;
+        last.valid = true;
     }
     if (as_of_value != NOW) {
         if (!pg([&] { return role_is_auditor(role); }))

@@ -80,9 +80,11 @@ void relcache_callback(Datum, Oid relid)
 }
 
 /* Syscache callback on pg_authid: role attributes or membership changed. */
+uint64_t role_changes = 0;
 void role_callback(Datum, int, uint32)
 {
     bypass_roles.clear();
+    ++role_changes;
 }
 
 std::string req(const std::optional<std::string> &v)
@@ -446,6 +448,11 @@ bool role_allowed_purpose(Oid role, int purpose)
         }
     }
     return false;
+}
+
+uint64_t roles_generation()
+{
+    return role_changes;
 }
 
 bool role_bypasses(Oid role)

@@ -153,6 +153,9 @@ Oid protected_owner(Oid relid);
 bool role_allowed_purpose(Oid role, int purpose);
 /* Whether the role is superuser or has BYPASSRLS. */
 bool role_bypasses(Oid role);
+/* Changes whenever role attributes or memberships may have changed (what
+ * role_bypasses() and role_allowed_purpose() answer from). */
+uint64_t roles_generation();
 /* Forget everything (extension created or dropped, catalog changed). */
 void taxonomy_invalidate();
 void register_taxonomy_callbacks();
