@@ -385,11 +385,25 @@ std::unordered_map<SiteKey, MaskSite, SiteKeyHash> kept_sites;
  * would otherwise add sites for good); past it, an execution gets its own. */
 constexpr size_t MAX_KEPT_SITES = 4096;
 
-MaskSite *site_for(const SiteKey &k)
+/* The kept sites of the last execution's columns, by position: a plan run
+ * again (a prepared point look-up) asks for the same sites in the same
+ * order, found here without hashing (kept sites never move or go away). */
+constexpr int MEMO_COLUMNS = 64;
+struct {
+    SiteKey key;
+    MaskSite *site;
+} last_sites[MEMO_COLUMNS];
+
+MaskSite *site_for(const SiteKey &k, int column)
 {
+    if (column < MEMO_COLUMNS && last_sites[column].site && last_sites[column].key == k)
+        return last_sites[column].site;
     auto it = kept_sites.find(k);
-    if (it != kept_sites.end())
+    if (it != kept_sites.end()) {
+        if (column < MEMO_COLUMNS)
+            last_sites[column] = {k, &it->second};
         return &it->second;
+    }
     MaskSite *own = nullptr;
     if (kept_sites.size() >= MAX_KEPT_SITES)
         own = new (palloc0(sizeof(MaskSite))) MaskSite(); /* the executor's memory, freed with it */
@@ -439,7 +453,7 @@ Node *create_state(CustomScan *cs)
             SiteKey k{Oid(field()), AttrNumber(field()), c.kind == Out::Strict, Oid(field()), Oid(field())};
             ms->maxsrc = std::max({ms->maxsrc, c.src, c.subj});
             if (c.kind != Out::Column)
-                ms->sites[i] = site_for(k);
+                ms->sites[i] = site_for(k, i);
         }
     });
     return (Node *)ms;
