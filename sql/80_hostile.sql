@@ -403,6 +403,30 @@ DELETE FROM consent.protected_tables WHERE relation = 'hs_rows'::regclass;
 DROP TABLE hs_rows;
 DROP FUNCTION hs_heap_kb();
 
+-- a function replaced in another language keeps its OID and is judged
+-- again: a PL/pgSQL set-returning function (known not to be SQL once
+-- called) that becomes an inlinable SQL one is still not inlined, so its
+-- body stays masked
+CREATE TABLE hs_relang (id bigint PRIMARY KEY, email consent.email);
+SELECT consent.protect('hs_relang', 'id');
+INSERT INTO hs_relang VALUES (987654321, 'jane.doe@example.com');
+GRANT SELECT ON hs_relang TO hs_reader;
+CREATE FUNCTION hs_relang_f() RETURNS TABLE (id bigint, email text) LANGUAGE plpgsql STABLE
+    AS $$ BEGIN RETURN QUERY SELECT r.id, r.email::text FROM hs_relang r; END $$;
+SET ROLE hs_reader;
+SET consent.purpose = 'personalize';
+SELECT * FROM hs_relang_f();
+RESET ROLE;
+CREATE OR REPLACE FUNCTION hs_relang_f() RETURNS TABLE (id bigint, email text) LANGUAGE sql STABLE
+    AS $$ SELECT id, email FROM hs_relang $$;
+SET ROLE hs_reader;
+SELECT * FROM hs_relang_f();
+RESET ROLE;
+RESET consent.purpose;
+DROP FUNCTION hs_relang_f();
+DELETE FROM consent.protected_tables WHERE relation = 'hs_relang'::regclass;
+DROP TABLE hs_relang;
+
 -- clean up
 DELETE FROM consent.protected_tables WHERE relation = 'hs_deep'::regclass;
 DROP TABLE hs_deep;

@@ -74,19 +74,42 @@ needs_fmgr_hook_type prev_needs_fmgr = nullptr;
  * Saying they need the fmgr hook is PostgreSQL's own way to keep a function
  * from being inlined (as for SECURITY DEFINER functions); they then run
  * through functions.c, whose queries are planned (and masked) here. */
+/* Functions known not to be SQL functions, direct-mapped by OID: every
+ * execution sets up the same few (operators, output functions, the mask
+ * functions), each of which would otherwise be looked up in the catalog
+ * cache through the boundary.  Valid while no pg_proc row changed (CREATE
+ * OR REPLACE may change a function's language). */
+struct NotSql {
+    Oid fn = InvalidOid;
+    uint64_t generation = 0;
+};
+NotSql not_sql[256];
+uint64_t proc_generation = 1;
+
+void procs_changed(Datum, int, uint32)
+{
+    ++proc_generation;
+}
+
+bool known_not_sql(Oid fn_oid)
+{
+    const NotSql &m = not_sql[fn_oid & 255];
+    return m.fn == fn_oid && m.generation == proc_generation;
+}
+
 bool needs_fmgr(Oid fn_oid)
 {
     if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
         return true;
-    /* the mask functions (C), set up seven times per execution of a plan
-     * reading seven tagged columns: no catalog look-up */
-    if (const Taxonomy *t = detail::taxonomy_fresh; t && (fn_oid == t->mask_func || fn_oid == t->strict_func))
+    if (known_not_sql(fn_oid))
         return false;
     HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
     if (!HeapTupleIsValid(tup))
         return false;
     bool sql = ((Form_pg_proc)GETSTRUCT(tup))->prolang == SQLlanguageId;
     ReleaseSysCache(tup);
+    if (!sql)
+        not_sql[fn_oid & 255] = {fn_oid, proc_generation};
     return sql && IsTransactionState() && taxonomy().installed;
 }
 
@@ -396,7 +419,12 @@ void install_planner_hook()
     planner_hook = planner;
     prev_needs_fmgr = needs_fmgr_hook;
     CacheRegisterSyscacheCallback(TYPEOID, types_changed, (Datum)0);
-    needs_fmgr_hook = [](Oid fn_oid) -> bool { return entry([&] { return pg([&] { return needs_fmgr(fn_oid); }); }); };
+    CacheRegisterSyscacheCallback(PROCOID, procs_changed, (Datum)0);
+    needs_fmgr_hook = [](Oid fn_oid) -> bool {
+        if (!prev_needs_fmgr && known_not_sql(fn_oid))
+            return false; /* no boundary crossing for what is known */
+        return entry([&] { return pg([&] { return needs_fmgr(fn_oid); }); });
+    };
 }
 
 } // namespace consent
