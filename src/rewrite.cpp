@@ -69,11 +69,6 @@ Oid base_type_of(Oid type)
 }
 needs_fmgr_hook_type prev_needs_fmgr = nullptr;
 
-/* SQL functions must not be inlined: the planner inlines their bodies after
- * this hook ran, so a table read in an inlined body would escape masking.
- * Saying they need the fmgr hook is PostgreSQL's own way to keep a function
- * from being inlined (as for SECURITY DEFINER functions); they then run
- * through functions.c, whose queries are planned (and masked) here. */
 /* Functions known not to be SQL functions, direct-mapped by OID: every
  * execution sets up the same few (operators, output functions, the mask
  * functions), each of which would otherwise be looked up in the catalog
@@ -97,6 +92,11 @@ bool known_not_sql(Oid fn_oid)
     return m.fn == fn_oid && m.generation == proc_generation;
 }
 
+/* SQL functions must not be inlined: the planner inlines their bodies after
+ * this hook ran, so a table read in an inlined body would escape masking.
+ * Saying they need the fmgr hook is PostgreSQL's own way to keep a function
+ * from being inlined (as for SECURITY DEFINER functions); they then run
+ * through functions.c, whose queries are planned (and masked) here. */
 bool needs_fmgr(Oid fn_oid)
 {
     if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
