@@ -189,32 +189,16 @@ bool user_columns_only(List *tlist, Index rti)
     return true;
 }
 
-/* Whether the node's output is its relation's row, column for column, of
- * the columns' own types, with the tagged columns masked in place (SELECT *,
- * exports): then the relation's own descriptor describes the node's scan
- * tuple, and PostgreSQL builds none per execution (a catalog-cache look-up
- * per column: 6 % of a point look-up's instructions).  tlist: the
- * scan's output, made of own columns and mask calls on them; physical: the
- * relation's columns (NIL when the scan cannot return its tuples). */
-bool row_shaped(List *tlist, List *physical)
+/* Whether output column n (tle), which reads column src of the relation's
+ * physical list, is that column in its place, of its own type, typmod and
+ * collation (masked or not). */
+bool in_place(const TargetEntry *tle, int n, int src, List *physical)
 {
-    if (physical == NIL || list_length(tlist) != list_length(physical))
+    if (tle->resjunk || src != n)
         return false;
-    AttrNumber i = 0;
-    ListCell *a, *b;
-    forboth (a, tlist, b, physical) {
-        i++;
-        auto *tle = (TargetEntry *)lfirst(a);
-        auto *col = (Var *)((TargetEntry *)lfirst(b))->expr;
-        Node *e = (Node *)tle->expr;
-        Node *read = IsA(e, RelabelType) ? (Node *)((RelabelType *)e)->arg : e;
-        if (IsA(read, FuncExpr))
-            read = (Node *)linitial(((FuncExpr *)read)->args); /* the masked column */
-        if (tle->resjunk || !IsA(read, Var) || ((Var *)read)->varattno != i || exprType(e) != col->vartype ||
-            exprTypmod(e) != col->vartypmod || exprCollation(e) != col->varcollid)
-            return false;
-    }
-    return true;
+    auto *e = (Node *)tle->expr;
+    auto *col = (Var *)((TargetEntry *)list_nth(physical, src - 1))->expr;
+    return exprType(e) == col->vartype && exprTypmod(e) == col->vartypmod && exprCollation(e) == col->varcollid;
 }
 
 /* The scan under a ConsentMask node, or the scan itself when its output
@@ -229,10 +213,19 @@ Plan *mask_scan(Scan *scan, Transform &tf)
     if (rte->rtekind == RTE_RELATION && user_columns_only(scan->plan.targetlist, rti))
         child_tlist = physical_tlist(rte->relid, rti);
     bool physical = child_tlist != NIL;
+    /* Whether the output is the relation's row, column for column, of the
+     * columns' own types, with the tagged columns masked in place (SELECT *,
+     * exports): then the relation's own descriptor describes the node's
+     * scan tuple, and PostgreSQL builds none per execution (a catalog-cache
+     * look-up per column: 6 % of a point look-up's instructions). */
+    bool row = physical && list_length(scan->plan.targetlist) == list_length(child_tlist);
+    int n = 0;
     foreach (lc, scan->plan.targetlist) {
         auto *tle = (TargetEntry *)lfirst(lc);
+        n++;
         if (own_var((Node *)tle->expr, rti)) {
             int src = child_column(&child_tlist, (Var *)tle->expr, physical);
+            row = row && in_place(tle, n, src, child_tlist);
             priv = lappend(priv, makeInteger(int(Out::Column)));
             priv = lappend(priv, makeInteger(src));
             for (int k = 2; k < FIELDS; k++)
@@ -245,6 +238,7 @@ Plan *mask_scan(Scan *scan, Transform &tf)
         auto *value = (Var *)linitial(f->args);
         Node *subject = (Node *)lsecond(f->args);
         int src = child_column(&child_tlist, value, physical);
+        row = row && in_place(tle, n, src, child_tlist);
         int subj = IsA(subject, Var) ? child_column(&child_tlist, (Var *)subject, physical) : 0;
         priv = lappend(priv, makeInteger(int(f->funcid == tf.t.strict_func ? Out::Strict : Out::Mask)));
         priv = lappend(priv, makeInteger(src));
@@ -275,7 +269,6 @@ Plan *mask_scan(Scan *scan, Transform &tf)
      * table entry; EXPLAIN VERBOSE shows the calls from custom_exprs),
      * anything else by custom_scan_tlist (Vars of INDEX_VAR; EXPLAIN shows
      * the calls from there). */
-    bool row = row_shaped(child->targetlist, child_tlist);
     List *described = row ? child_tlist : child->targetlist;
     int i = 0;
     ListCell *dc;
