@@ -79,8 +79,9 @@ void relcache_callback(Datum, Oid relid)
         all_relations_dirty = true;
 }
 
+uint64_t role_changes = 0; /* roles_generation() */
+
 /* Syscache callback on pg_authid: role attributes or membership changed. */
-uint64_t role_changes = 0;
 void role_callback(Datum, int, uint32)
 {
     bypass_roles.clear();
