@@ -283,6 +283,22 @@ SELECT * FROM mk_both('SELECT c.id, o.shipping FROM mk_customers c JOIN mk_order
 SET consent.purpose = 'essential.service';
 SELECT * FROM mk_both('SELECT * FROM mk_customers ORDER BY id');
 SET consent.purpose = 'personalize';
+-- the node inside joins (a join of tables masks above the join; a
+-- subquery kept apart by OFFSET 0 masks in its own scan): the inner side of
+-- a nested loop, scanned again for every outer row with a new parameter,
+-- and the ordered side of a merge join
+SET enable_hashjoin = off;
+SET enable_mergejoin = off;
+SELECT mk_explain('(COSTS OFF) SELECT v.cid, c.* FROM (VALUES (3), (1), (3), (2)) v(cid), LATERAL (SELECT * FROM mk_customers c WHERE c.id = v.cid OFFSET 0) c');
+SELECT * FROM mk_both('SELECT v.cid, c.* FROM (VALUES (3), (1), (3), (2)) v(cid), LATERAL (SELECT * FROM mk_customers c WHERE c.id = v.cid OFFSET 0) c');
+RESET enable_mergejoin;
+SET enable_nestloop = off;
+SET enable_sort = off;
+SELECT mk_explain('(COSTS OFF) SELECT v.cid, c.* FROM (VALUES (3), (1), (3), (2), (9)) v(cid) LEFT JOIN (SELECT * FROM mk_customers ORDER BY id OFFSET 0) c ON c.id = v.cid');
+SELECT * FROM mk_both('SELECT v.cid, c.* FROM (VALUES (3), (1), (3), (2), (9)) v(cid) LEFT JOIN (SELECT * FROM mk_customers ORDER BY id OFFSET 0) c ON c.id = v.cid');
+RESET enable_hashjoin;
+RESET enable_nestloop;
+RESET enable_sort;
 -- aggregates: their mask calls stay in the aggregate (the scan below returns
 -- plain columns, no node); results and audit counts are the same both ways
 SELECT * FROM mk_both('SELECT count(*) FILTER (WHERE email LIKE ''%***%''), max(name), sum(length(note || email)) FROM mk_customers');

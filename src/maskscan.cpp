@@ -295,7 +295,11 @@ Plan *mask_scan(Scan *scan, Transform &tf)
     cs->custom_private = priv;
     cs->custom_plans = list_make1(child);
     cs->methods = &plan_methods;
-    child->targetlist = child_tlist;
+    /* A physical list is the scan tuple as it is: the scan gets none, so
+     * PostgreSQL describes no output row for it per execution (a catalog
+     * look-up per column, like the node's own); begin_scan() takes its
+     * projection away, and the scan returns the tuple it read. */
+    child->targetlist = physical ? NIL : child_tlist;
     return plan;
 }
 
@@ -456,8 +460,20 @@ void begin_scan(CustomScanState *node, EState *estate, int eflags)
 {
     auto *ms = reinterpret_cast<MaskScanState *>(node);
     auto *cs = (CustomScan *)node->ss.ps.plan;
-    ms->child = ExecInitNode((Plan *)linitial(cs->custom_plans), estate, eflags);
-    node->custom_ps = list_make1(ms->child);
+    Plan *scan = (Plan *)linitial(cs->custom_plans);
+    PlanState *child = ExecInitNode(scan, estate, eflags);
+    ms->child = child;
+    node->custom_ps = list_make1(child);
+    /* A scan without an output list (mask_scan(): the relation's physical
+     * list) returns its scan tuple, as with a list that matches it: ExecScan()
+     * projects only when ps_ProjInfo is set, and every node that reads the
+     * slot (this one) sees the scan's slot type. */
+    if (scan->targetlist == NIL) {
+        child->ps_ProjInfo = nullptr;
+        child->resultops = child->scanops;
+        child->resultopsfixed = child->scanopsfixed;
+        child->resultopsset = child->scanopsset;
+    }
     /* A node that describes its rows by the relation is still no scan of
      * it: WHERE CURRENT OF must not take its masked, virtual row for the
      * cursor's current row of the table (execCurrentOf() looks for scan
