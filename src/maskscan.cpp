@@ -62,7 +62,8 @@ namespace {
 /* What one output column of the node is. */
 enum class Out : int { Column = 0, Mask = 1, Strict = 2 };
 
-/* Per output column, in custom_private: kind, source column of the child
+/* Per output column, in custom_private (an integer list: no node per
+ * field to read at each execution): kind, source column of the child
  * (1-based), subject column of the child (0: none), then for masks the
  * relid, attno and base types the call named. */
 constexpr int FIELDS = 7;
@@ -226,10 +227,10 @@ Plan *mask_scan(Scan *scan, Transform &tf)
         if (own_var((Node *)tle->expr, rti)) {
             int src = child_column(&child_tlist, (Var *)tle->expr, physical);
             row = row && in_place(tle, n, src, child_tlist);
-            priv = lappend(priv, makeInteger(int(Out::Column)));
-            priv = lappend(priv, makeInteger(src));
+            priv = lappend_int(priv, int(Out::Column));
+            priv = lappend_int(priv, src);
             for (int k = 2; k < FIELDS; k++)
-                priv = lappend(priv, makeInteger(0));
+                priv = lappend_int(priv, 0);
             continue;
         }
         FuncExpr *f = mask_call_of(tle->expr, rti, tf.t);
@@ -240,13 +241,13 @@ Plan *mask_scan(Scan *scan, Transform &tf)
         int src = child_column(&child_tlist, value, physical);
         row = row && in_place(tle, n, src, child_tlist);
         int subj = IsA(subject, Var) ? child_column(&child_tlist, (Var *)subject, physical) : 0;
-        priv = lappend(priv, makeInteger(int(f->funcid == tf.t.strict_func ? Out::Strict : Out::Mask)));
-        priv = lappend(priv, makeInteger(src));
-        priv = lappend(priv, makeInteger(subj));
-        priv = lappend(priv, makeInteger(int(DatumGetObjectId(((Const *)lthird(f->args))->constvalue))));
-        priv = lappend(priv, makeInteger(DatumGetInt16(((Const *)lfourth(f->args))->constvalue)));
-        priv = lappend(priv, makeInteger(int(getBaseType(exprType((Node *)value)))));
-        priv = lappend(priv, makeInteger(int(getBaseType(exprType(subject)))));
+        priv = lappend_int(priv, int(f->funcid == tf.t.strict_func ? Out::Strict : Out::Mask));
+        priv = lappend_int(priv, src);
+        priv = lappend_int(priv, subj);
+        priv = lappend_int(priv, int(DatumGetObjectId(((Const *)lthird(f->args))->constvalue)));
+        priv = lappend_int(priv, DatumGetInt16(((Const *)lfourth(f->args))->constvalue));
+        priv = lappend_int(priv, int(getBaseType(exprType((Node *)value))));
+        priv = lappend_int(priv, int(getBaseType(exprType(subject))));
         masks = true;
     }
     if (!masks)
@@ -428,29 +429,29 @@ const CustomExecMethods exec_methods = {
 
 Node *create_state(CustomScan *cs)
 {
-    auto *ms = static_cast<MaskScanState *>(palloc0(sizeof(MaskScanState)));
+    int n = list_length(cs->custom_private) / FIELDS;
+    /* the state, its columns and their sites in one allocation */
+    size_t cols_at = MAXALIGN(sizeof(MaskScanState)), sites_at = cols_at + MAXALIGN(sizeof(Column) * size_t(n));
+    char *block = static_cast<char *>(palloc0(sites_at + sizeof(MaskSite *) * size_t(std::max(n, 1))));
+    auto *ms = reinterpret_cast<MaskScanState *>(block);
     NodeSetTag(&ms->css, T_CustomScanState);
     ms->css.methods = &exec_methods;
-    int n = list_length(cs->custom_private) / FIELDS;
     ms->ncols = n;
-    ms->cols = static_cast<Column *>(palloc0(sizeof(Column) * size_t(std::max(n, 1))));
-    ms->sites = static_cast<MaskSite **>(palloc0(sizeof(MaskSite *) * size_t(std::max(n, 1))));
+    ms->cols = reinterpret_cast<Column *>(block + cols_at);
+    ms->sites = reinterpret_cast<MaskSite **>(block + sites_at);
     entry([&] {
-        ListCell *lc = list_head(cs->custom_private);
-        auto field = [&] {
-            int v = intVal(lfirst(lc));
-            lc = lnext(cs->custom_private, lc);
-            return v;
-        };
-        for (int i = 0; i < n; i++) {
+        const ListCell *field = n > 0 ? cs->custom_private->elements : nullptr;
+        for (int i = 0; i < n; i++, field += FIELDS) {
             Column &c = ms->cols[i];
-            c.kind = Out(field());
-            c.src = field();
-            c.subj = field();
-            SiteKey k{Oid(field()), AttrNumber(field()), c.kind == Out::Strict, Oid(field()), Oid(field())};
+            c.kind = Out(lfirst_int(&field[0]));
+            c.src = lfirst_int(&field[1]);
+            c.subj = lfirst_int(&field[2]);
             ms->maxsrc = std::max({ms->maxsrc, c.src, c.subj});
-            if (c.kind != Out::Column)
-                ms->sites[i] = site_for(k, i);
+            if (c.kind == Out::Column)
+                continue;
+            SiteKey k{Oid(lfirst_int(&field[3])), AttrNumber(lfirst_int(&field[4])), c.kind == Out::Strict,
+                      Oid(lfirst_int(&field[5])), Oid(lfirst_int(&field[6]))};
+            ms->sites[i] = site_for(k, i);
         }
     });
     return (Node *)ms;
