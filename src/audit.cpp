@@ -366,7 +366,10 @@ void flush_shared()
     if (!shared || !shared_hash || touched.empty())
         return;
     TimestampTz now = GetCurrentTimestamp();
-    std::vector<size_t> missing; /* reserved before the lock: no allocation under it */
+    /* reserved before the lock (no allocation under it), and kept: the
+     * next statement needs no allocation either */
+    static std::vector<size_t> missing;
+    missing.clear();
     missing.reserve(touched.size());
     DisclosureKey key;
     pg([&] {
