@@ -131,18 +131,31 @@ void assign_as_of_guc(const char *, void *extra)
     context_dirty = true;
 }
 
+namespace {
+/* The statement time of the last statement_start() or renewal. */
+TimestampTz synced_at = DT_NOBEGIN;
+} // namespace
+
 void statement_start()
 {
     context_dirty = true;
     cache_sync();
+    synced_at = GetCurrentStatementStartTimestamp();
 }
 
 void statement_resumed()
 {
-    /* a portal run again under a new statement (the extended protocol's
-     * Execute): decisions are about the new statement's time */
-    if (!context_dirty && context.at != GetCurrentStatementStartTimestamp())
-        context_dirty = true;
+    /* A portal run again under a new statement (the extended protocol's
+     * Execute with a row limit, as drivers fetch): that is a statement
+     * too, so decisions are about its time and the changes other sessions
+     * committed since apply (test/t/040_protocol.pl).  A run under the
+     * statement that started it, or nested in it, costs one compare. */
+    TimestampTz now = GetCurrentStatementStartTimestamp();
+    if (now == synced_at)
+        return;
+    context_dirty = true;
+    cache_sync();
+    synced_at = now;
 }
 
 const SessionContext &detail::session_context_slow()
