@@ -19,7 +19,9 @@
 extern "C" {
 #include "access/relation.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_statistic_ext.h"
 #include "miscadmin.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
@@ -28,6 +30,7 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 }
 
 namespace consent {
@@ -123,6 +126,8 @@ Oid altered_relation(Node *node)
     return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
 }
 
+void hide_derived_statistics(Oid relid);
+
 /*
  * Planner statistics of tagged columns would show raw values (pg_stats'
  * most common values and histograms) to every role that may select the
@@ -155,6 +160,108 @@ void hide_statistics(Oid relid)
                 elog(ERROR, "could not delete statistics of %s.%s", rel, col.c_str());
         });
     }
+    hide_derived_statistics(relid);
+}
+
+/* Whether a Postgres array of type OIDs, as text ("{25,16434}"), names a
+ * tagged type. */
+bool names_tagged_type(const std::string &oids)
+{
+    size_t at = 0;
+    while (at < oids.size()) {
+        size_t end = oids.find_first_of(",}", at + 1);
+        std::string one = oids.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1);
+        if (!one.empty() && tagged_category(Oid(std::stoul(one))) >= 0)
+            return true;
+        if (end == std::string::npos || oids[end] == '}')
+            break;
+        at = end;
+    }
+    return false;
+}
+
+/*
+ * Statistics PostgreSQL keeps beside the table's own columns would show raw
+ * values of tagged columns to the table's owner role: those of index
+ * expressions (pg_stats of the index, which row-level security does not
+ * hide) and of extended statistics objects (pg_stats_ext and
+ * pg_stats_ext_exprs, hidden only while row-level security is active).
+ * Every expression column of an index that reads a tagged column, and every
+ * statistics object that reads one, gets statistics target 0 (ANALYZE
+ * skips it), and what ANALYZE stored is deleted; for the table and its
+ * partitions and inheritance children.  Conservative: a tagged column read
+ * anywhere in the index (key, expression or predicate) counts.
+ */
+void hide_derived_statistics(Oid relid)
+{
+    Spi spi;
+    const std::string tree = "WITH RECURSIVE tree(r) AS (SELECT $1::oid UNION"
+                             " SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.r) ";
+    /* the types of the table's columns an object depends on */
+    auto read_types = [](const char *classid, const char *objid) {
+        return std::string("ARRAY(SELECT a.atttypid FROM pg_depend d JOIN pg_attribute a"
+                           " ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid WHERE d.classid = ") +
+               classid + " AND d.objid = " + objid +
+               " AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0)::text";
+    };
+    const std::string columns_sql =
+        tree +
+        "SELECT i.indexrelid::regclass::text, k.n + 1, ia.attstattarget <> 0 OR EXISTS ("
+        " SELECT FROM pg_statistic s WHERE s.starelid = i.indexrelid AND s.staattnum = k.n + 1), " +
+        read_types("'pg_class'::regclass", "i.indexrelid") +
+        ", i.indexrelid FROM pg_index i CROSS JOIN generate_series(0, i.indnatts - 1) k(n)"
+        " JOIN pg_attribute ia ON ia.attrelid = i.indexrelid AND ia.attnum = k.n + 1"
+        " WHERE i.indrelid IN (SELECT r FROM tree) AND i.indkey[k.n] = 0";
+    auto columns = spi.query(columns_sql.c_str(), {std::to_string(relid)}, true /* sees this statement's */);
+    for (auto &row : columns) {
+        if (!row[0] || !row[1] || !row[2] || !row[3] || !row[4] || *row[2] != "t" || !names_tagged_type(*row[3]))
+            continue;
+        spi.exec(("ALTER INDEX " + *row[0] + " ALTER COLUMN " + *row[1] + " SET STATISTICS 0").c_str());
+        spi.exec(("DELETE FROM pg_catalog.pg_statistic WHERE starelid = " + *row[4] + " AND staattnum = " + *row[1])
+                     .c_str());
+    }
+    const std::string objects_sql = tree +
+                                    "SELECT format('%I.%I', n.nspname, e.stxname), e.stxstattarget <> 0 OR EXISTS ("
+                                    " SELECT FROM pg_statistic_ext_data x WHERE x.stxoid = e.oid), " +
+                                    read_types("'pg_statistic_ext'::regclass", "e.oid") +
+                                    ", e.oid FROM pg_statistic_ext e JOIN pg_namespace n ON n.oid = e.stxnamespace"
+                                    " WHERE e.stxrelid IN (SELECT r FROM tree)";
+    auto objects = spi.query(objects_sql.c_str(), {std::to_string(relid)}, true);
+    for (auto &row : objects) {
+        if (!row[0] || !row[1] || !row[2] || !row[3] || *row[1] != "t" || !names_tagged_type(*row[2]))
+            continue;
+        spi.exec(("ALTER STATISTICS " + *row[0] + " SET STATISTICS 0").c_str());
+        spi.exec(("DELETE FROM pg_catalog.pg_statistic_ext_data WHERE stxoid = " + *row[3]).c_str());
+    }
+}
+
+/* The table whose derived statistics a statement may have created or
+ * turned on: CREATE INDEX, CREATE or ALTER STATISTICS, ALTER INDEX ... SET
+ * STATISTICS; InvalidOid otherwise. */
+Oid statistics_relation(Node *node)
+{
+    Oid relid = InvalidOid;
+    if (IsA(node, IndexStmt))
+        relid = RangeVarGetRelid(((IndexStmt *)node)->relation, NoLock, true);
+    else if (IsA(node, CreateStatsStmt)) {
+        List *rels = ((CreateStatsStmt *)node)->relations;
+        if (list_length(rels) == 1 && IsA(linitial(rels), RangeVar))
+            relid = RangeVarGetRelid((RangeVar *)linitial(rels), NoLock, true);
+    } else if (IsA(node, AlterStatsStmt)) {
+        Oid stat = get_statistics_object_oid(((AlterStatsStmt *)node)->defnames, true);
+        if (OidIsValid(stat)) {
+            HeapTuple tup = SearchSysCache1(STATEXTOID, ObjectIdGetDatum(stat));
+            if (HeapTupleIsValid(tup)) {
+                relid = ((Form_pg_statistic_ext)GETSTRUCT(tup))->stxrelid;
+                ReleaseSysCache(tup);
+            }
+        }
+    } else if (IsA(node, AlterTableStmt) && ((AlterTableStmt *)node)->objtype == OBJECT_INDEX) {
+        Oid index = RangeVarGetRelid(((AlterTableStmt *)node)->relation, NoLock, true);
+        if (OidIsValid(index))
+            relid = IndexGetRelation(index, true);
+    }
+    return relid;
 }
 
 /* Relations a statement makes partitions or inheritance children of
@@ -275,6 +382,8 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
         });
     bool ext = is_extension_ddl(node);
     bool columns_may_change = IsA(node, CreateStmt) || IsA(node, AlterTableStmt) || IsA(node, CreateTableAsStmt);
+    bool statistics_may_change = IsA(node, IndexStmt) || IsA(node, CreateStatsStmt) || IsA(node, AlterStatsStmt) ||
+                                 IsA(node, AlterTableStmt);
     if (prev_process_utility)
         prev_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
     else
@@ -293,6 +402,17 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
                     taxonomy_invalidate(); /* protection now reaches them */
                     secure_children(children);
                 }
+            });
+        });
+    if (statistics_may_change)
+        entry([&] {
+            pg([&] {
+                if (!taxonomy().installed)
+                    return;
+                CommandCounterIncrement();
+                Oid relid = statistics_relation(node);
+                if (OidIsValid(relid) && has_tagged_column(relid))
+                    hide_derived_statistics(relid);
             });
         });
     if (IsA(node, DropRoleStmt))

@@ -10,3 +10,11 @@
 -- and a plan runs only in the backend that made it and in that backend's
 -- parallel workers, started by the same preloaded postmaster.
 ALTER FUNCTION consent.library_active() IMMUTABLE;
+
+-- Statistics beside a table's columns that read a tagged column (index
+-- expressions, extended statistics objects) are no longer collected
+-- (src/utility.cpp, hide_derived_statistics()); those that ANALYZE stored
+-- under 1.2 are deleted here, for every table with a tagged column.
+SELECT consent._hide_statistics(c.oid)
+FROM pg_catalog.pg_class c
+WHERE c.relkind IN ('r', 'p') AND consent._has_tagged_column(c.oid::regclass);
