@@ -112,8 +112,10 @@ void rewrite_copy_to(CopyStmt *stmt)
     stmt->attlist = NIL;
 }
 
-/* The relation a utility statement creates or alters, when it can add or
- * change columns. */
+/* The table a utility statement creates or alters when it can add or
+ * change columns, or add or turn on statistics beside them (CREATE INDEX,
+ * CREATE or ALTER STATISTICS, ALTER INDEX ... SET STATISTICS: the index's
+ * or statistics object's table); InvalidOid for other statements. */
 Oid altered_relation(Node *node)
 {
     RangeVar *rv = nullptr;
@@ -123,10 +125,33 @@ Oid altered_relation(Node *node)
         rv = ((AlterTableStmt *)node)->relation;
     else if (IsA(node, CreateTableAsStmt))
         rv = ((CreateTableAsStmt *)node)->into->rel;
-    return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+    else if (IsA(node, IndexStmt))
+        rv = ((IndexStmt *)node)->relation;
+    else if (IsA(node, CreateStatsStmt)) {
+        List *rels = ((CreateStatsStmt *)node)->relations;
+        if (list_length(rels) == 1 && IsA(linitial(rels), RangeVar))
+            rv = (RangeVar *)linitial(rels);
+    } else if (IsA(node, AlterStatsStmt)) {
+        Oid stat = get_statistics_object_oid(((AlterStatsStmt *)node)->defnames, true);
+        HeapTuple tup = OidIsValid(stat) ? SearchSysCache1(STATEXTOID, ObjectIdGetDatum(stat)) : nullptr;
+        if (!HeapTupleIsValid(tup))
+            return InvalidOid;
+        Oid relid = ((Form_pg_statistic_ext)GETSTRUCT(tup))->stxrelid;
+        ReleaseSysCache(tup);
+        return relid;
+    }
+    Oid relid = rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+    char kind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
+    if (kind == RELKIND_INDEX || kind == RELKIND_PARTITIONED_INDEX)
+        return IndexGetRelation(relid, true); /* ALTER INDEX */
+    return relid;
 }
 
 void hide_derived_statistics(Oid relid);
+
+/* $1 and every partition and inheritance child below it, as tree(r). */
+const char *const INHERITANCE_TREE = "WITH RECURSIVE tree(r) AS (SELECT $1::oid UNION"
+                                     " SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.r) ";
 
 /*
  * Planner statistics of tagged columns would show raw values (pg_stats'
@@ -167,15 +192,16 @@ void hide_statistics(Oid relid)
  * tagged type. */
 bool names_tagged_type(const std::string &oids)
 {
-    size_t at = 0;
-    while (at < oids.size()) {
-        size_t end = oids.find_first_of(",}", at + 1);
-        std::string one = oids.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1);
-        if (!one.empty() && tagged_category(Oid(std::stoul(one))) >= 0)
+    for (const char *p = oids.c_str(); *p;) {
+        char *end;
+        unsigned long type = std::strtoul(p, &end, 10);
+        if (end == p) {
+            p++; /* a brace or a comma */
+            continue;
+        }
+        if (tagged_category(Oid(type)) >= 0)
             return true;
-        if (end == std::string::npos || oids[end] == '}')
-            break;
-        at = end;
+        p = end;
     }
     return false;
 }
@@ -195,8 +221,7 @@ bool names_tagged_type(const std::string &oids)
 void hide_derived_statistics(Oid relid)
 {
     Spi spi;
-    const std::string tree = "WITH RECURSIVE tree(r) AS (SELECT $1::oid UNION"
-                             " SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.r) ";
+    const std::string tree = INHERITANCE_TREE;
     /* the types of the table's columns an object depends on */
     auto read_types = [](const char *classid, const char *objid) {
         return std::string("ARRAY(SELECT a.atttypid FROM pg_depend d JOIN pg_attribute a"
@@ -235,35 +260,6 @@ void hide_derived_statistics(Oid relid)
     }
 }
 
-/* The table whose derived statistics a statement may have created or
- * turned on: CREATE INDEX, CREATE or ALTER STATISTICS, ALTER INDEX ... SET
- * STATISTICS; InvalidOid otherwise. */
-Oid statistics_relation(Node *node)
-{
-    Oid relid = InvalidOid;
-    if (IsA(node, IndexStmt))
-        relid = RangeVarGetRelid(((IndexStmt *)node)->relation, NoLock, true);
-    else if (IsA(node, CreateStatsStmt)) {
-        List *rels = ((CreateStatsStmt *)node)->relations;
-        if (list_length(rels) == 1 && IsA(linitial(rels), RangeVar))
-            relid = RangeVarGetRelid((RangeVar *)linitial(rels), NoLock, true);
-    } else if (IsA(node, AlterStatsStmt)) {
-        Oid stat = get_statistics_object_oid(((AlterStatsStmt *)node)->defnames, true);
-        if (OidIsValid(stat)) {
-            HeapTuple tup = SearchSysCache1(STATEXTOID, ObjectIdGetDatum(stat));
-            if (HeapTupleIsValid(tup)) {
-                relid = ((Form_pg_statistic_ext)GETSTRUCT(tup))->stxrelid;
-                ReleaseSysCache(tup);
-            }
-        }
-    } else if (IsA(node, AlterTableStmt) && ((AlterTableStmt *)node)->objtype == OBJECT_INDEX) {
-        Oid index = RangeVarGetRelid(((AlterTableStmt *)node)->relation, NoLock, true);
-        if (OidIsValid(index))
-            relid = IndexGetRelation(index, true);
-    }
-    return relid;
-}
-
 /* Relations a statement makes partitions or inheritance children of
  * another: they must fail closed like their protected ancestor. */
 std::vector<Oid> new_children(Node *node)
@@ -300,9 +296,7 @@ void secure_children(const std::vector<Oid> &children)
             continue;
         Spi spi;
         /* with every partition below it */
-        spi.exec("SELECT consent._secure(r) FROM (WITH RECURSIVE tree(r) AS (SELECT $1::oid::regclass"
-                 " UNION SELECT i.inhrelid::regclass FROM pg_inherits i JOIN tree ON i.inhparent = tree.r)"
-                 " SELECT r FROM tree) t",
+        spi.exec((std::string(INHERITANCE_TREE) + "SELECT consent._secure(r::regclass) FROM tree").c_str(),
                  {std::to_string(child)});
     }
 }
@@ -381,9 +375,8 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
             });
         });
     bool ext = is_extension_ddl(node);
-    bool columns_may_change = IsA(node, CreateStmt) || IsA(node, AlterTableStmt) || IsA(node, CreateTableAsStmt);
-    bool statistics_may_change = IsA(node, IndexStmt) || IsA(node, CreateStatsStmt) || IsA(node, AlterStatsStmt) ||
-                                 IsA(node, AlterTableStmt);
+    bool columns_may_change = IsA(node, CreateStmt) || IsA(node, AlterTableStmt) || IsA(node, CreateTableAsStmt) ||
+                              IsA(node, IndexStmt) || IsA(node, CreateStatsStmt) || IsA(node, AlterStatsStmt);
     if (prev_process_utility)
         prev_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
     else
@@ -402,17 +395,6 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
                     taxonomy_invalidate(); /* protection now reaches them */
                     secure_children(children);
                 }
-            });
-        });
-    if (statistics_may_change)
-        entry([&] {
-            pg([&] {
-                if (!taxonomy().installed)
-                    return;
-                CommandCounterIncrement();
-                Oid relid = statistics_relation(node);
-                if (OidIsValid(relid) && has_tagged_column(relid))
-                    hide_derived_statistics(relid);
             });
         });
     if (IsA(node, DropRoleStmt))
