@@ -35,6 +35,8 @@ extern "C" {
 #include "utils/syscache.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
 #include "utils/lsyscache.h"
@@ -69,16 +71,16 @@ Oid base_type_of(Oid type)
 }
 needs_fmgr_hook_type prev_needs_fmgr = nullptr;
 
-/* Functions known not to be SQL functions, direct-mapped by OID: every
- * execution sets up the same few (operators, output functions, the mask
- * functions), each of which would otherwise be looked up in the catalog
- * cache through the boundary.  Valid while no pg_proc row changed (CREATE
- * OR REPLACE may change a function's language). */
-struct NotSql {
+/* Functions known not to be set-returning SQL functions, direct-mapped by
+ * OID: every execution sets up the same few (operators, output functions,
+ * the mask functions), each of which would otherwise be looked up in the
+ * catalog cache through the boundary.  Valid while no pg_proc row changed
+ * (CREATE OR REPLACE may change a function's language). */
+struct NotSqlSrf {
     Oid fn = InvalidOid;
     uint64_t generation = 0;
 };
-NotSql not_sql[256];
+NotSqlSrf not_sql_srf[256];
 uint64_t proc_generation = 1;
 
 void procs_changed(Datum, int, uint32)
@@ -86,37 +88,48 @@ void procs_changed(Datum, int, uint32)
     ++proc_generation;
 }
 
-bool known_not_sql(Oid fn_oid)
+bool known_not_sql_srf(Oid fn_oid)
 {
-    const NotSql &m = not_sql[fn_oid & 255];
+    const NotSqlSrf &m = not_sql_srf[fn_oid & 255];
     return m.fn == fn_oid && m.generation == proc_generation;
 }
 
-/* SQL functions must not be inlined: the planner inlines their bodies after
- * this hook ran, so a table read in an inlined body would escape masking.
- * Saying they need the fmgr hook is PostgreSQL's own way to keep a function
- * from being inlined (as for SECURITY DEFINER functions); they then run
- * through functions.c, whose queries are planned (and masked) here. */
+/* The set-returning SQL function the walk is inlining right now: the one
+ * function PostgreSQL's inliner may expand while the walk asks it to. */
+Oid inlining_now = InvalidOid;
+
+/* Which functions PostgreSQL must call through the fmgr hook instead of
+ * inlining them.  Only a set-returning SQL function can bring a table read
+ * into a plan when inlined (a scalar one is inlined only when its body is a
+ * single expression without FROM or sub-selects, over arguments the walk
+ * has already masked).  The walk inlines those itself, before it masks
+ * (inline_srf() below), so the planner's own inlining after this hook ran
+ * must never expand one: it would escape the walk.  Everything else is
+ * inlined as PostgreSQL always does. */
 bool needs_fmgr(Oid fn_oid)
 {
     if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
         return true;
-    if (known_not_sql(fn_oid))
+    if (known_not_sql_srf(fn_oid) || fn_oid == inlining_now)
         return false;
     HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
     if (!HeapTupleIsValid(tup))
         return false;
-    bool sql = ((Form_pg_proc)GETSTRUCT(tup))->prolang == SQLlanguageId;
+    auto *proc = (Form_pg_proc)GETSTRUCT(tup);
+    bool sql_srf = proc->prolang == SQLlanguageId && proc->proretset;
     ReleaseSysCache(tup);
-    if (!sql)
-        not_sql[fn_oid & 255] = {fn_oid, proc_generation};
-    return sql && IsTransactionState() && taxonomy().installed;
+    if (!sql_srf)
+        not_sql_srf[fn_oid & 255] = {fn_oid, proc_generation};
+    return sql_srf && IsTransactionState() && taxonomy().installed;
 }
 
 struct WalkContext {
     List *levels; /* Query nodes, innermost first */
     bool strict;  /* inside expressions whose value will be stored */
     const Taxonomy *tax;
+    /* what inlining set-returning functions adds to the plan's
+     * dependencies (PostgreSQL's inliner records them here) */
+    PlannerInfo *inline_root;
 };
 
 Node *mutate_expr(Node *node, WalkContext *cx);
@@ -234,6 +247,48 @@ Node *mutate_expr(Node *node, WalkContext *cx)
     return expression_tree_mutator(node, as_mutator(mutate_expr), (void *)cx);
 }
 
+/* A set-returning SQL function in FROM becomes the subquery of its body,
+ * as PostgreSQL's preprocess_function_rtes() would make it after this hook,
+ * but before the walk: the body's tables are then masked like any other.
+ * PostgreSQL's own inliner does the work (same conditions, same result);
+ * needs_fmgr() lets it through for this one call only. */
+void inline_srf(RangeTblEntry *rte, WalkContext *cx)
+{
+    if (list_length(rte->functions) != 1 || rte->funcordinality)
+        return;
+    auto *call = (FuncExpr *)((RangeTblFunction *)linitial(rte->functions))->funcexpr;
+    if (!IsA(call, FuncExpr) || !call->funcretset || known_not_sql_srf(call->funcid))
+        return;
+    if (!cx->inline_root) {
+        cx->inline_root = makeNode(PlannerInfo);
+        cx->inline_root->glob = makeNode(PlannerGlobal);
+        cx->inline_root->query_level = 1;
+    }
+    rte->functions = (List *)eval_const_expressions(cx->inline_root, (Node *)rte->functions);
+    call = (FuncExpr *)((RangeTblFunction *)linitial(rte->functions))->funcexpr;
+    if (!IsA(call, FuncExpr))
+        return;
+    Oid saved = inlining_now;
+    inlining_now = call->funcid;
+    Query *body;
+    PG_TRY();
+    {
+        body = inline_set_returning_function(cx->inline_root, rte);
+    }
+    PG_FINALLY();
+    {
+        inlining_now = saved;
+    }
+    PG_END_TRY();
+    if (!body)
+        return;
+    /* what preprocess_function_rtes() does with an inlined function */
+    rte->rtekind = RTE_SUBQUERY;
+    rte->subquery = body;
+    rte->security_barrier = false;
+    rte->funcordinality = false;
+}
+
 /* Mutates a list of expressions in a given strictness. */
 List *mutate_list(List *list, bool strict, WalkContext *cx)
 {
@@ -254,6 +309,8 @@ void mutate_query(Query *q, bool strict_targets, WalkContext *cx)
     ListCell *lc;
     foreach (lc, q->rtable) {
         RangeTblEntry *rte = (RangeTblEntry *)lfirst(lc);
+        if (rte->rtekind == RTE_FUNCTION)
+            inline_srf(rte, cx);
         if (rte->rtekind == RTE_SUBQUERY && rte->subquery)
             mutate_query(rte->subquery, strict_out, cx);
     }
@@ -321,17 +378,23 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
     return entry([&] {
         return pg([&] {
             const Taxonomy &t = taxonomy();
+            WalkContext cx{NIL, false, &t, nullptr};
             if (t.installed && !t.type_category.empty()) {
                 if (calls_mask_function((Node *)parse, &t))
                     ereport(ERROR,
                             (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                              errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
                              errhint("Select the column itself: it is masked automatically.")));
-                WalkContext cx{NIL, false, &t};
                 mutate_query(parse, false, &cx);
             }
             PlannedStmt *stmt = prev_planner ? prev_planner(parse, query_string, cursor_options, params)
                                              : standard_planner(parse, query_string, cursor_options, params);
+            if (cx.inline_root) {
+                /* the inlined functions: a cached plan is dropped when one
+                 * is replaced, and is per role when its body met RLS */
+                stmt->invalItems = list_concat(stmt->invalItems, cx.inline_root->glob->invalItems);
+                stmt->dependsOnRole |= cx.inline_root->glob->dependsOnRole;
+            }
             if (t.installed && !t.type_category.empty())
                 mask_scans(stmt, t);
             return stmt;
@@ -421,7 +484,7 @@ void install_planner_hook()
     CacheRegisterSyscacheCallback(TYPEOID, types_changed, (Datum)0);
     CacheRegisterSyscacheCallback(PROCOID, procs_changed, (Datum)0);
     needs_fmgr_hook = [](Oid fn_oid) -> bool {
-        if (!prev_needs_fmgr && known_not_sql(fn_oid))
+        if (!prev_needs_fmgr && known_not_sql_srf(fn_oid))
             return false; /* no boundary crossing for what is known */
         return entry([&] { return pg([&] { return needs_fmgr(fn_oid); }); });
     };
