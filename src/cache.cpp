@@ -19,6 +19,7 @@
  * latest snapshot.
  */
 #include "cache.h"
+#include "cursor.h"
 #include "consent.h"
 #include "spi.h"
 #include "taxonomy.h"
@@ -805,14 +806,16 @@ struct {
     char key[64];
     SubjectEvents ev;
 } last;
-} // namespace
 
-SubjectEvents subject_events(std::string_view key, TimestampTz as_of)
+SubjectEvents find_events(std::string_view key, TimestampTz as_of);
+
+/* subject_events() without the cursor guard's record. */
+SubjectEvents lookup_subject(std::string_view key, TimestampTz as_of)
 {
     if (last.epoch == cache_epoch && last.as_of == as_of && last.len == key.size() &&
         memcmp(last.key, key.data(), key.size()) == 0)
         return last.ev;
-    SubjectEvents ev = lookup_events(key, as_of);
+    SubjectEvents ev = find_events(key, as_of);
     if (key.size() <= sizeof(last.key)) {
         last.epoch = cache_epoch;
         last.as_of = as_of;
@@ -823,7 +826,8 @@ SubjectEvents subject_events(std::string_view key, TimestampTz as_of)
     return ev;
 }
 
-SubjectEvents lookup_events(std::string_view key, TimestampTz as_of)
+/* lookup_events() without the cursor guard's record. */
+SubjectEvents find_events(std::string_view key, TimestampTz as_of)
 {
     ensure_ready();
     bool past = as_of != NOW;
@@ -846,7 +850,7 @@ SubjectEvents lookup_events(std::string_view key, TimestampTz as_of)
     if (r == NONE && !past && !tried_bulk) {
         tried_bulk = true;
         if (bulk_load(table, budget_bytes()))
-            return lookup_events(key, as_of);
+            return find_events(key, as_of);
     }
     if (r == NONE && table.complete && !table.maybe_unknown(h))
         return {};
@@ -855,6 +859,28 @@ SubjectEvents lookup_events(std::string_view key, TimestampTz as_of)
         table.clear();
     table.put(key, h, ev.data(), ev.size());
     return table.events_of(table.find(key, h));
+}
+} // namespace
+
+/* Every look-up of a subject's events goes through one of these two: the
+ * cursor guard records the subjects a tracked portal decides. */
+uint64_t subject_hash(std::string_view key)
+{
+    return hash_key(key);
+}
+
+SubjectEvents subject_events(std::string_view key, TimestampTz as_of)
+{
+    SubjectEvents ev = lookup_subject(key, as_of);
+    cursor_record(key, &ev);
+    return ev;
+}
+
+SubjectEvents lookup_events(std::string_view key, TimestampTz as_of)
+{
+    SubjectEvents ev = find_events(key, as_of);
+    cursor_record(key, &ev);
+    return ev;
 }
 
 bool decide(const Taxonomy &t, const SubjectEvents &ev, int category, int purpose, TimestampTz now)
@@ -909,6 +935,7 @@ void cache_sync()
     if (reset_pending) {
         reset_pending = false;
         cache_reset();
+        cursor_everything_changed();
     }
     if (!ring)
         return;
@@ -918,6 +945,7 @@ void cache_sync()
     pg_read_barrier();
     if (pos - ring_read_pos > RING_SIZE) {
         cache_reset();
+        cursor_everything_changed();
     } else {
         bool everything = false;
         for (uint64_t i = ring_read_pos; i < pos && !everything; i++) {
@@ -928,13 +956,14 @@ void cache_sync()
             }
             now_table.invalidate(h);
             as_of_table.invalidate(h);
+            cursor_subject_changed(h);
         }
-        if (everything)
-            cache_reset();
         pg_read_barrier();
         /* entries overwritten while we read them: start over */
-        if (pg_atomic_read_u64(&ring->write_pos) - ring_read_pos > RING_SIZE)
+        if (everything || pg_atomic_read_u64(&ring->write_pos) - ring_read_pos > RING_SIZE) {
             cache_reset();
+            cursor_everything_changed();
+        }
     }
     ring_read_pos = pos;
 }
@@ -944,12 +973,14 @@ void cache_subject_changed(std::string_view key)
     uint64_t h = hash_key(key);
     now_table.invalidate(h);
     as_of_table.invalidate(h);
+    cursor_subject_changed(h);
     changed_in_xact.push_back(h);
 }
 
 void cache_everything_changed()
 {
     cache_reset();
+    cursor_everything_changed();
     changed_in_xact.push_back(EVERYTHING);
 }
 

@@ -47,6 +47,9 @@ bool subject_type_supported(Oid type);
  * (at least 64 bytes) or points into the value. */
 std::string_view subject_key(Datum value, Oid type, char *buf);
 
+/* The hash that names a subject in the invalidation ring. */
+uint64_t subject_hash(std::string_view key);
+
 /* The events of a subject under the current or an as-of view of the ledger
  * (memoized for the last subject asked). */
 SubjectEvents subject_events(std::string_view key, TimestampTz as_of);

@@ -12,12 +12,14 @@
 #include "boundary.h"
 #include "cache.h"
 #include "consent.h"
+#include "cursor.h"
 #include "decision.h"
 #include "spi.h"
 #include "taxonomy.h"
 
 extern "C" {
 #include "access/relation.h"
+#include "access/sysattr.h"
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
@@ -25,6 +27,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
 #include "tcop/utility.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -52,13 +55,34 @@ void executor_start(QueryDesc *desc, int eflags)
         standard_ExecutorStart(desc, eflags);
 }
 
-void executor_run(QueryDesc *desc, ScanDirection direction, uint64 count, bool execute_once)
+void run(QueryDesc *desc, ScanDirection direction, uint64 count, bool execute_once)
 {
-    entry([&] { statement_resumed(); });
     if (prev_executor_run)
         prev_executor_run(desc, direction, count, execute_once);
     else
         standard_ExecutorRun(desc, direction, count, execute_once);
+}
+
+void executor_run(QueryDesc *desc, ScanDirection direction, uint64 count, bool execute_once)
+{
+    /* a portal read in parts whose rows were computed ahead (cursor.h) */
+    CursorTracker *tracker = entry([&] {
+        statement_resumed();
+        return cursor_run_begin(desc, count);
+    });
+    if (!tracker) {
+        run(desc, direction, count, execute_once);
+        return;
+    }
+    PG_TRY();
+    {
+        run(desc, direction, count, execute_once);
+    }
+    PG_FINALLY();
+    {
+        cursor_run_end(tracker);
+    }
+    PG_END_TRY();
 }
 
 /* Whether the relation has a consent-tagged column. */
@@ -76,11 +100,21 @@ bool has_tagged_column(Oid relid)
 }
 
 /* COPY t [(cols)] TO ... → COPY (SELECT cols FROM ONLY t) TO ..., as
- * PostgreSQL itself does for tables with row-level security. */
+ * PostgreSQL itself does for tables with row-level security.  A partitioned
+ * table holds no rows of its own: PostgreSQL refuses COPY TO of one (42809),
+ * except that its row-level security rewrite reads FROM ONLY the parent and
+ * exports nothing, silently.  Every role gets PostgreSQL's error instead. */
 void rewrite_copy_to(CopyStmt *stmt)
 {
     Oid relid = RangeVarGetRelid(stmt->relation, AccessShareLock, true);
-    if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION || !has_tagged_column(relid))
+    if (!OidIsValid(relid))
+        return;
+    char kind = get_rel_relkind(relid);
+    if (kind == RELKIND_PARTITIONED_TABLE && has_tagged_column(relid))
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("cannot copy from partitioned table \"%s\"", get_rel_name(relid)),
+                        errhint("Try the COPY (SELECT ...) TO variant.")));
+    if (kind != RELKIND_RELATION || !has_tagged_column(relid))
         return;
     SelectStmt *select = makeNode(SelectStmt);
     List *names = stmt->attlist;
@@ -301,6 +335,48 @@ void secure_children(const std::vector<Oid> &children)
     }
 }
 
+/* Refuses a stored generated column of an untagged type computed from a tagged column (raw-derived, never masked). */
+void refuse_untagged_generated(Oid relid)
+{
+    if (!OidIsValid(relid))
+        return;
+    Relation rel = relation_open(relid, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    TupleConstr *constr = desc->constr;
+    Form_pg_attribute column = nullptr, source = nullptr;
+    for (int d = 0; constr && constr->has_generated_stored && d < constr->num_defval && !source; d++) {
+        column = TupleDescAttr(desc, constr->defval[d].adnum - 1);
+        if (column->attgenerated != ATTRIBUTE_GENERATED_STORED || tagged_category(column->atttypid) >= 0)
+            continue;
+        Bitmapset *read = nullptr;
+        pull_varattnos((Node *)stringToNode(constr->defval[d].adbin), 1, &read);
+        /* a whole-row reference (PostgreSQL refuses it here today) reads every column */
+        bool whole_row = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, read);
+        for (int a = 0; a < desc->natts && !source; a++) {
+            Form_pg_attribute att = TupleDescAttr(desc, a);
+            if (!att->attisdropped &&
+                (whole_row || bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, read)) &&
+                tagged_category(att->atttypid) >= 0)
+                source = att;
+        }
+    }
+    if (source)
+        ereport(ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("generated column \"%s\" cannot store values derived from consent-tagged column \"%s\"",
+                        NameStr(column->attname), NameStr(source->attname)),
+                 errdetail("Column \"%s\" of table \"%s\" is of type %s, which is not consent-tagged, and is generated "
+                           "from column \"%s\" of type %s: roles that see \"%s\" masked would read what is derived "
+                           "from it unmasked.",
+                           NameStr(column->attname), RelationGetRelationName(rel), format_type_be(column->atttypid),
+                           NameStr(source->attname), format_type_be(source->atttypid), NameStr(source->attname)),
+                 errhint("Declare \"%s\" with a consent-tagged type (e.g. %s) so that it is masked too, or drop the "
+                         "generation expression.",
+                         NameStr(column->attname),
+                         format_type_be(taxonomy().categories[tagged_category(source->atttypid)].type))));
+    relation_close(rel, NoLock);
+}
+
 /*
  * Triggers see OLD and NEW rows unmasked.  A role that is masked must not
  * be able to attach code that would read them: creating a trigger on a
@@ -354,7 +430,11 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
     Node *node = pstmt->utilityStmt;
     /* FETCH and other utility statements are statements too: consent
      * changes committed meanwhile apply to them */
-    entry([&] { statement_start(); });
+    entry([&] {
+        statement_start();
+        if (IsA(node, FetchStmt))
+            cursor_fetch_check((FetchStmt *)node);
+    });
     if (IsA(node, CopyStmt) && !((CopyStmt *)node)->is_from && ((CopyStmt *)node)->relation) {
         if (read_only_tree) {
             pstmt = (PlannedStmt *)copyObjectImpl(pstmt);
@@ -388,6 +468,11 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
                     return;
                 CommandCounterIncrement(); /* see what the statement created */
                 Oid relid = altered_relation(node);
+                if (IsA(node, CreateStmt) || IsA(node, AlterTableStmt)) {
+                    refuse_untagged_generated(relid);
+                    for (Oid child : new_children(node)) /* ATTACH PARTITION, INHERIT */
+                        refuse_untagged_generated(child);
+                }
                 if (OidIsValid(relid) && has_tagged_column(relid))
                     hide_statistics(relid);
                 std::vector<Oid> children = new_children(node);
