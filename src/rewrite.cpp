@@ -38,6 +38,11 @@ extern "C" {
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
+#include "parser/analyze.h"
+#include "parser/parse_coerce.h"
+#include "tcop/pquery.h"
+#include "tcop/tcopprot.h"
+#include "utils/snapmgr.h"
 #include "parser/parsetree.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -402,6 +407,61 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
     });
 }
 
+post_parse_analyze_hook_type prev_post_parse_analyze = nullptr;
+
+/* The array of a tagged type's base type, for an array of a tagged type
+ * (InvalidOid for any other type).  Arrays of other types, the common
+ * case, cost one catalog-cache look-up and never load the taxonomy. */
+Oid base_array_type(Oid type)
+{
+    Oid elem = get_element_type(type);
+    if (!OidIsValid(elem) || get_typtype(elem) != TYPTYPE_DOMAIN)
+        return InvalidOid;
+    const Taxonomy &t = taxonomy();
+    if (!t.installed || tagged_category(elem) < 0)
+        return InvalidOid;
+    return get_array_type(getBaseType(elem));
+}
+
+/* Arrays of tagged types in a result list become arrays of their base
+ * types, as PostgreSQL itself describes a domain column by its base type:
+ * drivers know text[], not consent._email. */
+void base_array_results(List *targets)
+{
+    ListCell *lc;
+    foreach (lc, targets) {
+        auto *te = (TargetEntry *)lfirst(lc);
+        if (te->resjunk)
+            continue;
+        Oid type = exprType((Node *)te->expr);
+        if (type_is_array(type) == false)
+            continue;
+        Oid base = base_array_type(type);
+        if (!OidIsValid(base))
+            continue;
+        Node *cast = coerce_to_target_type(nullptr, (Node *)te->expr, type, base, exprTypmod((Node *)te->expr),
+                                           COERCION_EXPLICIT, COERCE_IMPLICIT_CAST, -1);
+        if (cast)
+            te->expr = (Expr *)cast;
+    }
+}
+
+/* A statement a client sent (not a query inside a function, a view or a
+ * utility statement other than DECLARE CURSOR): its result columns go to
+ * the client. */
+void client_result_types(ParseState *pstate, Query *query)
+{
+    if (ActivePortal || !pstate || !debug_query_string || pstate->p_sourcetext != debug_query_string ||
+        !ActiveSnapshotSet())
+        return;
+    if (query->commandType == CMD_UTILITY && query->utilityStmt && IsA(query->utilityStmt, DeclareCursorStmt))
+        query = castNode(Query, ((DeclareCursorStmt *)query->utilityStmt)->query);
+    if (query->commandType == CMD_SELECT)
+        base_array_results(query->targetList);
+    else if (query->commandType != CMD_UTILITY)
+        base_array_results(query->returningList);
+}
+
 /* The call site, described at its first non-NULL cell: what the call
  * names never changes; mask_cell() looks its rule up again whenever the
  * rules change.  Out of line: the per-cell path stays small. */
@@ -480,6 +540,12 @@ void install_planner_hook()
 {
     prev_planner = planner_hook;
     planner_hook = planner;
+    prev_post_parse_analyze = post_parse_analyze_hook;
+    post_parse_analyze_hook = [](ParseState *pstate, Query *query, JumbleState *jstate) {
+        if (prev_post_parse_analyze)
+            prev_post_parse_analyze(pstate, query, jstate);
+        entry([&] { pg([&] { client_result_types(pstate, query); }); });
+    };
     prev_needs_fmgr = needs_fmgr_hook;
     CacheRegisterSyscacheCallback(TYPEOID, types_changed, (Datum)0);
     CacheRegisterSyscacheCallback(PROCOID, procs_changed, (Datum)0);
