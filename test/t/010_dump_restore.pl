@@ -1,7 +1,7 @@
 
 # Copyright: pg_consent contributors
 #
-# pg_dump / pg_restore (issue 8, SPEC.md sections 2 and 5):
+# pg_dump / pg_restore (SPEC.md sections 2, 5 and 9):
 #  - a superuser's dump in plain format, custom format (-Fc) and plain with
 #    --inserts restores, into a fresh database of the same cluster (roles
 #    are cluster-wide), every protected table and the whole consent catalog
@@ -19,7 +19,10 @@
 #    with --enable-row-security, writes an anonymized dump: masked values
 #    only (or what the role's purpose reveals), in plain, --inserts and
 #    custom format; never a raw value, not even in a dump that failed
-#    halfway.
+#    halfway;
+#  - a database with a generated column, expression indexes and a partition
+#    key built on inlinable SQL functions restores whole (SQL functions
+#    inline as in PostgreSQL without the extension).
 use strict;
 use warnings;
 
@@ -103,6 +106,21 @@ $node->safe_psql(
     SELECT consent.allow_purpose('dr_app', 'personalize');
     SELECT consent.allow_purpose('dr_app', 'fraud');
     SELECT consent.allow_recording('dr_recorder');
+
+    -- objects PostgreSQL accepts only because SQL functions inline: a
+    -- generated column and an expression index over anynonarray || text
+    -- (textanycat, a SQL function), a partition key and an index on
+    -- inlinable SQL functions of the user
+    CREATE SCHEMA sqlfn;
+    CREATE FUNCTION sqlfn.bucket(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 / 10';
+    CREATE TABLE sqlfn.gen (a int, b text GENERATED ALWAYS AS (a || ' sec') STORED);
+    CREATE INDEX gen_expr ON sqlfn.gen ((a || 'x'));
+    CREATE INDEX gen_bucket ON sqlfn.gen (sqlfn.bucket(a));
+    INSERT INTO sqlfn.gen (a) VALUES (1), (12), (25);
+    CREATE TABLE sqlfn.parts (k int, v text) PARTITION BY RANGE (sqlfn.bucket(k));
+    CREATE TABLE sqlfn.parts_0 PARTITION OF sqlfn.parts FOR VALUES FROM (0) TO (1);
+    CREATE TABLE sqlfn.parts_1 PARTITION OF sqlfn.parts FOR VALUES FROM (1) TO (3);
+    INSERT INTO sqlfn.parts VALUES (5, 'low'), (15, 'mid'), (25, 'high');
 });
 # consent events, recorded by the recorder: grants (with source, evidence,
 # expiry), withdrawals, special categories, uuid and text subjects
@@ -140,7 +158,9 @@ my @protected = (
 	[ 'shop.orders',      'order_id' ],
 	[ 'shop.accounts',    'handle' ],
 	[ 'shop.events',      'id' ],
-	[ 'shop.unprotected', 'id' ],);
+	[ 'shop.unprotected', 'id' ],
+	[ 'sqlfn.gen',        'a' ],
+	[ 'sqlfn.parts',      'k' ],);
 my %catalog = (
 	categories       => 'key',
 	purposes         => 'key',
@@ -176,6 +196,14 @@ sub superuser_copy
                      pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
               FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid
               WHERE c.relnamespace = 'shop'::regnamespace ORDER BY 1, 4) TO STDOUT});
+	$out{'objects built on inlinable SQL functions'} = $node->safe_psql(
+		$db, q{
+        COPY (SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index
+              WHERE indrelid = 'sqlfn.gen'::regclass
+              UNION ALL SELECT 'partition key', pg_get_partkeydef('sqlfn.parts'::regclass)
+              UNION ALL SELECT 'generated', pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'sqlfn.gen'::regclass
+              UNION ALL SELECT tableoid::regclass::text, k::text FROM sqlfn.parts
+              ORDER BY 1, 2) TO STDOUT});
 	$out{'ledger sequence'} =
 	  $node->safe_psql($db, 'SELECT last_value, is_called FROM consent.ledger_id_seq');
 	return \%out;
@@ -221,6 +249,15 @@ is( $node->safe_psql('src', q{SELECT count(*) FROM consent.categories WHERE NOT 
 is($node->safe_psql('src', q{SELECT count(*) FROM consent.purposes WHERE NOT shipped}),
 	'3', 'three user-defined purposes');
 is($node->safe_psql('src', 'SELECT count(*) FROM consent.ledger'), '10', 'ten consent events');
+is( $src_data->{'objects built on inlinable SQL functions'},
+	join("\n",
+		"generated\t(a || ' sec'::text)",
+		"partition key\tRANGE (sqlfn.bucket(k))",
+		"sqlfn.gen_bucket\tCREATE INDEX gen_bucket ON sqlfn.gen USING btree (sqlfn.bucket(a))",
+		"sqlfn.gen_expr\tCREATE INDEX gen_expr ON sqlfn.gen USING btree (((a || 'x'::text)))",
+		"sqlfn.parts_0\t5", "sqlfn.parts_1\t15", "sqlfn.parts_1\t25"),
+	'the source holds a generated column, expression indexes and a partition key on inlinable SQL functions');
+like($src_data->{'sqlfn.gen'}, qr/^25\t25 sec$/m, 'the generated column is computed');
 like($src_data->{'domains of the categories'}, qr/user\.behavior\.vip\tshop\tvip_note\ttext\tconsent-tagged: user\.behavior\.vip/,
 	'a category type in another schema');
 like($src_view->{q{purpose 'personalize': SELECT * FROM shop.customers ORDER BY id}},
