@@ -456,7 +456,8 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
         });
     bool ext = is_extension_ddl(node);
     bool columns_may_change = IsA(node, CreateStmt) || IsA(node, AlterTableStmt) || IsA(node, CreateTableAsStmt) ||
-                              IsA(node, IndexStmt) || IsA(node, CreateStatsStmt) || IsA(node, AlterStatsStmt);
+                              IsA(node, IndexStmt) || IsA(node, CreateStatsStmt) || IsA(node, AlterStatsStmt) ||
+                              IsA(node, CreateForeignTableStmt);
     if (prev_process_utility)
         prev_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
     else
@@ -468,6 +469,9 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
                     return;
                 CommandCounterIncrement(); /* see what the statement created */
                 Oid relid = altered_relation(node);
+                if (IsA(node, CreateForeignTableStmt)) /* not a CreateStmt for IsA(), nor for altered_relation() */
+                    refuse_untagged_generated(
+                        RangeVarGetRelid(((CreateForeignTableStmt *)node)->base.relation, NoLock, true));
                 if (IsA(node, CreateStmt) || IsA(node, AlterTableStmt)) {
                     refuse_untagged_generated(relid);
                     for (Oid child : new_children(node)) /* ATTACH PARTITION, INHERIT */
