@@ -27,6 +27,7 @@
 #include "audit.h"
 #include "consent.h"
 #include "decision.h"
+#include "invalidation.h"
 
 extern "C" {
 #include "access/xact.h"
@@ -647,7 +648,9 @@ void audit_xact_callback(XactEvent event, void *) noexcept
 }
 
 /* Invalidations that may rename what the cached entries name. */
-void audit_relcache_callback(Datum, Oid relid) noexcept
+} // namespace
+
+void audit_relation_changed(Oid relid) noexcept
 {
     if (relid == InvalidOid)
         names_stale = true;
@@ -655,10 +658,12 @@ void audit_relcache_callback(Datum, Oid relid) noexcept
         if (c.relid == relid)
             names_stale = true;
 }
-void audit_syscache_callback(Datum, int, uint32) noexcept
+void audit_names_changed() noexcept
 {
     names_stale = true;
 }
+
+namespace {
 
 /* A subtransaction aborted: the executors it started (and those of its
  * children, which have later IDs) are gone without ExecutorEnd. */
@@ -762,9 +767,6 @@ void install_audit_hooks()
     ProcessUtility_hook = audit_process_utility;
     RegisterXactCallback(audit_xact_callback, nullptr);
     RegisterSubXactCallback(audit_subxact_callback, nullptr);
-    CacheRegisterRelcacheCallback(audit_relcache_callback, (Datum)0);
-    CacheRegisterSyscacheCallback(AUTHOID, audit_syscache_callback, (Datum)0);
-    CacheRegisterSyscacheCallback(NAMESPACEOID, audit_syscache_callback, (Datum)0);
 }
 
 } // namespace consent

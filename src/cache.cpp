@@ -21,6 +21,7 @@
 #include "cache.h"
 #include "cursor.h"
 #include "consent.h"
+#include "invalidation.h"
 #include "spi.h"
 #include "taxonomy.h"
 
@@ -1015,7 +1016,11 @@ namespace {
  * backends that some subject changed: they drop their whole cache
  * (per-table, not per-subject, precision).  subject_state itself counts
  * too (what primaries running 1.1's library send). */
-void standby_relcache_callback(Datum, Oid relid) noexcept
+} // namespace
+
+/* A relation changed: on a hot standby, the replayed signal that
+ * consent.subject_state changed. */
+void cache_relation_changed(Oid relid) noexcept
 {
     if (!RecoveryInProgress())
         return;
@@ -1023,7 +1028,6 @@ void standby_relcache_callback(Datum, Oid relid) noexcept
         relid == subject_state_signal)
         reset_pending = true;
 }
-} // namespace
 
 Oid standby_signal_relid(Relation subject_state)
 {
@@ -1033,7 +1037,6 @@ Oid standby_signal_relid(Relation subject_state)
 
 void register_cache_callbacks()
 {
-    CacheRegisterRelcacheCallback(standby_relcache_callback, (Datum)0);
     RegisterXactCallback(xact_callback, nullptr);
     if (ring)
         ring_read_pos = pg_atomic_read_u64(&ring->write_pos);

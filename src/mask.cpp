@@ -12,6 +12,7 @@
  */
 #include "boundary.h"
 #include "consent.h"
+#include "invalidation.h"
 #include "mask.h"
 
 extern "C" {
@@ -1079,16 +1080,6 @@ struct MaskFunction {
 constexpr int function_slots = 16;
 MaskFunction *functions[function_slots];
 int next_victim = 0;
-bool callback_registered = false;
-
-/* pg_proc changed: mark the affected entries (all on a cache reset) stale.
- * Only marks: the entries may be in use further up the stack. */
-void proc_changed(Datum, int, uint32 hashvalue)
-{
-    for (MaskFunction *f : functions)
-        if (f && (hashvalue == 0 || f->hash == hashvalue))
-            f->stale = true;
-}
 
 void retire(MaskFunction *f)
 {
@@ -1124,10 +1115,7 @@ MaskFunction *new_mask_function(Oid func, Oid collation)
  * missing or stale.  Plain C. */
 MaskFunction *mask_function(Oid func, Oid type)
 {
-    if (!callback_registered) {
-        CacheRegisterSyscacheCallback(PROCOID, proc_changed, (Datum)0);
-        callback_registered = true;
-    }
+    register_invalidation_callbacks(); /* also without the preload */
     int slot = -1;
     for (int i = 0; i < function_slots; i++)
         if (functions[i] && functions[i]->func == func) {
@@ -1198,6 +1186,15 @@ Datum mask_with_function(Oid func, Datum value, Oid type, bool *isnull)
 }
 
 } // namespace
+
+/* pg_proc changed: mark the affected mask functions (all on a cache reset)
+ * stale.  Only marks: the entries may be in use further up the stack. */
+void mask_procs_changed(uint32 hashvalue) noexcept
+{
+    for (MaskFunction *f : functions)
+        if (f && (hashvalue == 0 || f->hash == hashvalue))
+            f->stale = true;
+}
 
 MaskedValue build_mask(const MaskSpec &spec, Datum value, Oid base_type)
 {

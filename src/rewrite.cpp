@@ -21,6 +21,7 @@
 #include "boundary.h"
 #include "consent.h"
 #include "decision.h"
+#include "invalidation.h"
 #include "maskscan.h"
 #include "taxonomy.h"
 
@@ -61,10 +62,6 @@ planner_hook_type prev_planner = nullptr;
  * argument types once per execution of each call site.  Any change of a
  * type (a TYPEOID invalidation) forgets all. */
 std::unordered_map<Oid, Oid> base_types;
-void types_changed(Datum, int, uint32) noexcept
-{
-    base_types.clear();
-}
 Oid base_type_of(Oid type)
 {
     auto it = base_types.find(type);
@@ -88,10 +85,6 @@ struct NotSqlSrf {
 NotSqlSrf not_sql_srf[256];
 uint64_t proc_generation = 1;
 
-void procs_changed(Datum, int, uint32)
-{
-    ++proc_generation;
-}
 
 bool known_not_sql_srf(Oid fn_oid)
 {
@@ -499,6 +492,18 @@ pg_attribute_always_inline Datum mask_call(FunctionCallInfo fcinfo, bool strict)
 
 } // namespace
 
+/* pg_type changed: base types are looked up again. */
+void rewrite_types_changed() noexcept
+{
+    base_types.clear();
+}
+
+/* pg_proc changed: which functions are set-returning SQL ones is asked again. */
+void rewrite_procs_changed() noexcept
+{
+    ++proc_generation;
+}
+
 /* The site's rule, looked up again because the rules changed. */
 void resolve_site(MaskSite &site)
 {
@@ -547,8 +552,7 @@ void install_planner_hook()
         entry([&] { pg([&] { client_result_types(pstate, query); }); });
     };
     prev_needs_fmgr = needs_fmgr_hook;
-    CacheRegisterSyscacheCallback(TYPEOID, types_changed, (Datum)0);
-    CacheRegisterSyscacheCallback(PROCOID, procs_changed, (Datum)0);
+    register_invalidation_callbacks();
     needs_fmgr_hook = [](Oid fn_oid) -> bool {
         if (!prev_needs_fmgr && known_not_sql_srf(fn_oid))
             return false; /* no boundary crossing for what is known */

@@ -10,6 +10,7 @@
  */
 #include "taxonomy.h"
 #include "cache.h"
+#include "invalidation.h"
 #include "spi.h"
 
 extern "C" {
@@ -52,8 +53,10 @@ uint64_t rule_key(Oid relid, AttrNumber attno)
     return (uint64_t(relid) << 16) | uint16_t(attno);
 }
 
-/* Relcache callback: our catalog tables changed, or a relation did. */
-void relcache_callback(Datum, Oid relid)
+} // namespace
+
+/* Our catalog tables changed, or a relation did. */
+void taxonomy_relation_changed(Oid relid) noexcept
 {
     detail::taxonomy_fresh = nullptr;
     if (relid == InvalidOid) {
@@ -73,20 +76,24 @@ void relcache_callback(Datum, Oid relid)
                 return;
             }
     }
-    if (dirty_relations.size() < 1024)
-        dirty_relations.push_back(relid);
+    if (dirty_relations.size() < 1024 && dirty_relations.capacity() > dirty_relations.size())
+        dirty_relations.push_back(relid); /* no allocation: a callback must not throw */
     else
         all_relations_dirty = true;
 }
 
+namespace {
 uint64_t role_changes = 0; /* roles_generation() */
+} // namespace
 
-/* Syscache callback on pg_authid: role attributes or membership changed. */
-void role_callback(Datum, int, uint32)
+/* pg_authid or pg_auth_members: role attributes or membership changed. */
+void taxonomy_roles_changed() noexcept
 {
     bypass_roles.clear();
     ++role_changes;
 }
+
+namespace {
 
 std::string req(const std::optional<std::string> &v)
 {
@@ -204,6 +211,7 @@ std::unique_ptr<Taxonomy> load()
 
 void apply_dirty()
 {
+    dirty_relations.reserve(1024); /* taxonomy_relation_changed() never allocates */
     if (all_relations_dirty) {
         rules.clear();
         ++rules_epoch_counter;
@@ -298,13 +306,6 @@ void taxonomy_invalidate()
     detail::taxonomy_fresh = nullptr;
     stale = true;
     all_relations_dirty = true;
-}
-
-void register_taxonomy_callbacks()
-{
-    CacheRegisterRelcacheCallback(relcache_callback, (Datum)0);
-    CacheRegisterSyscacheCallback(AUTHOID, role_callback, (Datum)0);
-    CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, role_callback, (Datum)0);
 }
 
 const Taxonomy &detail::taxonomy_slow()

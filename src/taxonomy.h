@@ -158,6 +158,5 @@ bool role_bypasses(Oid role);
 uint64_t roles_generation();
 /* Forget everything (extension created or dropped, catalog changed). */
 void taxonomy_invalidate();
-void register_taxonomy_callbacks();
 
 } // namespace consent

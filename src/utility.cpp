@@ -526,7 +526,6 @@ void install_query_hooks()
     ExecutorRun_hook = executor_run;
     prev_process_utility = ProcessUtility_hook;
     ProcessUtility_hook = process_utility;
-    register_taxonomy_callbacks();
     register_cache_callbacks();
 }
 
