@@ -26,6 +26,9 @@ bool check_purpose_guc(char **newval, void **extra, GucSource source);
 void assign_purpose_guc(const char *newval, void *extra);
 bool check_as_of_guc(char **newval, void **extra, GucSource source);
 void assign_as_of_guc(const char *newval, void *extra);
+/* consent.purpose_scope, with the utility hook and transaction callback
+ * that enforce it */
+void define_purpose_scope();
 
 /* cache.cpp: shared memory for cross-backend invalidation */
 void install_shmem_hooks();

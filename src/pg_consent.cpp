@@ -76,6 +76,7 @@ void consent::define_gucs()
     DefineCustomStringVariable("consent.purpose", "Processing purpose this session acts under.",
                                "Empty means no purpose: every consent-tagged cell is masked.", &purpose_setting, "",
                                PGC_USERSET, 0, check_purpose_guc, assign_purpose_guc, nullptr);
+    define_purpose_scope(); /* consent.purpose_scope, and what enforces it (purpose.cpp) */
     DefineCustomStringVariable("consent.as_of", "Evaluates every consent decision as of this time (auditors only).",
                                "Empty means now. Only superusers and members of consent_auditor may set it.",
                                &as_of_setting, "", PGC_USERSET, 0, check_as_of_guc, assign_as_of_guc, nullptr);

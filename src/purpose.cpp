@@ -1,12 +1,15 @@
 /*
  * purpose.cpp — the session side of a decision: consent.purpose and
- * consent.as_of (validated when set and again at use), and the per-statement
- * session context.
+ * consent.as_of (validated when set and again at use), how long a purpose
+ * lasts (consent.purpose_scope), and the per-statement session context.
  *
- * Owns: the GUC check/assign hooks and SessionContext.
+ * Owns: the GUC check/assign hooks, the transaction scope of a purpose (a
+ * check of SET statements and a transaction-end callback) and
+ * SessionContext.
  * Must never: trust a value checked under another role: the context is
  * recomputed for the acting role (SET ROLE, SET SESSION AUTHORIZATION) at
- * every statement.
+ * every statement; under the transaction scope, let a purpose reach a
+ * transaction that did not set it.
  */
 #include "cache.h"
 #include "consent.h"
@@ -19,6 +22,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -54,7 +58,33 @@ bool checkable(GucSource source)
 
 } // namespace
 
-bool check_purpose_guc(char **newval, void **, GucSource source)
+namespace {
+
+/* consent.purpose_scope */
+enum PurposeScope { SCOPE_SESSION, SCOPE_TRANSACTION };
+const struct config_enum_entry purpose_scope_options[] = {
+    {"session", SCOPE_SESSION, false}, {"transaction", SCOPE_TRANSACTION, false}, {nullptr, 0, false}};
+int purpose_scope = SCOPE_SESSION;
+
+/* A statement of the running transaction set a purpose (SET, SET LOCAL,
+ * set_config, a function's SET clause): a value SET LOCAL hides may come
+ * back at COMMIT. */
+bool purpose_set_in_xact = false;
+/* The running transaction's first statement under the transaction scope
+ * has run (scope_statement_start()). */
+bool scope_checked = false;
+/* The running top-level transaction is a transaction block (explicit, or a
+ * query string of several statements), as its last statement at nesting
+ * level 1 saw it.  In a function's subtransaction IsTransactionBlock()
+ * cannot tell: PL/pgSQL's exception blocks open subtransactions outside
+ * blocks too. */
+bool top_level_block = false;
+
+} // namespace
+
+namespace {
+/* Validates a purpose being set (true: it may be set). */
+bool purpose_valid(char **newval, GucSource source)
 {
     if (!*newval || (*newval)[0] == '\0' || !checkable(source))
         return true;
@@ -79,6 +109,18 @@ bool check_purpose_guc(char **newval, void **, GucSource source)
         }
         return true;
     });
+}
+} // namespace
+
+bool check_purpose_guc(char **newval, void **, GucSource source)
+{
+    if (!purpose_valid(newval, source))
+        return false;
+    /* SET, SET LOCAL, set_config() or a function's SET clause (not a
+     * parallel worker copying its leader's settings) */
+    if (*newval && (*newval)[0] != '\0' && source >= PGC_S_INTERACTIVE && source != PGC_S_TEST && !IsParallelWorker())
+        purpose_set_in_xact = true;
+    return true;
 }
 
 void assign_purpose_guc(const char *, void *)
@@ -131,6 +173,153 @@ void assign_as_of_guc(const char *, void *extra)
     context_dirty = true;
 }
 
+/*
+ * consent.purpose_scope = transaction: a purpose never outlives the
+ * transaction that set it.  PostgreSQL's own GUC stack does the work once
+ * every transaction starts with an empty purpose:
+ *  - at COMMIT (and PREPARE TRANSACTION) the callback below sets it to ''
+ *    for the session, overriding whatever SET, SET LOCAL or set_config left;
+ *    ROLLBACK restores the value the transaction began with;
+ *  - the first statement of every transaction clears a purpose the
+ *    transaction did not set itself (one a session set before the scope
+ *    changed, or a rollback restored, or a role, database or startup-packet
+ *    default), before the statement runs;
+ *  - role, database, startup and configuration file values never become the
+ *    value RESET and DISCARD ALL return to (neutralize_defaults());
+ *  - SET consent.purpose for the session outside a transaction block fails
+ *    (scope_process_utility()): its author expects it to last.
+ */
+namespace {
+
+ProcessUtility_hook_type prev_process_utility = nullptr;
+/* This backend's reset value of consent.purpose is '' for good. */
+bool defaults_neutralized = false;
+
+/* Sets consent.purpose to '' as SET does.  Inside a transaction it is
+ * stacked: kept at COMMIT, undone by ROLLBACK. */
+void clear_purpose()
+{
+    pg([] {
+        (void)set_config_option("consent.purpose", "", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+    });
+}
+
+/* Makes '' the value RESET, SET ... TO DEFAULT and DISCARD ALL return to.
+ * Role, database, startup-packet and configuration file values all come
+ * from sources below PGC_S_OVERRIDE: a value from that source takes their
+ * place as the reset value (and as the value itself when it came from one
+ * of them), and they can no longer replace it, not even at a reload. */
+void neutralize_defaults()
+{
+    if (defaults_neutralized)
+        return;
+    pg([] {
+        (void)set_config_option("consent.purpose", "", PGC_SUSET, PGC_S_OVERRIDE, GUC_ACTION_SET, true, 0, false);
+    });
+    defaults_neutralized = true;
+}
+
+/* The first statement of a transaction under the transaction scope: a
+ * purpose the transaction has not set itself (before its first statement
+ * only PL/pgSQL's simple expressions after a COMMIT or ROLLBACK in a
+ * procedure can) is from before it and is cleared.  (When the scope changes
+ * while a transaction block is open, this drops a purpose an earlier
+ * statement of the block set: fail closed.) */
+void scope_statement_start()
+{
+    if (GetCurrentTransactionNestLevel() == 1)
+        top_level_block = IsTransactionBlock();
+    if (scope_checked || IsParallelWorker() || !IsTransactionState() || IsInParallelMode())
+        return;
+    neutralize_defaults();
+    if (!purpose_set_in_xact && purpose_setting && purpose_setting[0] != '\0')
+        clear_purpose();
+    scope_checked = true;
+}
+
+/* At COMMIT and PREPARE TRANSACTION the purpose goes back to ''; every
+ * transaction end forgets what the transaction did. */
+void scope_xact_callback(XactEvent event, void *)
+{
+    switch (event) {
+    case XACT_EVENT_PRE_COMMIT:
+    case XACT_EVENT_PRE_PREPARE:
+        if (purpose_scope == SCOPE_TRANSACTION && !IsInParallelMode() &&
+            (purpose_set_in_xact || !defaults_neutralized || (purpose_setting && purpose_setting[0] != '\0')))
+            entry([] {
+                neutralize_defaults();
+                clear_purpose();
+            });
+        break;
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PREPARE:
+    case XACT_EVENT_PARALLEL_COMMIT:
+    case XACT_EVENT_PARALLEL_ABORT:
+        purpose_set_in_xact = false;
+        scope_checked = false;
+        top_level_block = false;
+        /* a procedure's next transaction decides under no purpose from this
+         * one until its first statement (session_context_slow()) */
+        if (purpose_scope == SCOPE_TRANSACTION)
+            context_dirty = true;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Refuses SET [SESSION] consent.purpose = '<purpose>' outside a transaction
+ * block under the transaction scope, also in a function or DO block.  SET
+ * LOCAL, RESET, SET ... TO DEFAULT and SET to '' stay allowed, and so does
+ * SET inside a transaction block (it ends with the block). */
+void refuse_session_purpose(VariableSetStmt *stmt, ProcessUtilityContext context)
+{
+    if (stmt->kind != VAR_SET_VALUE || stmt->is_local || !stmt->name ||
+        pg_strcasecmp(stmt->name, "consent.purpose") != 0)
+        return;
+    /* a client's statement in a subtransaction is after a SAVEPOINT, which
+     * only a transaction block has */
+    bool direct = context == PROCESS_UTILITY_TOPLEVEL || GetCurrentTransactionNestLevel() == 1;
+    if (direct ? IsTransactionBlock() : top_level_block)
+        return;
+    const char *value = pg([&] { return ExtractSetVariableArgs(stmt); });
+    if (!value || value[0] == '\0')
+        return;
+    throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "cannot set consent.purpose for the session when consent.purpose_scope is \"transaction\"",
+                "A purpose lasts only for the transaction that sets it.",
+                "Use SET LOCAL consent.purpose inside a transaction block (BEGIN; SET LOCAL consent.purpose = ...; "
+                "COMMIT).");
+}
+
+void scope_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
+                           ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *query_env,
+                           DestReceiver *dest, QueryCompletion *qc)
+{
+    Node *node = pstmt->utilityStmt;
+    if (purpose_scope == SCOPE_TRANSACTION && IsA(node, VariableSetStmt))
+        entry([&] { refuse_session_purpose((VariableSetStmt *)node, context); });
+    if (prev_process_utility)
+        prev_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+    else
+        standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+}
+
+} // namespace
+
+void define_purpose_scope()
+{
+    DefineCustomEnumVariable(
+        "consent.purpose_scope", "How long a purpose set with consent.purpose lasts.",
+        "session: until the session changes it. transaction: only until the end of the transaction that set it, "
+        "and SET consent.purpose outside a transaction block fails (for transaction-pooling proxies).",
+        &purpose_scope, SCOPE_SESSION, purpose_scope_options, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    RegisterXactCallback(scope_xact_callback, nullptr);
+    prev_process_utility = ProcessUtility_hook;
+    ProcessUtility_hook = scope_process_utility;
+}
+
 namespace {
 /* The statement time of the last statement_start() or renewal. */
 TimestampTz synced_at = DT_NOBEGIN;
@@ -138,6 +327,8 @@ TimestampTz synced_at = DT_NOBEGIN;
 
 void statement_start()
 {
+    if (purpose_scope == SCOPE_TRANSACTION)
+        scope_statement_start();
     context_dirty = true;
     cache_sync();
     synced_at = GetCurrentStatementStartTimestamp();
@@ -176,6 +367,11 @@ const SessionContext &detail::session_context_slow()
         int purpose = -1;
     } last;
     const char *setting = purpose_setting ? purpose_setting : "";
+    /* Under the transaction scope, before the transaction's first statement
+     * has cleared a purpose from before it (a procedure's simple expressions
+     * after a ROLLBACK that restored one), that purpose decides nothing. */
+    if (purpose_scope == SCOPE_TRANSACTION && !scope_checked && !purpose_set_in_xact && !IsParallelWorker())
+        setting = "";
     const Taxonomy &t = taxonomy();
     if (last.valid && last.role == role && last.taxonomy == t.generation && last.roles == roles_generation() &&
         last.setting == setting) {

@@ -3,8 +3,11 @@
 # that is already there.  Runs apt-get as root or through sudo.
 set -euo pipefail
 
+# pgbouncer: test/t/050_pgbouncer.pl runs its own in front of its test
+# cluster (the Debian package's service, with no database configured, is
+# not used).
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-common
-          libicu-dev pkg-config g++ make libipc-run-perl perl)
+          libicu-dev pkg-config g++ make libipc-run-perl perl pgbouncer)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
