@@ -62,11 +62,22 @@ namespace {
 /* What one output column of the node is. */
 enum class Out : int { Column = 0, Mask = 1, Strict = 2 };
 
-/* Per output column, in custom_private (an integer list: no node per
- * field to read at each execution): kind, source column of the child
- * (1-based), subject column of the child (0: none), then for masks the
- * relid, attno and base types the call named. */
+/* Per output column, in an integer list (no node per field to read at each
+ * execution): kind, source column of the child (1-based), subject column of
+ * the child (0: none), then for masks the relid, attno and base types the
+ * call named.  That list is the only element of custom_private, never
+ * custom_private itself: other extensions walk every CustomScan of a plan
+ * and read the first element of its custom_private as a node (Citus's
+ * IsCitusCustomScan(), on the plans of its subplans and whenever it asks
+ * whether a plan is its own): an integer there is dereferenced as a
+ * pointer and kills the backend. */
 constexpr int FIELDS = 7;
+
+/* The integer list of the node's columns (see FIELDS). */
+const List *column_fields(const CustomScan *cs)
+{
+    return cs->custom_private != NIL ? (const List *)linitial(cs->custom_private) : NIL;
+}
 
 Node *create_state(CustomScan *cs);
 const CustomScanMethods plan_methods = {"ConsentMask", create_state};
@@ -210,6 +221,10 @@ Plan *mask_scan(Scan *scan, Transform &tf)
     List *child_tlist = NIL, *priv = NIL;
     bool masks = false;
     ListCell *lc;
+    /* a plan another extension assembled may name range tables of a plan
+     * it replaced: leave what cannot be read as it is */
+    if (rti < 1 || int(rti) > list_length(tf.rtable))
+        return &scan->plan;
     RangeTblEntry *rte = rt_fetch(rti, tf.rtable);
     if (rte->rtekind == RTE_RELATION && user_columns_only(scan->plan.targetlist, rti))
         child_tlist = physical_tlist(rte->relid, rti);
@@ -293,7 +308,7 @@ Plan *mask_scan(Scan *scan, Transform &tf)
     if (ExecSupportsBackwardScan(child))
         cs->flags |= CUSTOMPATH_SUPPORT_BACKWARD_SCAN;
     cs->custom_scan_tlist = row ? NIL : child->targetlist;
-    cs->custom_private = priv;
+    cs->custom_private = list_make1(priv); /* a list of nodes: see FIELDS */
     cs->custom_plans = list_make1(child);
     cs->methods = &plan_methods;
     /* A physical list is the scan tuple as it is: the scan gets none, so
@@ -429,7 +444,8 @@ const CustomExecMethods exec_methods = {
 
 Node *create_state(CustomScan *cs)
 {
-    int n = list_length(cs->custom_private) / FIELDS;
+    const List *fields = column_fields(cs);
+    int n = list_length(fields) / FIELDS;
     /* the state, its columns and their sites in one allocation */
     size_t cols_at = MAXALIGN(sizeof(MaskScanState)), sites_at = cols_at + MAXALIGN(sizeof(Column) * size_t(n));
     char *block = static_cast<char *>(palloc0(sites_at + sizeof(MaskSite *) * size_t(std::max(n, 1))));
@@ -440,7 +456,7 @@ Node *create_state(CustomScan *cs)
     ms->cols = reinterpret_cast<Column *>(block + cols_at);
     ms->sites = reinterpret_cast<MaskSite **>(block + sites_at);
     entry([&] {
-        const ListCell *field = n > 0 ? cs->custom_private->elements : nullptr;
+        const ListCell *field = n > 0 ? fields->elements : nullptr;
         for (int i = 0; i < n; i++, field += FIELDS) {
             Column &c = ms->cols[i];
             c.kind = Out(lfirst_int(&field[0]));

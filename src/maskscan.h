@@ -67,7 +67,10 @@ extern bool mask_scan_enabled;
 /* Replaces, in a finished plan, every scan whose output is made of its
  * relation's columns and mask calls on them by a ConsentMask node over the
  * same scan returning the columns: the masks are computed by the node, one
- * row at a time, instead of by one function-call expression each. */
+ * row at a time, instead of by one function-call expression each.
+ * The plan may be one another extension builds on (Citus keeps it as a
+ * subplan and walks it): the node is an ordinary CustomScan whose
+ * custom_private is a list of nodes, as other extensions expect. */
 void mask_scans(PlannedStmt *stmt, const Taxonomy &t);
 /* Registers the node with PostgreSQL (_PG_init; needed by parallel workers). */
 void register_mask_scan();
