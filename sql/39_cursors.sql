@@ -83,7 +83,26 @@ SET LOCAL consent.purpose = 'personalize';
 SELECT pg_temp.loop_until_refused();
 ROLLBACK;
 
+-- DDL of other tables between two fetches changes no decision: it goes on
+BEGIN;
+SET LOCAL consent.purpose = 'personalize';
+DECLARE c CURSOR FOR SELECT id, email FROM cu_customers ORDER BY id DESC;
+FETCH 1 FROM c;
+CREATE TEMP TABLE cu_other (a int);
+FETCH 1 FROM c;
+ROLLBACK;
+
 RESET ROLE;
+-- a bypass role saw everything: a purpose change does not matter, losing
+-- the bypass does
+BEGIN;
+DECLARE c CURSOR FOR SELECT id, email FROM cu_customers ORDER BY id DESC;
+FETCH 1 FROM c;
+SET LOCAL consent.purpose = 'analytics';
+FETCH 1 FROM c;
+SET LOCAL ROLE cu_app;
+SELECT pg_temp.fetch_state('FETCH 1 FROM c');
+ROLLBACK;
 SELECT consent.revoke_purpose('cu_app', 'personalize'), consent.revoke_purpose('cu_app', 'analytics');
 DROP FUNCTION pg_temp.fetch_state(text), pg_temp.loop_until_refused();
 DROP OWNED BY cu_app;

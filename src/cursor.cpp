@@ -145,9 +145,11 @@ const char *why_stale(const CursorTracker &t)
 {
     if (t.stale)
         return "consent of a subject whose rows it computed ahead changed since";
-    if (!t.decided_any && !t.bypass)
-        return nullptr; /* everything it computed was masked: masking more is fine */
     const SessionContext &ctx = session_context();
+    if (t.bypass) /* it saw everything: only losing that matters */
+        return ctx.bypass ? nullptr : "the role this session acts under changed since";
+    if (!t.decided_any)
+        return nullptr; /* everything it computed was masked: masking more is fine */
     if (ctx.bypass != t.bypass || ctx.purpose != t.purpose || ctx.as_of != t.as_of)
         return "the role or purpose this session acts under changed since";
     if (taxonomy().generation != t.taxonomy_generation)
@@ -209,6 +211,8 @@ CursorTracker *cursor_run_begin(QueryDesc *desc, uint64 count)
     if (!portal || portal->queryDesc != desc)
         return nullptr; /* a query run inside a statement, not a portal's run */
     CursorTracker *t = tracker_of(portal);
+    if (!t && !pg([] { return taxonomy().installed; }))
+        return nullptr; /* no consent here: nothing to guard */
     if (t) {
         if (const char *why = pg([&] { return why_stale(*t); }))
             refuse(*t, why);
