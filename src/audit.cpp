@@ -25,6 +25,7 @@
  * error out of a transaction callback.
  */
 #include "audit.h"
+#include "compat.h"
 #include "consent.h"
 #include "decision.h"
 #include "invalidation.h"
@@ -546,15 +547,15 @@ void forget_relations(const QueryDesc *desc)
 }
 
 /* These frames hold no C++ objects: PG_TRY restores the nesting level. */
-void audit_executor_run(QueryDesc *desc, ScanDirection direction, uint64 count, bool execute_once)
+void audit_executor_run(CONSENT_EXECUTOR_RUN_PARAMS)
 {
     nesting++;
     PG_TRY();
     {
         if (prev_executor_run)
-            prev_executor_run(desc, direction, count, execute_once);
+            prev_executor_run(CONSENT_EXECUTOR_RUN_ARGS);
         else
-            standard_ExecutorRun(desc, direction, count, execute_once);
+            standard_ExecutorRun(CONSENT_EXECUTOR_RUN_ARGS);
     }
     PG_FINALLY();
     {

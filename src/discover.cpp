@@ -14,6 +14,7 @@
  * per table).
  */
 #include "boundary.h"
+#include "compat.h"
 #include "consent.h"
 #include "spi.h"
 
@@ -807,7 +808,7 @@ CONSENT_FUNCTION(consent_discover)
         Oid nsp = pg([&] { return get_namespace_oid(schema.c_str(), true); });
         if (!OidIsValid(nsp))
             throw Error(ERRCODE_INVALID_SCHEMA_NAME, "schema \"" + schema + "\" does not exist");
-        if (pg([&] { return pg_namespace_aclcheck(nsp, GetUserId(), ACL_USAGE); }) != ACLCHECK_OK)
+        if (pg([&] { return namespace_aclcheck(nsp, GetUserId(), ACL_USAGE); }) != ACLCHECK_OK)
             throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied for schema " + schema, "",
                         "consent.discover reads with the privileges of the calling role.");
 

@@ -11,6 +11,7 @@
  * a cell is masked.
  */
 #include "boundary.h"
+#include "compat.h"
 #include "consent.h"
 #include "invalidation.h"
 #include "mask.h"
@@ -1126,7 +1127,7 @@ MaskFunction *mask_function(Oid func, Oid type)
     if (slot >= 0 && !functions[slot]->stale) {
         MaskFunction *f = functions[slot];
         if (f->checked_role != role) {
-            if (pg_proc_aclcheck(func, role, ACL_EXECUTE) != ACLCHECK_OK)
+            if (function_aclcheck(func, role, ACL_EXECUTE) != ACLCHECK_OK)
                 aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(func));
             f->checked_role = role;
         }
@@ -1146,7 +1147,7 @@ MaskFunction *mask_function(Oid func, Oid type)
         functions[slot] = nullptr;
     }
     /* errors for a function that no longer exists, too */
-    if (pg_proc_aclcheck(func, role, ACL_EXECUTE) != ACLCHECK_OK)
+    if (function_aclcheck(func, role, ACL_EXECUTE) != ACLCHECK_OK)
         aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(func));
     MaskFunction *f = new_mask_function(func, get_typcollation(type));
     f->checked_role = role;

@@ -30,6 +30,7 @@
  * objects alive across the child's execution (it may ereport).
  */
 #include "boundary.h"
+#include "compat.h"
 #include "consent.h"
 #include "maskscan.h"
 #include "taxonomy.h"

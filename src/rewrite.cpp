@@ -19,6 +19,7 @@
  */
 #include "audit.h"
 #include "boundary.h"
+#include "compat.h"
 #include "consent.h"
 #include "decision.h"
 #include "invalidation.h"
@@ -154,7 +155,9 @@ Expr *mask_expr(Var *var, Oid relid, const ColumnRule &rule, bool strict, const 
         int32 typmod;
         Oid coll;
         get_atttypetypmodcoll(relid, rule.subject_attno, &type, &typmod, &coll);
-        subject = (Expr *)makeVar(var->varno, rule.subject_attno, type, typmod, coll, var->varlevelsup);
+        Var *subject_var = makeVar(var->varno, rule.subject_attno, type, typmod, coll, var->varlevelsup);
+        copy_var_context(subject_var, var);
+        subject = (Expr *)subject_var;
     } else {
         subject = (Expr *)makeNullConst(INT8OID, -1, InvalidOid);
     }
@@ -200,6 +203,7 @@ Node *mask_whole_row(Var *var, Oid relid, WalkContext *cx)
             continue;
         }
         Var *col = makeVar(var->varno, att->attnum, att->atttypid, att->atttypmod, att->attcollation, var->varlevelsup);
+        copy_var_context(col, var);
         const ColumnRule *rule = column_rule(relid, att->attnum);
         row->args = lappend(row->args, rule ? (Node *)mask_expr(col, relid, *rule, cx->strict, *cx->tax) : (Node *)col);
         row->colnames = lappend(row->colnames, makeString(pstrdup(NameStr(att->attname))));

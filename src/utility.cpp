@@ -11,6 +11,7 @@
  */
 #include "boundary.h"
 #include "cache.h"
+#include "compat.h"
 #include "consent.h"
 #include "cursor.h"
 #include "decision.h"
@@ -55,15 +56,15 @@ void executor_start(QueryDesc *desc, int eflags)
         standard_ExecutorStart(desc, eflags);
 }
 
-void run(QueryDesc *desc, ScanDirection direction, uint64 count, bool execute_once)
+void run(CONSENT_EXECUTOR_RUN_PARAMS)
 {
     if (prev_executor_run)
-        prev_executor_run(desc, direction, count, execute_once);
+        prev_executor_run(CONSENT_EXECUTOR_RUN_ARGS);
     else
-        standard_ExecutorRun(desc, direction, count, execute_once);
+        standard_ExecutorRun(CONSENT_EXECUTOR_RUN_ARGS);
 }
 
-void executor_run(QueryDesc *desc, ScanDirection direction, uint64 count, bool execute_once)
+void executor_run(CONSENT_EXECUTOR_RUN_PARAMS)
 {
     /* a portal read in parts whose rows were computed ahead (cursor.h) */
     CursorTracker *tracker = entry([&] {
@@ -71,12 +72,12 @@ void executor_run(QueryDesc *desc, ScanDirection direction, uint64 count, bool e
         return cursor_run_begin(desc, count);
     });
     if (!tracker) {
-        run(desc, direction, count, execute_once);
+        run(CONSENT_EXECUTOR_RUN_ARGS);
         return;
     }
     PG_TRY();
     {
-        run(desc, direction, count, execute_once);
+        run(CONSENT_EXECUTOR_RUN_ARGS);
     }
     PG_FINALLY();
     {

@@ -1,0 +1,73 @@
+/*
+ * compat.h — the differences between the PostgreSQL versions pg_consent
+ * builds against (15, 16, 17 and 18), in one place.  Every other file
+ * writes the code once and uses these names where the versions differ.
+ */
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "nodes/bitmapset.h"
+#include "nodes/primnodes.h"
+#include "utils/acl.h"
+#if PG_VERSION_NUM >= 180000
+#include "commands/explain_format.h" /* ExplainProperty*() moved here in 18 */
+#endif
+}
+
+#if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 190000
+#error "pg_consent builds against PostgreSQL 15, 16, 17 and 18"
+#endif
+
+/* ExecutorRun hooks: PostgreSQL 18 dropped the execute_once argument. */
+#if PG_VERSION_NUM >= 180000
+#define CONSENT_EXECUTOR_RUN_PARAMS QueryDesc *desc, ScanDirection direction, uint64 count
+#define CONSENT_EXECUTOR_RUN_ARGS desc, direction, count
+#else
+#define CONSENT_EXECUTOR_RUN_PARAMS QueryDesc *desc, ScanDirection direction, uint64 count, bool execute_once
+#define CONSENT_EXECUTOR_RUN_ARGS desc, direction, count, execute_once
+#endif
+
+namespace consent {
+
+/* EXECUTE on a function: pg_proc_aclcheck() became object_aclcheck() in 16. */
+inline AclResult function_aclcheck(Oid func, Oid role, AclMode mode)
+{
+#if PG_VERSION_NUM >= 160000
+    return object_aclcheck(ProcedureRelationId, func, role, mode);
+#else
+    return pg_proc_aclcheck(func, role, mode);
+#endif
+}
+
+/* USAGE on a schema: likewise. */
+inline AclResult namespace_aclcheck(Oid nsp, Oid role, AclMode mode)
+{
+#if PG_VERSION_NUM >= 160000
+    return object_aclcheck(NamespaceRelationId, nsp, role, mode);
+#else
+    return pg_namespace_aclcheck(nsp, role, mode);
+#endif
+}
+
+/* A Var made to stand beside another (the subject column of a tagged
+ * column, the columns of a whole-row reference) carries what the planner
+ * checks about where it is read: the outer joins that can null it (16) and
+ * whether it reads the OLD or NEW row of RETURNING (18). */
+inline void copy_var_context(Var *to, const Var *from)
+{
+#if PG_VERSION_NUM >= 160000
+    to->varnullingrels = bms_copy(from->varnullingrels);
+#endif
+#if PG_VERSION_NUM >= 180000
+    to->varreturningtype = from->varreturningtype;
+#endif
+    (void)to;
+    (void)from;
+}
+
+} // namespace consent
