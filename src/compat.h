@@ -7,6 +7,8 @@
 
 extern "C" {
 #include "postgres.h"
+#include "access/tupdesc.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "commands/explain.h"
@@ -68,6 +70,26 @@ inline void copy_var_context(Var *to, const Var *from)
 #endif
     (void)to;
     (void)from;
+}
+
+/* Generated columns: stored ones, and virtual ones (18; PostgreSQL
+ * computes them when they are read, after the planner hook ran). */
+inline bool has_generated_columns(const TupleConstr *constr)
+{
+#if PG_VERSION_NUM >= 180000
+    return constr && (constr->has_generated_stored || constr->has_generated_virtual);
+#else
+    return constr && constr->has_generated_stored;
+#endif
+}
+
+inline bool is_generated(char attgenerated)
+{
+#if PG_VERSION_NUM >= 180000
+    return attgenerated == ATTRIBUTE_GENERATED_STORED || attgenerated == ATTRIBUTE_GENERATED_VIRTUAL;
+#else
+    return attgenerated == ATTRIBUTE_GENERATED_STORED;
+#endif
 }
 
 } // namespace consent

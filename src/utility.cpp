@@ -336,7 +336,10 @@ void secure_children(const std::vector<Oid> &children)
     }
 }
 
-/* Refuses a stored generated column of an untagged type computed from a tagged column (raw-derived, never masked). */
+/* Refuses a generated column of an untagged type computed from a tagged
+ * column (raw-derived, never masked).  Stored ones keep the derived value;
+ * virtual ones (18) are computed by the planner after the masking rewrite,
+ * from the raw cell.  A generated column of a tagged type is masked itself. */
 void refuse_untagged_generated(Oid relid)
 {
     if (!OidIsValid(relid))
@@ -345,9 +348,9 @@ void refuse_untagged_generated(Oid relid)
     TupleDesc desc = RelationGetDescr(rel);
     TupleConstr *constr = desc->constr;
     Form_pg_attribute column = nullptr, source = nullptr;
-    for (int d = 0; constr && constr->has_generated_stored && d < constr->num_defval && !source; d++) {
+    for (int d = 0; has_generated_columns(constr) && d < constr->num_defval && !source; d++) {
         column = TupleDescAttr(desc, constr->defval[d].adnum - 1);
-        if (column->attgenerated != ATTRIBUTE_GENERATED_STORED || tagged_category(column->atttypid) >= 0)
+        if (!is_generated(column->attgenerated) || tagged_category(column->atttypid) >= 0)
             continue;
         Bitmapset *read = nullptr;
         pull_varattnos((Node *)stringToNode(constr->defval[d].adbin), 1, &read);
@@ -364,7 +367,9 @@ void refuse_untagged_generated(Oid relid)
     if (source)
         ereport(ERROR,
                 (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                 errmsg("generated column \"%s\" cannot store values derived from consent-tagged column \"%s\"",
+                 errmsg(column->attgenerated == ATTRIBUTE_GENERATED_STORED
+                            ? "generated column \"%s\" cannot store values derived from consent-tagged column \"%s\""
+                            : "generated column \"%s\" cannot compute values from consent-tagged column \"%s\"",
                         NameStr(column->attname), NameStr(source->attname)),
                  errdetail("Column \"%s\" of table \"%s\" is of type %s, which is not consent-tagged, and is generated "
                            "from column \"%s\" of type %s: roles that see \"%s\" masked would read what is derived "
