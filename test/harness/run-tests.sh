@@ -64,6 +64,21 @@ for scenario in test/harness/scenario-*.sh; do
     if "$scenario" >"$log_dir/$(basename "$scenario").log" 2>&1; then pass "$scenario"; else fail "$scenario"; tail -n 40 "$log_dir/$(basename "$scenario").log"; fi
 done
 
+echo "== Citus (for the Citus TAP tests, test/t/06*_citus*.pl)"
+if [ "${pg_major:-15}" = 15 ]; then
+    # builds and installs Citus 13.2.2 when missing (cached), exit 3: no Citus and no source
+    citus_start=$(date +%s)
+    test/harness/citus.sh >"$log_dir/citus.log" 2>&1; citus_rc=$?
+    case $citus_rc in
+        0) pass "test/harness/citus.sh: Citus available ($(( $(date +%s) - citus_start )) s)" ;;
+        3) echo "skip Citus: not installed and no source to build it from; the Citus TAP tests skip"; cat "$log_dir/citus.log" ;;
+        *) fail "test/harness/citus.sh exited with $citus_rc: Citus could not be built or installed (see $log_dir/citus.log)"
+           tail -n 30 "$log_dir/citus.log" ;;
+    esac
+else
+    echo "skip Citus: test/harness/citus.sh builds Citus 13.2.2 for PostgreSQL 15 only, this is PostgreSQL ${pg_major:-15}; the Citus TAP tests skip unless Citus is installed for it"
+fi
+
 echo "== TAP"
 if ls test/t/*.pl >/dev/null 2>&1; then
     if test/harness/tap.sh >"$log_dir/tap.log" 2>&1; then :; fi
