@@ -59,6 +59,16 @@ endif
 
 # header dependencies; the version is compiled into pg_consent.o
 -include $(OBJS:.o=.d)
+
+# Objects built for one PostgreSQL are never linked and installed for
+# another (make test PG_CONFIG=... after make test): they depend on a stamp
+# naming the pg_config and its version, rewritten when either changes.  A
+# first stamp is dated 1970, so existing objects are kept.
+PG_STAMP := tmp_check/pg_config.stamp
+$(shell mkdir -p tmp_check && t='$(PG_CONFIG) $(shell $(PG_CONFIG) --version 2>/dev/null)' && \
+        if [ ! -f $(PG_STAMP) ]; then echo "$$t" >$(PG_STAMP) && touch -d @0 $(PG_STAMP); \
+        elif [ "$$(cat $(PG_STAMP))" != "$$t" ]; then echo "$$t" >$(PG_STAMP); fi)
+$(OBJS): $(PG_STAMP)
 src/pg_consent.o: $(EXTENSION).control
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
@@ -71,19 +81,23 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
 	@test/harness/deps.sh
 
+# PG_CONFIG goes on to the sub-makes explicitly (sudo drops MAKEFLAGS) and
+# to the scripts in the environment: `make test PG_CONFIG=/x/bin/pg_config`
+# builds, installs into and tests that PostgreSQL (test/harness/pg-build.sh
+# prints one for PostgreSQL 18).  demo and bench run on PostgreSQL 15.
 demo: deps
-	@$(MAKE) --no-print-directory all
-	@$(SUDO) $(MAKE) --no-print-directory install
+	@$(MAKE) --no-print-directory all PG_CONFIG="$(PG_CONFIG)"
+	@$(SUDO) $(MAKE) --no-print-directory install PG_CONFIG="$(PG_CONFIG)"
 	@test/harness/demo.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all
-	@$(SUDO) $(MAKE) --no-print-directory install
-	@test/harness/run-tests.sh
+	@$(MAKE) --no-print-directory all PG_CONFIG="$(PG_CONFIG)"
+	@$(SUDO) $(MAKE) --no-print-directory install PG_CONFIG="$(PG_CONFIG)"
+	@PG_CONFIG="$(PG_CONFIG)" test/harness/run-tests.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all
-	@$(SUDO) $(MAKE) --no-print-directory install
+	@$(MAKE) --no-print-directory all PG_CONFIG="$(PG_CONFIG)"
+	@$(SUDO) $(MAKE) --no-print-directory install PG_CONFIG="$(PG_CONFIG)"
 	@test/bench/run.sh
 	@test/bench/load_check.sh
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the pg_regress suite of pg_consent (sql/, `make installcheck`) against
-# a PostgreSQL 15 server that runs under valgrind memcheck, and fails when
+# a PostgreSQL server ($PG_CONFIG, default the Debian-packaged 15) that
+# runs under valgrind memcheck, and fails when
 # valgrind reported an error in any server process.
 #
 # run-tests.sh calls it instead of `make installcheck` when CONSENT_VALGRIND=1
@@ -32,7 +33,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 top=$(pwd)
-pgbin=/usr/lib/postgresql/15/bin
+# The PostgreSQL: $PG_CONFIG (run-tests.sh passes make test's), by default
+# the Debian-packaged PostgreSQL 15; `make installcheck` uses the same.
+pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+case $pg_config in */*) ;; *) pg_config=$(command -v "$pg_config" || echo "$pg_config") ;; esac
+pgbin=$("$pg_config" --bindir 2>/dev/null) || { echo "valgrind: $pg_config does not run (set PG_CONFIG)"; echo "valgrind_memcheck ... FAILED"; exit 1; }
+export PG_CONFIG=$pg_config
 export PATH=$pgbin:$PATH
 
 command -v valgrind >/dev/null || { echo "valgrind: not installed (Debian: apt-get install valgrind)"; echo "valgrind_memcheck ... FAILED"; exit 1; }
