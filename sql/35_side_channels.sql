@@ -8,7 +8,8 @@ GRANT CREATE ON SCHEMA public TO sc_app;
 
 -- planner statistics of tagged columns are never collected: pg_stats cannot show raw values
 ANALYZE sc_customers;
-SELECT attname, attstattarget FROM pg_attribute WHERE attrelid = 'sc_customers'::regclass AND attnum > 0 ORDER BY attnum;
+-- (the default target: -1 up to PostgreSQL 16, NULL since 17)
+SELECT attname, coalesce(attstattarget, -1) AS attstattarget FROM pg_attribute WHERE attrelid = 'sc_customers'::regclass AND attnum > 0 ORDER BY attnum;
 SELECT attname, most_common_vals IS NOT NULL OR histogram_bounds IS NOT NULL AS has_values
 FROM pg_stats WHERE tablename = 'sc_customers' ORDER BY attname;
 -- also for tables created later, columns added later, and CREATE TABLE AS
@@ -50,9 +51,9 @@ WHERE tablename LIKE 'sc_derived%' ORDER BY 1;
 SELECT statistics_name, expr, most_common_vals IS NOT NULL AS has_values FROM pg_stats_ext_exprs
 WHERE tablename LIKE 'sc_derived%' ORDER BY 1, 2;
 RESET ROLE;
-SELECT c.relname, a.attname, a.attstattarget FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+SELECT c.relname, a.attname, coalesce(a.attstattarget, -1) AS attstattarget FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 WHERE c.relname LIKE 'sc_derived%idx' OR c.relname LIKE 'sc_derived_lower' OR c.relname LIKE 'sc_derived_n' ORDER BY 1, 2;
-SELECT stxname, stxstattarget FROM pg_statistic_ext WHERE stxname LIKE 'sc_derived%' ORDER BY 1;
+SELECT stxname, coalesce(stxstattarget, -1) AS stxstattarget FROM pg_statistic_ext WHERE stxname LIKE 'sc_derived%' ORDER BY 1;
 -- statistics ANALYZE stored before the column was tagged are deleted
 CREATE TABLE sc_old_idx (id bigint, email text, n int);
 INSERT INTO sc_old_idx SELECT g, 'old' || (g % 3) || '@example.com', g % 3 FROM generate_series(1, 60) g;

@@ -16,6 +16,7 @@ extern "C" {
 #include "nodes/bitmapset.h"
 #include "nodes/primnodes.h"
 #include "utils/acl.h"
+#include "utils/guc.h"
 #if PG_VERSION_NUM >= 180000
 #include "commands/explain_format.h" /* ExplainProperty*() moved here in 18 */
 #endif
@@ -89,6 +90,18 @@ inline bool is_generated(char attgenerated)
     return attgenerated == ATTRIBUTE_GENERATED_STORED || attgenerated == ATTRIBUTE_GENERATED_VIRTUAL;
 #else
     return attgenerated == ATTRIBUTE_GENERATED_STORED;
+#endif
+}
+
+/* Memory for a GUC check hook's extra value, freed by PostgreSQL: with
+ * free() up to 15, with guc_free() (a memory context of its own) since 16.
+ * nullptr when out of memory. */
+inline void *guc_extra_alloc(size_t size)
+{
+#if PG_VERSION_NUM >= 160000
+    return guc_malloc(LOG, size);
+#else
+    return malloc(size);
 #endif
 }
 

@@ -12,6 +12,7 @@
  * transaction that did not set it.
  */
 #include "cache.h"
+#include "compat.h"
 #include "consent.h"
 #include "decision.h"
 
@@ -158,7 +159,7 @@ bool check_as_of_guc(char **newval, void **extra, GucSource source)
             GUC_check_errhint("Only superusers and members of consent_auditor may replay past decisions.");
             return false;
         }
-        auto *p = static_cast<TimestampTz *>(malloc(sizeof(TimestampTz))); /* GUC extra: freed with free() */
+        auto *p = static_cast<TimestampTz *>(guc_extra_alloc(sizeof(TimestampTz))); /* freed by PostgreSQL */
         if (!p)
             throw std::bad_alloc();
         *p = ts;

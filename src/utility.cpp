@@ -198,7 +198,7 @@ const char *const INHERITANCE_TREE = "WITH RECURSIVE tree(r) AS (SELECT $1::oid 
 void hide_statistics(Oid relid)
 {
     Spi spi;
-    auto rows = spi.query("SELECT a.attname, a.attnum, a.atttypid, a.attstattarget <> 0 OR EXISTS ("
+    auto rows = spi.query("SELECT a.attname, a.attnum, a.atttypid, a.attstattarget IS DISTINCT FROM 0 OR EXISTS ("
                           " SELECT FROM pg_statistic s WHERE s.starelid = a.attrelid AND s.staattnum = a.attnum)"
                           " FROM pg_attribute a"
                           " WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped",
@@ -266,7 +266,7 @@ void hide_derived_statistics(Oid relid)
     };
     const std::string columns_sql =
         tree +
-        "SELECT i.indexrelid::regclass::text, k.n + 1, ia.attstattarget <> 0 OR EXISTS ("
+        "SELECT i.indexrelid::regclass::text, k.n + 1, ia.attstattarget IS DISTINCT FROM 0 OR EXISTS ("
         " SELECT FROM pg_statistic s WHERE s.starelid = i.indexrelid AND s.staattnum = k.n + 1), " +
         read_types("'pg_class'::regclass", "i.indexrelid") +
         ", i.indexrelid FROM pg_index i CROSS JOIN generate_series(0, i.indnatts - 1) k(n)"
@@ -281,7 +281,7 @@ void hide_derived_statistics(Oid relid)
                      .c_str());
     }
     const std::string objects_sql = tree +
-                                    "SELECT format('%I.%I', n.nspname, e.stxname), e.stxstattarget <> 0 OR EXISTS ("
+                                    "SELECT format('%I.%I', n.nspname, e.stxname), e.stxstattarget IS DISTINCT FROM 0 OR EXISTS ("
                                     " SELECT FROM pg_statistic_ext_data x WHERE x.stxoid = e.oid), " +
                                     read_types("'pg_statistic_ext'::regclass", "e.oid") +
                                     ", e.oid FROM pg_statistic_ext e JOIN pg_namespace n ON n.oid = e.stxnamespace"
