@@ -123,6 +123,13 @@ std::unique_ptr<Taxonomy> load()
         return t;
     for (const char *rel : {"categories", "purposes", "purpose_roles", "protected_tables", "column_masks"})
         t->catalog_relids.push_back(pg([&] { return get_relname_relid(rel, nsp); }));
+    /* a catalog still being created (a restore, pg_upgrade creating the
+     * tables one by one): not installed yet; any change reloads */
+    for (Oid relid : t->catalog_relids)
+        if (!OidIsValid(relid)) {
+            t->catalog_relids.clear();
+            return t;
+        }
 
     Spi spi;
     for (auto &row : spi.query("SELECT key, parent, type::oid, base_type::oid, special, default_mask "
