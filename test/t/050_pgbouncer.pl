@@ -128,12 +128,17 @@ sub client
 {
 	my ($sql) = @_;
 	my ($stdout, $stderr) = ('', '');
-	IPC::Run::run(
-		[
-			'psql', '-X', '-A', '-t', '-q', '-v', 'VERBOSITY=verbose',
-			'-h', $sockdir, '-p', $port, '-U', 'pool_app', '-d', 'postgres', '-f', '-'
-		],
-		'<', \$sql, '>', \$stdout, '2>', \$stderr);
+	# a psql that cannot connect exits before it reads its script: writing
+	# the script then fails (EPIPE), which is a failed client, not a crash
+	eval {
+		IPC::Run::run(
+			[
+				'psql', '-X', '-A', '-t', '-q', '-v', 'VERBOSITY=verbose',
+				'-h', $sockdir, '-p', $port, '-U', 'pool_app', '-d', 'postgres', '-f', '-'
+			],
+			'<', \$sql, '>', \$stdout, '2>', \$stderr);
+		1;
+	} or $stderr .= "client failed: $@";
 	chomp $stdout;
 	return ($stdout, $stderr);
 }
