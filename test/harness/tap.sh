@@ -38,6 +38,15 @@ if [ ${#tests[@]} -eq 0 ]; then
     for f in test/t/*.pl; do tests+=("t/$(basename "$f")"); done
 fi
 
+# t/031_pg_upgrade.pl upgrades a PostgreSQL 15 cluster to the server under
+# test: run when that server is newer than 15 (the 15 one is Debian's, or
+# PG_UPGRADE_OLD_CONFIG); pg_consent must be installed in both
+old_config=${PG_UPGRADE_OLD_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+if [ -z "${PG_UPGRADE_NEW_CONFIG:-}" ] && [ -x "$old_config" ] &&
+   [ "$("$pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')" -gt 15 ]; then
+    export PG_UPGRADE_OLD_CONFIG=$old_config PG_UPGRADE_NEW_CONFIG=$pg_config
+fi
+
 log_dest=$top/test/harness/log/tap
 rm -rf "$log_dest"
 
@@ -71,6 +80,8 @@ chown -R "$user:" "$work"
 env_vars=(PATH="$PATH" PERL5LIB="$PERL5LIB" PG_REGRESS="$PG_REGRESS" HOME="$work"
           TESTDATADIR="$work/t/tmp_check" TESTLOGDIR="$work/t/tmp_check/log"
           LANG=C.UTF-8 LC_ALL=C.UTF-8 PROVE_FLAGS="${PROVE_FLAGS:-}")
+[ -n "${PG_UPGRADE_NEW_CONFIG:-}" ] && env_vars+=(PG_UPGRADE_NEW_CONFIG="$PG_UPGRADE_NEW_CONFIG")
+[ -n "${PG_UPGRADE_OLD_CONFIG:-}" ] && env_vars+=(PG_UPGRADE_OLD_CONFIG="$PG_UPGRADE_OLD_CONFIG")
 [ -n "${PG_TEST_NOCLEAN:-}" ] && env_vars+=(PG_TEST_NOCLEAN=1)
 [ -n "${PG_TEST_TIMEOUT_DEFAULT:-}" ] && env_vars+=(PG_TEST_TIMEOUT_DEFAULT="$PG_TEST_TIMEOUT_DEFAULT")
 rc=0
