@@ -64,6 +64,16 @@ pglib=/usr/lib/postgresql/15/lib
 export PATH=$pgbin:$PATH
 label="PostgreSQL regression suite with pg_consent"
 
+# The suite run here is 15's, against Debian's PostgreSQL 15: when make test
+# tests another server (PG_CONFIG), that server's own suite is not run.
+if [ "${1:-}" != --inside ] && [ -n "${PG_CONFIG:-}" ]; then
+    under_test=$("$PG_CONFIG" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+    if [ "$under_test" != 15 ]; then
+        echo "SKIP $label: it runs PostgreSQL 15's suite on the Debian 15 server; this run tests PostgreSQL $under_test"
+        exit 0
+    fi
+fi
+
 # ---------------------------------------------------------------------------
 # Inside pg_virtualenv (this script runs itself): both suite runs, then the
 # extension's objects and roles, read while the server still runs.
