@@ -211,16 +211,17 @@ CursorTracker *cursor_run_begin(QueryDesc *desc, uint64 count)
     if (!portal || portal->queryDesc != desc)
         return nullptr; /* a query run inside a statement, not a portal's run */
     CursorTracker *t = tracker_of(portal);
-    if (!t && !pg([] { return taxonomy().installed; }))
-        return nullptr; /* no consent here: nothing to guard */
     if (t) {
         if (const char *why = pg([&] { return why_stale(*t); }))
             refuse(*t, why);
     } else {
+        /* the common case, a portal run to completion, stops here */
         bool hold = portal->cursorOptions & CURSOR_OPT_HOLD;
         bool in_parts = count != 0 || (portal->cursorOptions & CURSOR_OPT_SCROLL);
         if (!(hold || (in_parts && statement_computes_ahead(desc->plannedstmt))))
             return nullptr;
+        if (!pg([] { return taxonomy().installed; }))
+            return nullptr; /* no consent here: nothing to guard */
         bool bypass = false;
         int purpose = -1;
         TimestampTz as_of = NOW;
