@@ -86,7 +86,6 @@ struct NotSqlSrf {
 NotSqlSrf not_sql_srf[256];
 uint64_t proc_generation = 1;
 
-
 bool known_not_sql_srf(Oid fn_oid)
 {
     const NotSqlSrf &m = not_sql_srf[fn_oid & 255];
