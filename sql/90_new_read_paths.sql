@@ -47,6 +47,25 @@ UPDATE nr_customers SET note = note WHERE id = 9002 RETURNING old.email = 'max@e
 RESET consent.purpose;
 RESET ROLE;
 
+-- COPY FROM with ON_ERROR ignore and LOG_VERBOSITY verbose (17): the
+-- notice quotes the rejected input (the client's own), never a stored
+-- cell; what was loaded is masked on reading like any row
+CREATE TABLE nr_born (id bigint, born consent.birthdate, email consent.email);
+SELECT consent.protect('nr_born', 'id');
+COPY nr_born FROM STDIN (ON_ERROR ignore, LOG_VERBOSITY verbose);
+9011	1987-06-05	ann@example.com
+9012	not a date	ben@example.org
+9013	2001-12-31	cem@example.net
+\.
+GRANT SELECT ON nr_born TO nr_app;
+SET ROLE nr_app;
+SET consent.purpose = 'personalize';
+SELECT * FROM nr_born ORDER BY id;
+RESET consent.purpose;
+RESET ROLE;
+DELETE FROM consent.protected_tables WHERE relation = 'nr_born'::regclass;
+DROP TABLE nr_born;
+
 -- virtual generated columns (the default kind in 18): PostgreSQL 18 refuses
 -- one that reads a column of a user-defined type (every tagged type is a
 -- domain) and one of a domain type, so none is computed from a tagged
