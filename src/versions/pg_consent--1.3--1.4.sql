@@ -61,3 +61,336 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION consent.drop_category(text) FROM PUBLIC;
+
+-- Bulk consent: consent.record_many(events regclass) records every row of a
+-- table or view as a grant or withdrawal (migrations from a consent-management
+-- platform), with the validation, evidence columns and errors of
+-- consent.grant and consent.withdraw.  record_many is not SECURITY DEFINER:
+-- it reads the relation with the caller's privileges, copying it in one
+-- scan into a batch table that consent._record_many_batch() creates for it;
+-- consent._record_many() then checks and records the batch.  The batch
+-- table is a temporary table owned by the extension's owner, into which the
+-- caller may only insert: the SECURITY DEFINER functions never read a
+-- relation of the caller's.  A batch is held in that table, not in memory.
+
+-- Creates this session's (empty) batch table, pg_temp.consent_record_many,
+-- dropped at commit and by consent._record_many(), and lets writer insert
+-- into it.  Callable by the roles given consent.allow_recording().
+CREATE FUNCTION consent._record_many_batch(writer regrole) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    batch regclass := to_regclass('pg_temp.consent_record_many');
+BEGIN
+    IF writer IS NULL THEN
+        RAISE EXCEPTION 'writer must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF batch IS NOT NULL THEN
+        IF NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = batch AND pg_get_userbyid(c.relowner) = current_user) THEN
+            RAISE EXCEPTION 'the temporary table consent_record_many is reserved for consent.record_many()'
+                USING ERRCODE = '42P07';
+        END IF;
+        DROP TABLE pg_temp.consent_record_many;
+    END IF;
+    CREATE TEMP TABLE consent_record_many (n bigint, subject text, category text, purpose text, action text,
+                                           valid_until timestamptz, source text, evidence jsonb) ON COMMIT DROP;
+    EXECUTE format('GRANT INSERT ON pg_temp.consent_record_many TO %s', writer);
+END
+$$;
+REVOKE ALL ON FUNCTION consent._record_many_batch(regrole) FROM PUBLIC;
+
+-- Records the batch, pg_temp.consent_record_many: event n of its rows
+-- numbered 1 to N (relation only names their source in error details), and
+-- drops it; returns the number of events (0 when there is no batch).
+-- Every event is checked before anything is written: the first bad one
+-- fails the call with the error grant or withdraw would raise, its number in
+-- the detail.  Then one statement sets the derived state of every (subject,
+-- category, purpose) pair of the batch to its latest event, locking the
+-- pairs in one order, and one statement appends the events (ids increasing
+-- with n, one event time).  Callable by the roles given
+-- consent.allow_recording(): it records what they put in the batch, as
+-- grant and withdraw do.
+--
+-- The ledger's foreign keys lock the category and purpose of every event
+-- FOR KEY SHARE and look them up one event at a time; here every row of
+-- consent.categories and consent.purposes is locked FOR KEY SHARE once
+-- (none can be deleted until the transaction ends), only those keys count
+-- as known, and session_replication_role = replica skips the per-event
+-- checks for this function's own statements (the triggers of
+-- consent.subject_state are ENABLE ALWAYS and fire; the ledger has no
+-- other INSERT trigger).
+CREATE FUNCTION consent._record_many(relation text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp SET session_replication_role = replica AS $$
+#variable_conflict use_variable
+DECLARE
+    batch regclass := to_regclass('pg_temp.consent_record_many');
+    n bigint;
+    first bigint;
+    last bigint;
+    pairs bigint;
+    written bigint;
+    bad record;
+    at timestamptz := clock_timestamp();
+    actor name := consent._acting_role();
+    known_categories text[];
+    known_purposes text[];
+    ids bigint[];
+    row_detail text;
+    key_syntax constant text := '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$';
+    key_rule constant text := 'Keys are dot-separated lowercase identifiers of at most 200 characters, '
+                              'e.g. user.contact.email.';
+BEGIN
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'relation must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF batch IS NULL THEN
+        RETURN 0;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = batch AND pg_get_userbyid(c.relowner) = current_user) THEN
+        RAISE EXCEPTION 'the temporary table consent_record_many is reserved for consent.record_many()'
+            USING ERRCODE = '42P07';
+    END IF;
+    SELECT count(*), min(e.n), max(e.n) INTO n, first, last FROM pg_temp.consent_record_many e;
+    IF n = 0 THEN
+        DROP TABLE pg_temp.consent_record_many;
+        RETURN 0;
+    END IF;
+    IF first IS DISTINCT FROM 1 OR last IS DISTINCT FROM n THEN
+        RAISE EXCEPTION 'the events of a batch must be numbered from 1 to %', n USING ERRCODE = '22023';
+    END IF;
+
+    -- 1. The categories and purposes, locked (above).
+    SELECT coalesce(array_agg(c.key), '{}') INTO known_categories
+      FROM (SELECT c.key FROM consent.categories c FOR KEY SHARE) c;
+    SELECT coalesce(array_agg(p.key), '{}') INTO known_purposes
+      FROM (SELECT p.key FROM consent.purposes p FOR KEY SHARE) p;
+
+    -- 2. Every event is checked in one pass (no function call per event);
+    -- the first bad one is then told apart in the order of the checks of
+    -- grant and withdraw.  valid_until is compared with the event time.
+    SELECT e.n, e.subject, e.category, e.purpose, e.action, e.valid_until,
+           c.key IS NOT NULL AS known_category, p.key IS NOT NULL AS known_purpose
+      INTO bad
+      FROM pg_temp.consent_record_many e
+      LEFT JOIN unnest(known_categories) c(key) ON c.key = e.category
+      LEFT JOIN unnest(known_purposes) p(key) ON p.key = e.purpose
+     WHERE e.subject IS NULL OR e.subject = '' OR starts_with(e.subject, 'erased:')
+        OR c.key IS NULL OR p.key IS NULL
+        OR e.action IS NULL OR e.action NOT IN ('grant', 'withdraw')
+        OR e.valid_until IS NOT NULL AND (e.action <> 'grant' OR e.valid_until <= at)
+     ORDER BY e.n
+     LIMIT 1;
+    IF FOUND THEN
+        row_detail := format('Row %s of %s: subject %s, category %s, purpose %s.', bad.n, relation,
+                             coalesce('"' || bad.subject || '"', 'NULL'), coalesce('"' || bad.category || '"', 'NULL'),
+                             coalesce('"' || bad.purpose || '"', 'NULL'));
+        IF bad.subject IS NULL THEN
+            RAISE EXCEPTION 'subject must not be null' USING ERRCODE = '22004', DETAIL = row_detail;
+        ELSIF bad.subject = '' THEN
+            RAISE EXCEPTION 'subject must not be empty' USING ERRCODE = '22023', DETAIL = row_detail;
+        ELSIF starts_with(bad.subject, 'erased:') THEN
+            RAISE EXCEPTION 'subject "%" is reserved for erased subjects', bad.subject USING ERRCODE = '22023',
+                DETAIL = row_detail || ' consent.erase_subject() names erased subjects erased:<pseudonym>.';
+        ELSIF bad.category IS NULL THEN
+            RAISE EXCEPTION 'category key must not be null' USING ERRCODE = '22004', DETAIL = row_detail;
+        ELSIF bad.category COLLATE "C" !~ key_syntax OR octet_length(bad.category) > 200 THEN
+            RAISE EXCEPTION 'invalid category key "%"', bad.category USING ERRCODE = '22023',
+                DETAIL = row_detail || ' ' || key_rule;
+        ELSIF bad.purpose IS NULL THEN
+            RAISE EXCEPTION 'purpose key must not be null' USING ERRCODE = '22004', DETAIL = row_detail;
+        ELSIF bad.purpose COLLATE "C" !~ key_syntax OR octet_length(bad.purpose) > 200 THEN
+            RAISE EXCEPTION 'invalid purpose key "%"', bad.purpose USING ERRCODE = '22023',
+                DETAIL = row_detail || ' ' || key_rule;
+        ELSIF NOT bad.known_category THEN
+            RAISE EXCEPTION 'unknown category "%"', bad.category USING ERRCODE = '22023', DETAIL = row_detail,
+                HINT = 'See consent.categories for the defined categories.';
+        ELSIF NOT bad.known_purpose THEN
+            RAISE EXCEPTION 'unknown purpose "%"', bad.purpose USING ERRCODE = '22023', DETAIL = row_detail,
+                HINT = 'See consent.purposes for the defined purposes.';
+        ELSIF bad.action IS NULL THEN
+            RAISE EXCEPTION 'action must not be null' USING ERRCODE = '22004', DETAIL = row_detail;
+        ELSIF bad.action NOT IN ('grant', 'withdraw') THEN
+            RAISE EXCEPTION 'unknown action "%"', bad.action USING ERRCODE = '22023', DETAIL = row_detail,
+                HINT = 'The action of a consent event is grant or withdraw.';
+        ELSIF bad.action <> 'grant' THEN
+            RAISE EXCEPTION 'valid_until must be null for a withdrawal' USING ERRCODE = '22023',
+                DETAIL = row_detail, HINT = 'valid_until is when a grant expires.';
+        ELSE
+            RAISE EXCEPTION 'valid_until must be in the future' USING ERRCODE = '22023',
+                DETAIL = row_detail || format(' valid_until is %s.', bad.valid_until);
+        END IF;
+    END IF;
+
+    -- 3. The event ids, increasing with n (ids[n] is the id of event n).
+    ids := ARRAY(SELECT nextval('consent.ledger_id_seq') FROM generate_series(1, n));
+
+    -- 4. The derived state of every pair: its latest event of the batch, and
+    -- its latest withdrawal when the batch has one.  One writer per pair at
+    -- a time, as in grant: this statement locks every pair of the batch in
+    -- one order (subject, category, purpose in "C" collation: concurrent
+    -- batches do not deadlock), inserting the state of a new pair and
+    -- updating that of an existing one, each written once.  The event time
+    -- was taken before the locks, so a pair is written only when its state
+    -- is older than that time; a pair whose state is not (a concurrent
+    -- writer committed an event of it since) stays locked and unwritten, and
+    -- below the time and the ids are taken again, after the locks, and every
+    -- pair written with them.  Either way the ledger order of a pair follows
+    -- commit order, as with grant.  The keys come from the catalog rows
+    -- locked above (type consent.key: no domain check per row).
+    WITH latest AS (
+        SELECT DISTINCT ON (e.subject COLLATE "C", c.key COLLATE "C", p.key COLLATE "C")
+               e.subject, c.key AS category, p.key AS purpose, ids[e.n] AS id, e.action, e.valid_until,
+               max(ids[e.n]) FILTER (WHERE e.action = 'withdraw') OVER pair AS withdrawn_id
+          FROM pg_temp.consent_record_many e
+          JOIN consent.categories c ON c.key = e.category
+          JOIN consent.purposes p ON p.key = e.purpose
+        WINDOW pair AS (PARTITION BY e.subject COLLATE "C", c.key COLLATE "C", p.key COLLATE "C" ORDER BY e.n DESC
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+         ORDER BY e.subject COLLATE "C", c.key COLLATE "C", p.key COLLATE "C", e.n DESC),
+    state AS (
+        INSERT INTO consent.subject_state AS s (subject, category, purpose, event_id, action, valid_until,
+                                                recorded_at, withdrawn_at, withdrawn_id)
+        SELECT l.subject, l.category, l.purpose, l.id, l.action, l.valid_until, at,
+               CASE WHEN l.withdrawn_id IS NOT NULL THEN at END, l.withdrawn_id
+          FROM latest l
+            ON CONFLICT ON CONSTRAINT subject_state_pkey DO UPDATE
+           SET event_id = excluded.event_id, action = excluded.action, valid_until = excluded.valid_until,
+               recorded_at = excluded.recorded_at, withdrawn_at = coalesce(excluded.withdrawn_at, s.withdrawn_at),
+               withdrawn_id = coalesce(excluded.withdrawn_id, s.withdrawn_id)
+         WHERE s.recorded_at < excluded.recorded_at
+        RETURNING 1)
+    SELECT (SELECT count(*) FROM latest), (SELECT count(*) FROM state) INTO pairs, written;
+    IF written < pairs THEN
+        at := clock_timestamp();
+        ids := ARRAY(SELECT nextval('consent.ledger_id_seq') FROM generate_series(1, n));
+        SELECT e.n, e.subject, e.category, e.purpose, e.valid_until INTO bad
+          FROM pg_temp.consent_record_many e WHERE e.valid_until <= at ORDER BY e.n LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'valid_until must be in the future' USING ERRCODE = '22023',
+                DETAIL = format('Row %s of %s: subject "%s", category "%s", purpose "%s". valid_until is %s.',
+                                bad.n, relation, bad.subject, bad.category, bad.purpose, bad.valid_until);
+        END IF;
+        UPDATE consent.subject_state s
+           SET event_id = l.id, action = l.action, valid_until = l.valid_until, recorded_at = at,
+               withdrawn_at = CASE WHEN l.withdrawn_id IS NOT NULL THEN at ELSE s.withdrawn_at END,
+               withdrawn_id = coalesce(l.withdrawn_id, s.withdrawn_id)
+          FROM (SELECT DISTINCT ON (e.subject, e.category, e.purpose) e.subject, e.category, e.purpose,
+                       ids[e.n] AS id, e.action, e.valid_until,
+                       max(ids[e.n]) FILTER (WHERE e.action = 'withdraw') OVER pair AS withdrawn_id
+                  FROM pg_temp.consent_record_many e
+                WINDOW pair AS (PARTITION BY e.subject, e.category, e.purpose ORDER BY e.n DESC
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+                 ORDER BY e.subject, e.category, e.purpose, e.n DESC) l
+         WHERE s.subject = l.subject AND s.category = l.category AND s.purpose = l.purpose;
+    END IF;
+
+    -- 5. The events, appended (the keys again of type consent.key).
+    INSERT INTO consent.ledger (id, subject, category, purpose, action, valid_until, recorded_at, recorded_by,
+                                source, evidence)
+    SELECT ids[e.n], e.subject, c.key, p.key, e.action, e.valid_until, at, actor, e.source, e.evidence
+      FROM pg_temp.consent_record_many e
+      JOIN consent.categories c ON c.key = e.category
+      JOIN consent.purposes p ON p.key = e.purpose;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    IF written <> n THEN
+        RAISE EXCEPTION 'consent ledger insert wrote % of % events', written, n;
+    END IF;
+    DROP TABLE pg_temp.consent_record_many;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION consent._record_many(text) FROM PUBLIC;
+
+-- Records every row of a table or view as a consent event; returns the
+-- number of events.  Columns: subject (text, bigint or uuid, stored as
+-- grant stores them: integers in decimal, uuids in canonical lowercase
+-- form), category, purpose, action ('grant' or 'withdraw'), and optionally
+-- valid_until, source, evidence.  Not SECURITY DEFINER: the relation is read
+-- with the caller's privileges and row security, in one scan (no parallel
+-- workers: the rows are numbered in the order of the scan).
+CREATE FUNCTION consent.record_many(events regclass) RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET max_parallel_workers_per_gather = 0 AS $$
+#variable_conflict use_variable
+DECLARE
+    kind "char";
+    col text;
+    typ oid;
+    base oid;
+    domain_base oid;
+    target text;
+    items text[] := '{}';
+BEGIN
+    IF events IS NULL THEN
+        RAISE EXCEPTION 'events must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = events;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', events::oid USING ERRCODE = '42P01';
+    END IF;
+    IF kind NOT IN ('r', 'p', 'v', 'm', 'f') THEN
+        RAISE EXCEPTION '% is not a table or view', events USING ERRCODE = '42809';
+    END IF;
+    FOREACH col IN ARRAY ARRAY['subject', 'category', 'purpose', 'action', 'valid_until', 'source', 'evidence'] LOOP
+        target := CASE col WHEN 'valid_until' THEN 'timestamptz' WHEN 'evidence' THEN 'jsonb' ELSE 'text' END;
+        SELECT a.atttypid INTO typ FROM pg_attribute a
+         WHERE a.attrelid = events AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            IF col IN ('subject', 'category', 'purpose', 'action') THEN
+                RAISE EXCEPTION 'column "%" of relation % does not exist', col, events USING ERRCODE = '42703',
+                    HINT = 'consent.record_many() reads the columns subject, category, purpose and action, '
+                           'and valid_until, source and evidence when they exist.';
+            END IF;
+            items := items || format('NULL::%s', target);
+            CONTINUE;
+        END IF;
+        base := typ;  -- a domain counts as its base type
+        LOOP
+            SELECT t.typbasetype INTO domain_base FROM pg_type t WHERE t.oid = base AND t.typtype = 'd';
+            EXIT WHEN NOT FOUND;
+            base := domain_base;
+        END LOOP;
+        IF NOT base = ANY (CASE col
+                WHEN 'subject' THEN '{text,varchar,bpchar,int8,int4,int2,uuid}'::regtype[]::oid[]
+                WHEN 'valid_until' THEN '{timestamptz}'::regtype[]::oid[]
+                WHEN 'evidence' THEN '{jsonb}'::regtype[]::oid[]
+                ELSE '{text,varchar,bpchar}'::regtype[]::oid[] END) THEN
+            RAISE EXCEPTION 'column "%" of relation % is of type %', col, events, format_type(typ, NULL)
+                USING ERRCODE = '42804',
+                HINT = format('Column %s must be of type %s.', col, CASE col
+                    WHEN 'subject' THEN 'text, bigint or uuid (or varchar, char, integer, smallint)'
+                    WHEN 'valid_until' THEN 'timestamptz'
+                    WHEN 'evidence' THEN 'jsonb'
+                    ELSE 'text (or varchar, char)' END);
+        END IF;
+        -- the text output of bigint and uuid is how grant() stores them
+        items := items || format('%I::%s', col, target);
+    END LOOP;
+    -- one scan, numbering the rows in its order, into the batch table
+    PERFORM consent._record_many_batch((SELECT r.oid::regrole FROM pg_roles r WHERE r.rolname = current_user));
+    EXECUTE format('INSERT INTO pg_temp.consent_record_many (n, subject, category, purpose, action, valid_until, '
+                   'source, evidence) SELECT row_number() OVER (), %s FROM %s',
+                   array_to_string(items, ', '), events);
+    RETURN consent._record_many(events::text);
+END
+$$;
+REVOKE ALL ON FUNCTION consent.record_many(regclass) FROM PUBLIC;
+
+-- consent.allow_recording() also grants record_many and the functions it
+-- calls (roles given it before 1.4 need it again for record_many).
+CREATE OR REPLACE FUNCTION consent.allow_recording(role regrole) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    f regprocedure;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
+    END IF;
+    FOR f IN SELECT p.oid FROM pg_proc p
+              WHERE p.pronamespace = 'consent'::regnamespace
+                AND p.proname IN ('grant', 'withdraw', 'record_many', '_record_many', '_record_many_batch') LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
+    END LOOP;
+END
+$$;
