@@ -2,11 +2,25 @@
 # make bench: pg_consent against the physical limit and against what a DBA
 # would write by hand, on BENCH_ROWS customers (default 1,000,000) with the
 # seven survey attributes as tagged columns.  Prints medians and ratios and
-# writes them to test/bench/results.md.  Not part of make test.
+# writes them to test/bench/results.md (its section of the PostgreSQL major
+# version measured).  Not part of make test.
 #   BENCH_ROWS=200000 BENCH_REPS=5 BENCH_SECONDS=10 make bench
+#   make bench PG_CONFIG=$(test/harness/pg-build.sh 18)
+# The server: $PG_CONFIG's installation (default the Debian-packaged 15) in a
+# throwaway cluster, pg_virtualenv for a Debian-packaged one, else initdb +
+# pg_ctl (below); psql and pgbench are that installation's.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-export PATH=/usr/lib/postgresql/15/bin:$PATH
+
+# The PostgreSQL measured: $PG_CONFIG (make bench passes its PG_CONFIG), by
+# default the Debian-packaged PostgreSQL 15; its bindir's psql and pgbench.
+pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+case $pg_config in */*) ;; *) pg_config=$(command -v "$pg_config" || echo "$pg_config") ;; esac
+pg_version=$("$pg_config" --version 2>/dev/null) ||
+    { echo "bench: $pg_config does not run (set PG_CONFIG)" >&2; exit 1; }
+pg_major=$(echo "$pg_version" | sed -n 's/^PostgreSQL \([0-9][0-9]*\).*/\1/p')
+pgbin=$("$pg_config" --bindir)
+export PG_CONFIG=$pg_config PATH=$pgbin:$PATH
 if [ -z "${BENCH_CLUSTER:-}" ]; then
     export BENCH_CLUSTER=1
     # a free port, so that it runs next to other throwaway clusters
@@ -14,8 +28,60 @@ if [ -z "${BENCH_CLUSTER:-}" ]; then
     export PGPORT
     # shared_buffers holds every table of the run: all variants read from memory
     # fsync=on (pg_virtualenv turns it off): consent changes commit durably, as in production
-    exec pg_virtualenv -t -v 15 -o shared_preload_libraries=pg_consent -o shared_buffers=4GB -o fsync=on \
-        -o work_mem=64MB -o max_parallel_workers_per_gather=0 -o jit=off "$0" "$@"
+    server_opts=(shared_preload_libraries=pg_consent shared_buffers=4GB fsync=on
+                 work_mem=64MB max_parallel_workers_per_gather=0 jit=off)
+    if [ "$pgbin" = "/usr/lib/postgresql/$pg_major/bin" ] && [ -z "${CONSENT_TEMP_INSTANCE:-}" ] &&
+       command -v pg_virtualenv >/dev/null; then
+        exec pg_virtualenv -t -v "$pg_major" "${server_opts[@]/#/-o}" "$0" "$@"
+    fi
+    # Any other installation (built from source: test/harness/pg-build.sh;
+    # CONSENT_TEMP_INSTANCE=1 for a Debian one too): a throwaway cluster made
+    # with its initdb and pg_ctl as pg_virtualenv makes one, so that both
+    # measure the same thing: initdb with the caller's locale, password
+    # (scram-sha-256) authentication, clients over TCP to localhost, no SSL.
+    # The server runs as BENCH_USER (default pgconsent, created when missing)
+    # when run as root: PostgreSQL refuses to run as root.
+    inst=$(mktemp -d /tmp/pg_consent_bench.XXXXXX)
+    owner=()
+    if [ "$(id -u)" -eq 0 ]; then
+        user=${BENCH_USER:-pgconsent}
+        id "$user" >/dev/null 2>&1 ||
+            useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
+        chown "$user:" "$inst"
+        chmod 755 "$inst"
+        owner=(runuser -u "$user" --)
+    fi
+    PGPASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    export PGHOST=localhost PGUSER=postgres PGDATABASE=postgres PGPASSWORD
+    unset PGHOSTADDR PGSERVICE PGOPTIONS
+    stop_instance() {
+        (cd / && "${owner[@]}" "$pgbin/pg_ctl" -D "$inst/data" -m fast -w -t 120 stop) >/dev/null 2>&1 ||
+            (cd / && "${owner[@]}" "$pgbin/pg_ctl" -D "$inst/data" -m immediate -w stop) >/dev/null 2>&1 || true
+        rm -rf "$inst"
+    }
+    trap stop_instance EXIT
+    trap 'exit 130' INT TERM
+    (umask 077 && echo "$PGPASSWORD" >"$inst/pwfile")
+    [ ${#owner[@]} -eq 0 ] || chown "$user:" "$inst/pwfile"
+    echo "throwaway cluster: $pg_version in $inst (port $PGPORT${user:+, server as user $user})"
+    if ! (cd / && "${owner[@]}" "$pgbin/initdb" -D "$inst/data" -U postgres --pwfile="$inst/pwfile" \
+              -A scram-sha-256 --no-sync) >"$inst/initdb.log" 2>&1; then
+        cat "$inst/initdb.log" >&2; exit 1
+    fi
+    {
+        echo "listen_addresses = 'localhost'"
+        echo "port = $PGPORT"
+        echo "unix_socket_directories = '$inst'"
+        for o in "${server_opts[@]}"; do echo "${o%%=*} = '${o#*=}'"; done
+    } >>"$inst/data/postgresql.conf"
+    if ! (cd / && "${owner[@]}" "$pgbin/pg_ctl" -D "$inst/data" -l "$inst/server.log" -w -t 120 start) \
+           >"$inst/pg_ctl.log" 2>&1; then
+        cat "$inst/pg_ctl.log" "$inst/server.log" >&2; exit 1
+    fi
+    rc=0
+    "$0" "$@" || rc=$?
+    [ "$rc" -eq 0 ] || { echo "*** server log (last 100 lines) ***"; tail -n 100 "$inst/server.log"; }
+    exit "$rc"
 fi
 rows=${BENCH_ROWS:-1000000}
 reps=${BENCH_REPS:-5}
@@ -245,14 +311,25 @@ mem=$(PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personaliz
 r[cache_subjects]=${mem% *}
 r[cache_bytes]=${mem#* }
 events=$(psql -X -A -t -c "SELECT count(*) FROM consent.ledger")
-settings=$(psql -X -A -t -c "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'jit', 'max_parallel_workers_per_gather')")
+settings=$(psql -X -A -t -c "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'jit', 'max_parallel_workers_per_gather', 'data_checksums', 'io_method')")
+server=$(psql -X -A -t -c "SELECT current_setting('server_version')")
+database=$(psql -X -A -t -c "SELECT 'encoding ' || pg_encoding_to_char(encoding) || ', collation ' || datcollate FROM pg_database WHERE datname = current_database()")
+# the command that reproduces this run: the BENCH_ variables it was given
+command="BENCH_ROWS=$rows"
+for v in BENCH_REPS BENCH_SECONDS BENCH_WARMUP BENCH_TPS_ROUNDS BENCH_CPU BENCH_NO_EXISTS BENCH_SLOW_REPS; do
+    [ -z "${!v:-}" ] || command+=" $v=${!v}"
+done
+command+=" make bench"
+[ "$pg_config" = /usr/lib/postgresql/15/bin/pg_config ] || command+=" PG_CONFIG=$pg_config"
 
+# This run's section of results.md: headed by the PostgreSQL it measured.
+section=$work/section.md
 {
-echo "# pg_consent benchmark"
+echo "## PostgreSQL $server, \`$pg_config\`"
 echo
 echo "$(date -u +%F), $rows customers, $events consent events; latencies: median of $reps rounds, each variant once per round in turn, each run the second in a new session (on CPU $bench_cpu)"
-echo "(point look-ups: pgbench TPS, 2 clients, prepared, mean over ${secs}s after ${warm}s of warm-up, median of ${BENCH_TPS_ROUNDS:-3} rounds in turn). Command: \`BENCH_ROWS=$rows make bench\`."
-echo "Server settings: $settings (shared_buffers in 8kB pages)."
+echo "(point look-ups: pgbench TPS, 2 clients, prepared, mean over ${secs}s after ${warm}s of warm-up, median of ${BENCH_TPS_ROUNDS:-3} rounds in turn). Command: \`$command\`."
+echo "Server settings: $settings (shared_buffers in 8kB pages); database $database."
 echo
 echo "| workload | raw table | bypass role | pg_consent (personalize) | hand-written LEFT JOIN view | hand-written EXISTS view | pg_consent / raw | pg_consent / LEFT JOIN view |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -268,4 +345,28 @@ echo "- consent changes per second when a form records the seven survey attribut
 echo "- point look-ups while 100 consent changes/s are committed: ${r[point_under_changes]} TPS ($(ratio "${r[point_under_changes]}" "${r[point_quiet]}") × the ${r[point_quiet]} TPS without changes, rounds in turn; the raw table under the same changes, the machine's share: ${r[raw_under_changes]} TPS, $(ratio "${r[raw_under_changes]}" "${r[raw_quiet]}") × its ${r[raw_quiet]} TPS without)"
 echo "- a new session's first look-up loads the consent cache: ${r[cold_first]} ms (the next look-up: ${r[cold_second]} ms)"
 echo "- consent cache of one backend after a full scan: ${r[cache_subjects]} subjects, $(awk -v b="${r[cache_bytes]}" 'BEGIN{printf "%.1f", b/1048576}') MB (bound: consent.cache_size)"
-} | tee "$out"
+} > "$section"
+echo
+echo "# pg_consent benchmark"
+echo
+cat "$section"
+
+# results.md keeps the latest run of each PostgreSQL major version, one
+# section each ("## PostgreSQL <version>, ..."), in version order; this run
+# replaces the section of its major version.  Text before the first section
+# other than the title (a file from before there were sections) is dropped.
+[ -f "$out" ] && awk -v dir="$work" '
+    /^## PostgreSQL [0-9]+/ { split($3, v, "."); f = sprintf("%s/old_%05d.md", dir, v[1] + 0) }
+    f { print > f }' "$out"
+rm -f "$work/old_$(printf %05d "$pg_major").md"
+cp "$section" "$work/old_$(printf %05d "$pg_major").md"
+{
+echo "# pg_consent benchmark"
+echo
+echo "The latest \`make bench\` (test/bench/run.sh) on each PostgreSQL major version, one section each; a run replaces the section of its version."
+for f in "$work"/old_*.md; do
+    echo
+    sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$f"   # without trailing blank lines
+done
+} > "$out.tmp"
+mv "$out.tmp" "$out"
