@@ -7,6 +7,7 @@
 #include "boundary.h"
 
 extern "C" {
+#include "tcop/utility.h"
 #include "utils/guc.h"
 }
 
@@ -29,6 +30,9 @@ void assign_as_of_guc(const char *newval, void *extra);
 /* consent.purpose_scope, with the utility hook and transaction callback
  * that enforce it */
 void define_purpose_scope();
+/* ProcessUtility (utility.cpp): a session-level SET consent.purpose under
+ * transaction scope fails */
+void check_purpose_scope(Node *node, ProcessUtilityContext context);
 
 /* cache.cpp: shared memory for cross-backend invalidation */
 void install_shmem_hooks();

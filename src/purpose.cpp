@@ -188,11 +188,10 @@ void assign_as_of_guc(const char *, void *extra)
  *  - role, database, startup and configuration file values never become the
  *    value RESET and DISCARD ALL return to (neutralize_defaults());
  *  - SET consent.purpose for the session outside a transaction block fails
- *    (scope_process_utility()): its author expects it to last.
+ *    (check_purpose_scope(), called by the ProcessUtility hook): its author expects it to last.
  */
 namespace {
 
-ProcessUtility_hook_type prev_process_utility = nullptr;
 /* This backend's reset value of consent.purpose is '' for good. */
 bool defaults_neutralized = false;
 
@@ -294,20 +293,16 @@ void refuse_session_purpose(VariableSetStmt *stmt, ProcessUtilityContext context
                 "COMMIT).");
 }
 
-void scope_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
-                           ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *query_env,
-                           DestReceiver *dest, QueryCompletion *qc)
-{
-    Node *node = pstmt->utilityStmt;
-    if (purpose_scope == SCOPE_TRANSACTION && IsA(node, VariableSetStmt))
-        entry([&] { refuse_session_purpose((VariableSetStmt *)node, context); });
-    if (prev_process_utility)
-        prev_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
-    else
-        standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
-}
-
 } // namespace
+
+/* Called by the ProcessUtility hook (utility.cpp) before a utility
+ * statement runs: under transaction scope, refuses a session-level SET of
+ * the purpose. */
+void check_purpose_scope(Node *node, ProcessUtilityContext context)
+{
+    if (purpose_scope == SCOPE_TRANSACTION && IsA(node, VariableSetStmt))
+        refuse_session_purpose((VariableSetStmt *)node, context);
+}
 
 void define_purpose_scope()
 {
@@ -317,8 +312,6 @@ void define_purpose_scope()
         "and SET consent.purpose outside a transaction block fails (for transaction-pooling proxies).",
         &purpose_scope, SCOPE_SESSION, purpose_scope_options, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     RegisterXactCallback(scope_xact_callback, nullptr);
-    prev_process_utility = ProcessUtility_hook;
-    ProcessUtility_hook = scope_process_utility;
 }
 
 namespace {

@@ -437,6 +437,7 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
     /* FETCH and other utility statements are statements too: consent
      * changes committed meanwhile apply to them */
     entry([&] {
+        check_purpose_scope(node, context);
         statement_start();
         if (IsA(node, FetchStmt))
             cursor_fetch_check((FetchStmt *)node);
