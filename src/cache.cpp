@@ -19,6 +19,8 @@
  * latest snapshot.
  */
 #include "cache.h"
+#include "shared_state.h"
+#include "wal.h"
 #include "cursor.h"
 #include "consent.h"
 #include "invalidation.h"
@@ -50,6 +52,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <functional>
 #include <cstring>
 #include <string>
 #include <unordered_map>
@@ -445,6 +448,14 @@ bool tables_ready = false;
 uint64_t taxonomy_generation_seen = 0;
 bool tried_bulk = false;
 std::vector<uint64_t> changed_in_xact;
+/* This transaction's changed subjects: marked in the shared state (and
+ * WAL-logged for standbys) before the commit record; until then this
+ * session decides them from its own look-ups (they see its own writes). */
+std::vector<std::string> changed_keys;
+std::unordered_set<uint64_t> own_changed;
+bool changed_everything = false;
+/* The shared state's change count at the last statement start. */
+uint64_t shared_changes_seen = 0;
 
 uint32_t until_code(bool grant, bool has_until, TimestampTz until)
 {
@@ -515,10 +526,14 @@ std::string_view text_view(Datum d)
     return {VARDATA_ANY(t), size_t(VARSIZE_ANY_EXHDR(t))};
 }
 
-/* Reads all of consent.subject_state with the latest snapshot into raw
- * events (the latest event and, when later granted again, the latest
- * withdrawal of each pair).  Returns false when it would not fit. */
-bool bulk_load(SubjectTable &table, size_t budget)
+} // namespace
+
+/* Reads all of consent.subject_state with snap into raw events (the latest
+ * event and, when later granted again, the latest withdrawal of each pair)
+ * and hands them to emit subject by subject, in subject order.  Returns
+ * false (emitting nothing) when they would take more than budget bytes. */
+bool read_subject_state(Snapshot snap, size_t budget,
+                        const std::function<void(std::string_view, const Event *, size_t)> &emit)
 {
     const Taxonomy &t = taxonomy();
     const KeyIndex cat_index(t.categories), pur_index(t.purposes);
@@ -536,14 +551,13 @@ bool bulk_load(SubjectTable &table, size_t budget)
         /* estimated rows: stop early when the result cannot fit */
         double est = rel->rd_rel->reltuples > 0 ? rel->rd_rel->reltuples : 0;
         /* about 20 bytes per event in the table (events, entries, slots, keys) */
-        if (est * 20 > double(budget)) {
+        if (budget != size_t(-1) && est * 20 > double(budget)) {
             fits = false;
             table_close(rel, AccessShareLock);
             return;
         }
         raw.reserve(size_t(est * 1.1) + 16);
         keys.reserve(size_t(est * 1.1) * 8 + 16); /* decimal subjects of up to 8 digits, no regrowth */
-        Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
         TableScanDesc scan = table_beginscan(rel, snap, 0, nullptr);
         TupleDesc desc = RelationGetDescr(rel);
         Datum values[9];
@@ -579,14 +593,13 @@ bool bulk_load(SubjectTable &table, size_t budget)
                 }
             }
             MemoryContextReset(tmp);
-            if (keys.size() + raw.size() * sizeof(RawEvent) > budget * 2) {
+            if (budget != size_t(-1) && keys.size() + raw.size() * sizeof(RawEvent) > budget * 2) {
                 fits = false;
                 break;
             }
         }
         MemoryContextDelete(tmp);
         table_endscan(scan);
-        UnregisterSnapshot(snap);
         table_close(rel, AccessShareLock);
     });
     if (!fits)
@@ -611,23 +624,55 @@ bool bulk_load(SubjectTable &table, size_t budget)
             return a.at < b.at;
         return a.id < b.id;
     });
-    table.clear();
-    size_t subjects = 0, key_bytes = 0;
-    for (size_t i = 0; i < raw.size(); i++)
-        if (i == 0 || !same_key(raw[i], raw[i - 1])) {
-            subjects++;
-            if (raw[i].key_len > 8)
-                key_bytes += raw[i].key_len; /* shorter keys live in their entry */
-        }
-    table.reserve(subjects, raw.size(), key_bytes);
     std::vector<Event> group;
     for (size_t i = 0; i < raw.size();) {
         size_t j = i;
         group.clear();
         while (j < raw.size() && same_key(raw[j], raw[i]))
             group.push_back(raw[j++].ev);
-        table.put(key_of(raw[i]), hash_key(key_of(raw[i])), group.data(), group.size(), true);
+        emit(key_of(raw[i]), group.data(), group.size());
         i = j;
+    }
+    return true;
+}
+
+namespace {
+
+/* Loads all of consent.subject_state with the latest snapshot into table.
+ * Returns false when it would not fit. */
+bool bulk_load(SubjectTable &table, size_t budget)
+{
+    std::vector<Event> events;
+    std::string keys;
+    std::vector<std::pair<size_t, size_t>> subjects; /* key offset, event offset */
+    Snapshot snap = pg([] { return RegisterSnapshot(GetLatestSnapshot()); });
+    bool ok;
+    try {
+        ok = read_subject_state(snap, budget, [&](std::string_view key, const Event *ev, size_t n) {
+            subjects.emplace_back(keys.size(), events.size());
+            keys.append(key);
+            events.insert(events.end(), ev, ev + n);
+        });
+    } catch (...) {
+        pg([&] { UnregisterSnapshot(snap); });
+        throw;
+    }
+    pg([&] { UnregisterSnapshot(snap); });
+    if (!ok)
+        return false;
+    table.clear();
+    size_t key_bytes = 0;
+    for (size_t i = 0; i < subjects.size(); i++) {
+        size_t kl = (i + 1 < subjects.size() ? subjects[i + 1].first : keys.size()) - subjects[i].first;
+        if (kl > 8)
+            key_bytes += kl;
+    }
+    table.reserve(subjects.size(), events.size(), key_bytes);
+    for (size_t i = 0; i < subjects.size(); i++) {
+        size_t ko = subjects[i].first, kl = (i + 1 < subjects.size() ? subjects[i + 1].first : keys.size()) - ko;
+        size_t eo = subjects[i].second, en = (i + 1 < subjects.size() ? subjects[i + 1].second : events.size()) - eo;
+        std::string_view key(keys.data() + ko, kl);
+        table.put(key, hash_key(key), events.data() + eo, en, true);
     }
     table.complete = true;
     table.mark_sorted();
@@ -709,9 +754,32 @@ size_t budget_bytes()
     return size_t(cache_size_mb) * 1024 * 1024;
 }
 
+void forget_own_changes()
+{
+    if (!own_changed.empty() && shared::enabled())
+        now_table.clear(); /* held only this transaction's subjects */
+    changed_keys.clear();
+    own_changed.clear();
+    changed_everything = false;
+}
+
 void xact_event(XactEvent event)
 {
     switch (event) {
+    case XACT_EVENT_PRE_COMMIT:
+    case XACT_EVENT_PRE_PREPARE:
+        if (!changed_keys.empty() || changed_everything) {
+            FullTransactionId fxid = GetTopFullTransactionIdIfAny();
+            if (FullTransactionIdIsValid(fxid)) {
+                shared::mark(changed_keys, U64FromFullTransactionId(fxid), changed_everything);
+                wal::log_changes(changed_keys, U64FromFullTransactionId(fxid), changed_everything);
+            }
+        }
+        break;
+    case XACT_EVENT_PREPARE:
+        forget_own_changes();
+        changed_in_xact.clear();
+        break;
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:
         if (!changed_in_xact.empty() && ring) {
@@ -724,6 +792,7 @@ void xact_event(XactEvent event)
             SpinLockRelease(&ring->lock);
         }
         changed_in_xact.clear();
+        forget_own_changes();
         break;
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
@@ -733,6 +802,7 @@ void xact_event(XactEvent event)
             as_of_table.invalidate(h);
         }
         changed_in_xact.clear();
+        forget_own_changes();
         break;
     default:
         break;
@@ -746,10 +816,19 @@ bool reset_pending = false;
  * PostgreSQL: nothing may escape it. */
 void xact_callback(XactEvent event, void *) noexcept
 {
+    if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE) {
+        /* before the commit record: a failure fails the commit (entry()
+         * raises it as an error), which keeps every decision right */
+        entry([&] { xact_event(event); });
+        return;
+    }
     try {
         xact_event(event);
     } catch (...) {
         changed_in_xact.clear();
+        changed_keys.clear();
+        own_changed.clear();
+        changed_everything = false;
         reset_pending = true;
     }
 }
@@ -827,11 +906,62 @@ SubjectEvents lookup_subject(std::string_view key, TimestampTz as_of)
     return ev;
 }
 
+/* The subject read from the shared state by the last look-up: what
+ * find_events() hands out points into it until the next look-up (which
+ * moves the cache epoch, so that nothing keeps using it). */
+shared::Copy shared_copy;
+
+/* The current events of key from the shared state; false when it is off
+ * (the caller decides from this backend's own cache). */
+bool shared_events(std::string_view key, uint64_t h, SubjectEvents &out)
+{
+    shared::Copy &c = shared_copy;
+    shared::Found f;
+    while ((f = shared::lookup(key, h, c)) == shared::Found::NOT_READY)
+        shared::build();
+    if (f == shared::Found::OFF)
+        return false;
+    ++cache_epoch;
+    if (f == shared::Found::NO) {
+        out = {};
+        return true;
+    }
+    if (!c.pending.empty()) {
+        /* transactions changed the subject since its last load: once the
+         * statement's snapshot no longer sees one of them running, load it
+         * again (with a newer snapshot) and keep the result for everyone */
+        std::vector<uint64_t> running;
+        bool finished = false;
+        for (uint64_t x : c.pending) {
+            if (shared::in_progress(x))
+                running.push_back(x);
+            else
+                finished = true;
+        }
+        if (finished) {
+            std::vector<Event> ev = load_subject(key, NOW);
+            shared::install(key, h, c, ev, running);
+            c.events.swap(ev);
+            ++cache_epoch;
+        }
+    }
+    out = {c.events.data(), uint32_t(c.events.size())};
+    return true;
+}
+
 /* lookup_events() without the cursor guard's record. */
 SubjectEvents find_events(std::string_view key, TimestampTz as_of)
 {
     ensure_ready();
     bool past = as_of != NOW;
+    /* the current state comes from the shared state, except for subjects
+     * this transaction changed (only this session sees those changes) */
+    if (!past && shared::enabled()) {
+        uint64_t h = hash_key(key);
+        SubjectEvents ev;
+        if ((own_changed.empty() || !own_changed.count(h)) && shared_events(key, h, ev))
+            return ev;
+    }
     SubjectTable &table = past ? as_of_table : now_table;
     if (past && table.as_of != as_of) {
         table.clear();
@@ -848,7 +978,7 @@ SubjectEvents find_events(std::string_view key, TimestampTz as_of)
         table.remember(r);
         return table.events_of(r);
     }
-    if (r == NONE && !past && !tried_bulk) {
+    if (r == NONE && !past && !tried_bulk && !shared::enabled()) {
         tried_bulk = true;
         if (bulk_load(table, budget_bytes()))
             return find_events(key, as_of);
@@ -933,6 +1063,13 @@ uint64_t decide_all(const Taxonomy &t, const SubjectEvents &ev, int purpose, Tim
 
 void cache_sync()
 {
+    shared::statement_start();
+    if (uint64_t changes = shared::change_count(); changes != shared_changes_seen) {
+        /* a record changed: decisions remembered for a row go */
+        shared_changes_seen = changes;
+        ++cache_epoch;
+        ++detail::decision_stamp;
+    }
     if (reset_pending) {
         reset_pending = false;
         cache_reset();
@@ -976,6 +1113,8 @@ void cache_subject_changed(std::string_view key)
     as_of_table.invalidate(h);
     cursor_subject_changed(h);
     changed_in_xact.push_back(h);
+    if (own_changed.insert(h).second)
+        changed_keys.emplace_back(key);
 }
 
 void cache_everything_changed()
@@ -983,6 +1122,7 @@ void cache_everything_changed()
     cache_reset();
     cursor_everything_changed();
     changed_in_xact.push_back(EVERYTHING);
+    changed_everything = true;
 }
 
 void cache_reset()
@@ -1007,6 +1147,8 @@ void install_shmem_hooks()
     shmem_request_hook = ring_shmem_request;
     prev_shmem_startup = shmem_startup_hook;
     shmem_startup_hook = ring_shmem_startup;
+    shared::install_hooks();
+    wal::register_rmgr();
 }
 
 namespace {

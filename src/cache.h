@@ -15,9 +15,11 @@
 extern "C" {
 #include "datatype/timestamp.h"
 #include "utils/relcache.h"
+#include "utils/snapshot.h"
 }
 
 #include <cstdint>
+#include <functional>
 #include <string_view>
 
 namespace consent {
@@ -38,6 +40,13 @@ struct SubjectEvents {
     const Event *events = nullptr;
     uint32_t count = 0;
 };
+
+/* Reads consent.subject_state with snap and hands each subject's events
+ * (the latest event per pair, and the latest withdrawal of a pair granted
+ * again) to emit, in subject order.  Returns false, emitting nothing, when
+ * they would take more than budget bytes (size_t(-1): no bound). */
+bool read_subject_state(Snapshot snap, size_t budget,
+                        const std::function<void(std::string_view, const Event *, size_t)> &emit);
 
 /* Whether values of this (base) type can identify a subject. */
 bool subject_type_supported(Oid type);

@@ -106,3 +106,13 @@ inline void *guc_extra_alloc(size_t size)
 }
 
 } // namespace consent
+
+/* The shared transaction-id counters (renamed in 17). */
+extern "C" {
+#include "access/transam.h"
+}
+#if PG_VERSION_NUM >= 170000
+#define CONSENT_TRANSAM TransamVariables
+#else
+#define CONSENT_TRANSAM ShmemVariableCache
+#endif

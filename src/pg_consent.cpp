@@ -8,6 +8,7 @@
 #include "boundary.h"
 #include "consent.h"
 #include "maskscan.h"
+#include "shared_state.h"
 
 extern "C" {
 #include "miscadmin.h"
@@ -87,6 +88,7 @@ void consent::define_gucs()
                             "When the cached consent state would grow past it, the cache keeps only the "
                             "subjects used most recently.",
                             &cache_size_mb, 64, 1, 4096, PGC_SUSET, GUC_UNIT_MB, nullptr, nullptr, nullptr);
+    shared::define_guc(); /* consent.shared_size */
     DefineCustomBoolVariable("consent.mask_scan", "Masks the rows of simple scans in one ConsentMask plan node.",
                              "Off: every tagged cell is masked by its own consent._mask call. What a query "
                              "returns is the same either way; this setting only changes how fast.",

@@ -12,6 +12,7 @@
  * transaction that did not set it.
  */
 #include "cache.h"
+#include "shared_state.h"
 #include "compat.h"
 #include "consent.h"
 #include "decision.h"
@@ -521,6 +522,24 @@ CONSENT_FUNCTION(consent_cache_stats)
         });
         Datum values[2] = {Int64GetDatum(int64(cache_subjects())), Int64GetDatum(int64(cache_memory()))};
         bool nulls[2] = {false, false};
+        return pg([&] { return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)); });
+    });
+}
+
+/* consent.shared_state(): the server's shared consent state. */
+CONSENT_FUNCTION(consent_shared_state)
+{
+    return entry([&]() -> Datum {
+        TupleDesc desc;
+        pg([&] {
+            if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+                elog(ERROR, "return type must be a row type");
+        });
+        shared::Stats st = shared::stats();
+        Datum values[6] = {pg([&] { return CStringGetTextDatum(st.status); }), Int64GetDatum(int64(st.subjects)),
+                           Int64GetDatum(int64(st.used_bytes)),       Int64GetDatum(int64(st.capacity_bytes)),
+                           Int64GetDatum(int64(st.builds)),           Int64GetDatum(int64(st.build_ms))};
+        bool nulls[6] = {false, false, false, false, false, false};
         return pg([&] { return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)); });
     });
 }

@@ -1,0 +1,876 @@
+/*
+ * shared_state.cpp — the server's one consent state (see shared_state.h).
+ *
+ * Layout: one region reserved at server start (consent.shared_size):
+ *     [header] [slots: 8 bytes each, a power of two] [arena of 8-byte words]
+ * Each subject has one record in the arena:
+ *     [key_len, n_ev, n_pend, flags] [key, zero-padded to words] [events] [pending full xids]
+ * and one slot: the high 32 bits of its hash, and its record offset + 1.
+ *
+ * Readers take no lock.  Records are never changed once a slot points to
+ * them: a change appends a new record and then swaps the slot (a single
+ * 8-byte store after a write barrier), so a reader sees the old record or
+ * the new one, whole.  Only compaction and builds rewrite records in place;
+ * they make the generation counter odd while they do, and a reader that
+ * saw the generation move retries (every offset a reader follows is bounds
+ * checked, so reading a region being rewritten is harmless).  Writers
+ * (marks, installs, builds, compaction) take one LWLock.
+ *
+ * What a record says is the state as of its last load, plus the full xids
+ * of the transactions that changed the subject since (pending): a
+ * transaction marks its subjects before its commit record is written (and
+ * a standby marks them when it replays that transaction's WAL record, which
+ * precedes the commit record).  A reader whose statement snapshot no longer
+ * sees one of those transactions running (it committed, or aborted) loads
+ * the subject again with a newer snapshot and installs the result — unless
+ * a mark replaced the record meanwhile.  So a decision never misses a
+ * change its statement's snapshot can see, and an aborted change never
+ * applies.
+ */
+#include "shared_state.h"
+#include "consent.h"
+#include "taxonomy.h"
+
+extern "C" {
+#include "access/clog.h"
+#include "access/parallel.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+}
+
+#include "compat.h"
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+
+namespace consent::shared {
+
+int size_mb = 128;
+
+namespace {
+
+enum Status : int { EMPTY, BUILDING, READY, OFF };
+const char *status_name(int s)
+{
+    switch (s) {
+    case EMPTY:
+        return "empty";
+    case BUILDING:
+        return "building";
+    case READY:
+        return "ready";
+    default:
+        return "off";
+    }
+}
+
+/* Marks made while the table is not ready, applied by the next build. */
+constexpr int EARLY_MAX = 4096;
+constexpr int EARLY_KEY = 84;
+struct EarlyMark {
+    uint64_t fxid;
+    uint16_t len;
+    bool everything;
+    char key[EARLY_KEY];
+};
+/* Transactions that changed every subject (TRUNCATE of subject_state). */
+constexpr int GLOBAL_MAX = 64;
+/* A transaction changing more subjects than this marks everything. */
+constexpr size_t MANY = 100000;
+
+/* The table's own category and purpose numbering: names appended in the
+ * order first used, never removed, so a record's indexes keep their
+ * meaning whatever taxonomy a backend has loaded (each backend translates). */
+constexpr int NAMES_BYTES = 64 * 1024;
+struct Names {
+    pg_atomic_uint32 used; /* bytes of buf in use, written after the bytes */
+    char buf[NAMES_BYTES]; /* entries: 'c' or 'p', the name, '\0' */
+};
+
+struct Header {
+    slock_t mutex; /* status, builder */
+    int status;
+    int builder;
+    pg_atomic_uint64 gen;     /* odd while records or slots are rewritten in place */
+    pg_atomic_uint64 changes; /* moves at every change of a record */
+    ConditionVariable built;
+    /* below: under the LWLock */
+    uint64_t nslots;
+    uint64_t arena_words;
+    uint64_t used;    /* words appended */
+    uint64_t garbage; /* words of replaced records */
+    uint64_t subjects;
+    uint64_t builds;
+    uint64_t build_ms;
+    int n_global;
+    uint64_t global[GLOBAL_MAX];
+    int n_early;
+    bool early_overflow;
+    uint64_t early_dropped_max;
+    EarlyMark early[EARLY_MAX];
+    Names names;
+};
+
+Header *H = nullptr;
+pg_atomic_uint64 *slots = nullptr;
+uint64_t *arena = nullptr;
+LWLock *lock = nullptr;
+shmem_request_hook_type prev_request = nullptr;
+shmem_startup_hook_type prev_startup = nullptr;
+
+constexpr const char *TRANCHE = "pg_consent shared state";
+
+/* Holds the LWLock for a C++ scope (LWLockAcquire and LWLockRelease do not
+ * raise errors; an error raised while it is held releases it too). */
+struct Locked {
+    Locked() { LWLockAcquire(lock, LW_EXCLUSIVE); }
+    ~Locked()
+    {
+        if (LWLockHeldByMe(lock))
+            LWLockRelease(lock);
+    }
+    Locked(const Locked &) = delete;
+    Locked &operator=(const Locked &) = delete;
+};
+
+size_t header_bytes()
+{
+    return MAXALIGN(sizeof(Header));
+}
+size_t total_bytes()
+{
+    return size_t(size_mb) * 1024 * 1024;
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+struct RecHeader {
+    uint16_t key_len;
+    uint16_t n_ev;
+    uint16_t n_pend;
+    uint16_t flags;
+};
+static_assert(sizeof(RecHeader) == 8 && sizeof(Event) == 8, "records are made of 8-byte words");
+constexpr uint16_t SUPERSEDED = 1; /* no slot points here any more: compaction drops it */
+
+inline uint64_t key_words(size_t len)
+{
+    return len == 0 ? 1 : (len + 7) / 8;
+}
+inline uint64_t record_words(const RecHeader &h)
+{
+    return 1 + key_words(h.key_len) + h.n_ev + h.n_pend;
+}
+inline RecHeader rec_header(uint64_t r)
+{
+    RecHeader h;
+    memcpy(&h, &arena[r], sizeof h);
+    return h;
+}
+
+/* Reads the record at r into out if it holds key; bounds checked, so a
+ * region being rewritten is read harmlessly (the caller retries). */
+bool read_record(uint64_t r, std::string_view key, Copy &out)
+{
+    if (r >= H->arena_words)
+        return false;
+    RecHeader h = rec_header(r);
+    if (h.key_len != key.size() || r + record_words(h) > H->arena_words)
+        return false;
+    if (memcmp(&arena[r + 1], key.data(), key.size()) != 0)
+        return false;
+    uint64_t b = r + 1 + key_words(h.key_len);
+    out.record = uint32_t(r);
+    out.events.resize(h.n_ev);
+    if (h.n_ev)
+        memcpy(out.events.data(), &arena[b], h.n_ev * sizeof(Event));
+    out.pending.assign(&arena[b + h.n_ev], &arena[b + h.n_ev + h.n_pend]);
+    return true;
+}
+
+/* The slot index holding key, or -1 (readers and writers). */
+int64_t probe(std::string_view key, uint64_t hash, Copy *out)
+{
+    uint64_t mask = H->nslots - 1;
+    uint32_t tag = uint32_t(hash >> 32);
+    Copy scratch;
+    for (uint64_t n = 0; n < H->nslots; n++) {
+        uint64_t i = (hash + n) & mask;
+        uint64_t s = pg_atomic_read_u64(&slots[i]);
+        if (s == 0)
+            return -1;
+        if (uint32_t(s >> 32) != tag)
+            continue;
+        if (read_record(uint32_t(s) - 1, key, out ? *out : scratch))
+            return int64_t(i);
+    }
+    return -1;
+}
+
+/* ---- numbering ---------------------------------------------------------- */
+
+/* This backend's translation between its taxonomy's indexes and the table's. */
+struct Translation {
+    uint64_t generation = 0;
+    uint32_t used = UINT32_MAX;
+    std::vector<int> cat_mine, pur_mine;   /* table index -> mine (-1: not in my taxonomy) */
+    std::vector<int> cat_table, pur_table; /* mine -> table index (-1: not in the table yet) */
+} tr;
+
+void refresh_translation()
+{
+    const Taxonomy &t = taxonomy();
+    uint32_t used = pg_atomic_read_u32(&H->names.used);
+    if (tr.generation == t.generation && tr.used == used)
+        return;
+    pg_read_barrier();
+    tr.cat_mine.clear();
+    tr.pur_mine.clear();
+    tr.cat_table.assign(t.categories.size(), -1);
+    tr.pur_table.assign(t.purposes.size(), -1);
+    for (uint32_t at = 0; at < used;) {
+        char kind = H->names.buf[at];
+        const char *name = &H->names.buf[at + 1];
+        size_t len = strnlen(name, used - at - 1);
+        std::string n(name, len);
+        if (kind == 'c') {
+            auto it = t.category_index.find(n);
+            int mine = it == t.category_index.end() ? -1 : it->second;
+            if (mine >= 0)
+                tr.cat_table[size_t(mine)] = int(tr.cat_mine.size());
+            tr.cat_mine.push_back(mine);
+        } else {
+            auto it = t.purpose_index.find(n);
+            int mine = it == t.purpose_index.end() ? -1 : it->second;
+            if (mine >= 0)
+                tr.pur_table[size_t(mine)] = int(tr.pur_mine.size());
+            tr.pur_mine.push_back(mine);
+        }
+        at += uint32_t(len) + 2;
+    }
+    tr.generation = t.generation;
+    tr.used = used;
+}
+
+/* Events read from the table, in this backend's numbering (events about
+ * categories or purposes it does not know are left out, as a load does). */
+void to_mine(std::vector<Event> &ev)
+{
+    refresh_translation();
+    size_t n = 0;
+    for (const Event &e : ev) {
+        int c = e.category < tr.cat_mine.size() ? tr.cat_mine[e.category] : -1;
+        int p = e.purpose < tr.pur_mine.size() ? tr.pur_mine[e.purpose] : -1;
+        if (c >= 0 && p >= 0)
+            ev[n++] = Event{uint16_t(c), uint16_t(p), e.until};
+    }
+    ev.resize(n);
+}
+
+bool give_up(const char *why);
+
+/* The table's index of one of my categories or purposes, appending its name
+ * (under the LWLock); -1 when the names do not fit. */
+int table_index(bool purpose, int mine)
+{
+    refresh_translation();
+    std::vector<int> &map = purpose ? tr.pur_table : tr.cat_table;
+    if (map[size_t(mine)] >= 0)
+        return map[size_t(mine)];
+    const Taxonomy &t = taxonomy();
+    const std::string &name = purpose ? t.purposes[size_t(mine)].key : t.categories[size_t(mine)].key;
+    uint32_t used = pg_atomic_read_u32(&H->names.used);
+    if (used + name.size() + 2 > NAMES_BYTES) {
+        give_up("the names of categories and purposes do not fit");
+        return -1;
+    }
+    H->names.buf[used] = purpose ? 'p' : 'c';
+    memcpy(&H->names.buf[used + 1], name.data(), name.size());
+    H->names.buf[used + 1 + name.size()] = '\0';
+    pg_write_barrier();
+    pg_atomic_write_u32(&H->names.used, used + uint32_t(name.size()) + 2);
+    refresh_translation();
+    return map[size_t(mine)];
+}
+
+/* Events in my numbering, in the table's (under the LWLock). */
+bool to_table(const Event *ev, size_t n, std::vector<Event> &out)
+{
+    out.clear();
+    for (size_t i = 0; i < n; i++) {
+        int c = table_index(false, ev[i].category);
+        int p = table_index(true, ev[i].purpose);
+        if (c < 0 || p < 0)
+            return false;
+        out.push_back(Event{uint16_t(c), uint16_t(p), ev[i].until});
+    }
+    return true;
+}
+
+/* ---- writing (under the LWLock) ------------------------------------------ */
+
+/* Appends a record; NONE when the arena is full even after compaction. */
+constexpr uint64_t NONE = UINT64_MAX;
+void compact();
+uint64_t append(std::string_view key, const Event *ev, size_t n, const uint64_t *pend, size_t np)
+{
+    RecHeader h{uint16_t(key.size()), uint16_t(n), uint16_t(np), 0};
+    uint64_t words = record_words(h);
+    if (H->used + words > H->arena_words) {
+        if (H->garbage > 0)
+            compact();
+        if (H->used + words > H->arena_words)
+            return NONE;
+    }
+    uint64_t r = H->used;
+    memcpy(&arena[r], &h, sizeof h);
+    arena[r + 1 + key_words(key.size()) - 1] = 0; /* zero padding of the last key word */
+    memcpy(&arena[r + 1], key.data(), key.size());
+    uint64_t b = r + 1 + key_words(key.size());
+    if (n)
+        memcpy(&arena[b], ev, n * sizeof(Event));
+    if (np)
+        memcpy(&arena[b + n], pend, np * sizeof(uint64_t));
+    H->used += words;
+    return r;
+}
+
+/* Points key's slot at record r (a new slot for a new subject). */
+bool publish(std::string_view key, uint64_t hash, uint64_t r)
+{
+    pg_write_barrier(); /* the record before the slot that points to it */
+    uint64_t value = (hash >> 32 << 32) | (r + 1);
+    int64_t i = probe(key, hash, nullptr);
+    if (i >= 0) {
+        uint64_t old = uint32_t(pg_atomic_read_u64(&slots[i])) - 1;
+        RecHeader oh = rec_header(old);
+        oh.flags |= SUPERSEDED;
+        memcpy(&arena[old], &oh, sizeof oh);
+        H->garbage += record_words(oh);
+        pg_atomic_write_u64(&slots[i], value);
+    } else {
+        if ((H->subjects + 1) * 4 > H->nslots * 3)
+            return false;
+        uint64_t mask = H->nslots - 1;
+        uint64_t j = hash & mask;
+        while (pg_atomic_read_u64(&slots[j]) != 0)
+            j = (j + 1) & mask;
+        pg_atomic_write_u64(&slots[j], value);
+        H->subjects++;
+    }
+    pg_atomic_fetch_add_u64(&H->changes, 1);
+    return true;
+}
+
+bool put(std::string_view key, uint64_t hash, const Event *ev, size_t n, const uint64_t *pend, size_t np)
+{
+    uint64_t r = append(key, ev, n, pend, np);
+    if (r == NONE)
+        return give_up("its records do not fit");
+    if (!publish(key, hash, r))
+        return give_up("it has more subjects than slots");
+    return true;
+}
+
+void begin_rewrite()
+{
+    pg_atomic_fetch_add_u64(&H->gen, 1);
+    pg_memory_barrier();
+}
+void end_rewrite()
+{
+    pg_memory_barrier();
+    pg_atomic_fetch_add_u64(&H->gen, 1);
+}
+
+void clear_slots()
+{
+    for (uint64_t i = 0; i < H->nslots; i++)
+        pg_atomic_write_u64(&slots[i], 0);
+}
+
+/* Slides the live records to the front and rebuilds the slots. */
+void compact()
+{
+    begin_rewrite();
+    uint64_t to = 0;
+    for (uint64_t r = 0; r < H->used;) {
+        RecHeader h = rec_header(r);
+        uint64_t w = record_words(h);
+        if (!(h.flags & SUPERSEDED)) {
+            if (to != r)
+                memmove(&arena[to], &arena[r], w * sizeof(uint64_t));
+            to += w;
+        }
+        r += w;
+    }
+    H->used = to;
+    H->garbage = 0;
+    clear_slots();
+    uint64_t mask = H->nslots - 1;
+    for (uint64_t r = 0; r < H->used;) {
+        RecHeader h = rec_header(r);
+        uint64_t hash = subject_hash({reinterpret_cast<const char *>(&arena[r + 1]), h.key_len});
+        uint64_t j = hash & mask;
+        while (pg_atomic_read_u64(&slots[j]) != 0)
+            j = (j + 1) & mask;
+        pg_atomic_write_u64(&slots[j], (hash >> 32 << 32) | (r + 1));
+        r += record_words(h);
+    }
+    end_rewrite();
+    elog(DEBUG1, "pg_consent: shared consent state compacted to %llu words", (unsigned long long)H->used);
+}
+
+void set_status(int s)
+{
+    SpinLockAcquire(&H->mutex);
+    H->status = s;
+    if (s != BUILDING)
+        H->builder = 0;
+    SpinLockRelease(&H->mutex);
+    ConditionVariableBroadcast(&H->built);
+}
+
+/* Without the spinlock: readers ask for every look-up (an aligned int is
+ * read whole; the generation check orders it with the records). */
+int get_status()
+{
+    return *reinterpret_cast<volatile int *>(&H->status);
+}
+
+/* The table cannot hold the state: every backend keeps its own cache from
+ * now on (cache.cpp), as with consent.shared_size = 0, until restart. */
+bool give_up(const char *why)
+{
+    begin_rewrite();
+    set_status(OFF);
+    end_rewrite();
+    pg_atomic_fetch_add_u64(&H->changes, 1);
+    ereport(WARNING, (errmsg("pg_consent: the shared consent state is turned off: %s", why),
+                      errdetail("consent.shared_size is %d MB; every backend now keeps its own consent cache "
+                                "(consent.cache_size) until the server restarts.",
+                                size_mb),
+                      errhint("Raise consent.shared_size and restart the server.")));
+    return false;
+}
+
+/* Adds fxid to the record of key (a record without events for a subject
+ * that had none). */
+void mark_one(std::string_view key, uint64_t fxid)
+{
+    uint64_t hash = subject_hash(key);
+    Copy c;
+    if (probe(key, hash, &c) < 0)
+        c = Copy{};
+    if (std::find(c.pending.begin(), c.pending.end(), fxid) == c.pending.end())
+        c.pending.push_back(fxid);
+    put(key, hash, c.events.data(), c.events.size(), c.pending.data(), c.pending.size());
+}
+
+void add_global(uint64_t fxid)
+{
+    for (int i = 0; i < H->n_global; i++)
+        if (H->global[i] == fxid)
+            return;
+    if (H->n_global == GLOBAL_MAX) {
+        give_up("too many transactions changing every subject at once");
+        return;
+    }
+    H->global[H->n_global++] = fxid;
+    pg_atomic_fetch_add_u64(&H->changes, 1);
+}
+
+void add_early(std::string_view key, uint64_t fxid, bool everything)
+{
+    if (H->n_early == EARLY_MAX || key.size() > size_t(EARLY_KEY)) {
+        H->early_overflow = true;
+        H->early_dropped_max = std::max(H->early_dropped_max, fxid);
+        return;
+    }
+    EarlyMark &e = H->early[H->n_early++];
+    e.fxid = fxid;
+    e.everything = everything;
+    e.len = uint16_t(key.size());
+    memcpy(e.key, key.data(), key.size());
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+/* Whether fxid is running as snap sees it.  On a hot standby a transaction
+ * whose commit is not replayed yet is running even when the snapshot does
+ * not list it (its xid may precede the standby's first snapshot). */
+bool running_in(uint64_t fxid, Snapshot snap)
+{
+    FullTransactionId f = FullTransactionIdFromU64(fxid);
+    FullTransactionId next = ReadNextFullTransactionId();
+    if (U64FromFullTransactionId(next) > fxid + (uint64_t(1) << 31))
+        return false; /* too old to be running */
+    TransactionId xid = XidFromFullTransactionId(f);
+    return pg([&] {
+        if (XidInMVCCSnapshot(xid, snap))
+            return true;
+        if (RecoveryInProgress()) {
+            if (TransactionIdPrecedes(xid, CONSENT_TRANSAM->oldestClogXid))
+                return false;
+            return !TransactionIdDidCommit(xid) && !TransactionIdDidAbort(xid);
+        }
+        return false;
+    });
+}
+
+/* A private copy of a snapshot (CopySnapshot is not exported). */
+Snapshot copy_snapshot(Snapshot s, MemoryContext cxt)
+{
+    size_t size = sizeof(SnapshotData) + sizeof(TransactionId) * (s->xcnt + std::max<int32>(s->subxcnt, 0));
+    auto *c = static_cast<Snapshot>(MemoryContextAlloc(cxt, size));
+    *c = *s;
+    auto *x = reinterpret_cast<TransactionId *>(c + 1);
+    c->xip = x;
+    if (s->xcnt)
+        memcpy(x, s->xip, sizeof(TransactionId) * s->xcnt);
+    c->subxip = x + s->xcnt;
+    if (s->subxcnt > 0)
+        memcpy(c->subxip, s->subxip, sizeof(TransactionId) * s->subxcnt);
+    c->regd_count = 0;
+    c->active_count = 0;
+    c->copied = true;
+    return c;
+}
+
+MemoryContext statement_cxt = nullptr;
+Snapshot statement_snap = nullptr;
+
+Snapshot statement_snapshot()
+{
+    if (!statement_snap) {
+        if (!statement_cxt)
+            statement_cxt = AllocSetContextCreate(TopMemoryContext, "consent statement snapshot",
+                                                  ALLOCSET_SMALL_SIZES);
+        statement_snap = copy_snapshot(GetLatestSnapshot(), statement_cxt);
+    }
+    return statement_snap;
+}
+
+/* ---- building ----------------------------------------------------------- */
+
+/* Resets the status when the building backend exits mid-build. */
+void builder_exit(int, Datum)
+{
+    if (H && H->builder == MyProcPid)
+        set_status(EMPTY);
+}
+
+void build_now()
+{
+    TimestampTz started = GetCurrentTimestamp();
+    Snapshot snap = pg([] { return RegisterSnapshot(GetLatestSnapshot()); });
+    struct Unregister {
+        Snapshot s;
+        ~Unregister() { UnregisterSnapshot(s); }
+    } unregister{snap};
+    /* the subjects, in subject order, outside the lock */
+    std::vector<std::pair<uint32_t, uint32_t>> groups; /* (offset in events, count) per subject */
+    std::vector<Event> events;
+    std::string keys;
+    std::vector<uint32_t> key_offsets;
+    read_subject_state(snap, size_t(-1), [&](std::string_view key, const Event *ev, size_t n) {
+        key_offsets.push_back(uint32_t(keys.size()));
+        keys.append(key);
+        groups.emplace_back(uint32_t(events.size()), uint32_t(n));
+        events.insert(events.end(), ev, ev + n);
+    });
+    key_offsets.push_back(uint32_t(keys.size()));
+    {
+        Locked held;
+        begin_rewrite();
+        H->used = H->garbage = H->subjects = 0;
+        clear_slots();
+        end_rewrite();
+        bool fits = to_table(events.data(), events.size(), events);
+        for (size_t i = 0; i < groups.size() && fits; i++) {
+            std::string_view key(keys.data() + key_offsets[i], key_offsets[i + 1] - key_offsets[i]);
+            fits = put(key, subject_hash(key), events.data() + groups[i].first, groups[i].second, nullptr, 0);
+        }
+        if (fits) {
+            /* marks of transactions the build's snapshot does not see */
+            for (int i = 0; i < H->n_early && H->status != OFF; i++) {
+                const EarlyMark &e = H->early[i];
+                if (!running_in(e.fxid, snap))
+                    continue;
+                if (e.everything)
+                    add_global(e.fxid);
+                else
+                    mark_one({e.key, e.len}, e.fxid);
+            }
+            int n = 0;
+            for (int i = 0; i < H->n_global; i++)
+                if (running_in(H->global[i], snap))
+                    H->global[n++] = H->global[i];
+            H->n_global = n;
+        }
+        bool trusted = !H->early_overflow || !running_in(H->early_dropped_max, snap);
+        H->n_early = 0;
+        H->early_overflow = false;
+        H->early_dropped_max = 0;
+        if (H->status == OFF) {
+            /* given up: stays off */
+        } else if (!trusted) {
+            set_status(EMPTY); /* marks were lost for a running transaction: build again */
+        } else {
+            H->builds++;
+            H->build_ms = uint64_t((GetCurrentTimestamp() - started) / 1000);
+            pg_atomic_fetch_add_u64(&H->changes, 1);
+            set_status(READY);
+            elog(LOG, "pg_consent: shared consent state built: %llu subjects, %llu kB, %llu ms",
+                 (unsigned long long)H->subjects, (unsigned long long)(H->used * 8 / 1024),
+                 (unsigned long long)H->build_ms);
+        }
+    }
+}
+
+} // namespace
+
+void define_guc()
+{
+    DefineCustomIntVariable("consent.shared_size", "Shared memory for the server's consent state.",
+                            "One table of every subject's consent events, shared by all backends. "
+                            "0 turns it off: every backend keeps its own cache (consent.cache_size).",
+                            &size_mb, 128, 0, 65536, PGC_POSTMASTER, GUC_UNIT_MB, nullptr, nullptr, nullptr);
+}
+
+void shmem_request()
+{
+    if (prev_request)
+        prev_request();
+    if (size_mb > 0) {
+        RequestAddinShmemSpace(total_bytes());
+        RequestNamedLWLockTranche(TRANCHE, 1);
+    }
+}
+
+void shmem_startup()
+{
+    if (prev_startup)
+        prev_startup();
+    if (size_mb <= 0)
+        return;
+    bool found;
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    char *base = static_cast<char *>(ShmemInitStruct("pg_consent shared state", total_bytes(), &found));
+    H = reinterpret_cast<Header *>(base);
+    /* a quarter of the region for slots (at most 3/4 used), the rest for records */
+    uint64_t nslots = 1024;
+    while (nslots * 2 * 8 <= (total_bytes() - header_bytes()) / 4)
+        nslots *= 2;
+    slots = reinterpret_cast<pg_atomic_uint64 *>(base + header_bytes());
+    arena = reinterpret_cast<uint64_t *>(base + header_bytes() + nslots * 8);
+    lock = &GetNamedLWLockTranche(TRANCHE)->lock;
+    if (!found) {
+        memset(H, 0, sizeof(Header));
+        SpinLockInit(&H->mutex);
+        H->status = EMPTY;
+        pg_atomic_init_u64(&H->gen, 0);
+        pg_atomic_init_u64(&H->changes, 1);
+        pg_atomic_init_u32(&H->names.used, 0);
+        ConditionVariableInit(&H->built);
+        H->nslots = nslots;
+        H->arena_words = (total_bytes() - header_bytes() - nslots * 8) / 8;
+        for (uint64_t i = 0; i < nslots; i++)
+            pg_atomic_init_u64(&slots[i], 0);
+    }
+    LWLockRelease(AddinShmemInitLock);
+}
+
+void turn_off(const char *why) noexcept
+{
+    if (H && get_status() != OFF)
+        give_up(why);
+}
+
+bool enabled()
+{
+    return H && size_mb > 0 && get_status() != OFF;
+}
+
+Found lookup(std::string_view key, uint64_t hash, Copy &out)
+{
+    if (!H)
+        return Found::OFF;
+    for (;;) {
+        uint64_t g = pg_atomic_read_u64(&H->gen);
+        int s = get_status();
+        if (s == OFF)
+            return Found::OFF;
+        if (s != READY)
+            return Found::NOT_READY;
+        if (g & 1) {
+            pg([] {
+                CHECK_FOR_INTERRUPTS();
+                pg_usleep(200);
+            });
+            continue;
+        }
+        pg_read_barrier();
+        bool found = probe(key, hash, &out) >= 0;
+        pg_read_barrier();
+        if (pg_atomic_read_u64(&H->gen) == g) {
+            if (found)
+                to_mine(out.events);
+            return found ? Found::YES : Found::NO;
+        }
+    }
+}
+
+void install(std::string_view key, uint64_t hash, const Copy &seen, const std::vector<Event> &events,
+             const std::vector<uint64_t> &pending)
+{
+    Locked held;
+    if (H->status == READY) {
+        int64_t i = probe(key, hash, nullptr);
+        bool same = i >= 0 ? uint32_t(pg_atomic_read_u64(&slots[i])) - 1 == seen.record : false;
+        std::vector<Event> mapped;
+        if (same && to_table(events.data(), events.size(), mapped))
+            put(key, hash, mapped.data(), mapped.size(), pending.data(), pending.size());
+    }
+}
+
+void build()
+{
+    for (;;) {
+        bool mine = false;
+        pg([&] {
+            SpinLockAcquire(&H->mutex);
+            int s = H->status;
+            /* a builder that died without its exit callback (it cannot: a
+             * crash restarts the server) is not waited for */
+            if (s == BUILDING && H->builder != 0 && kill(H->builder, 0) != 0 && errno == ESRCH)
+                s = H->status = EMPTY;
+            if (s == EMPTY) {
+                H->status = BUILDING;
+                H->builder = MyProcPid;
+                mine = true;
+            }
+            SpinLockRelease(&H->mutex);
+            if (s == READY || s == OFF)
+                return;
+            if (!mine) {
+                ConditionVariablePrepareToSleep(&H->built);
+                (void)ConditionVariableTimedSleep(&H->built, 100, PG_WAIT_EXTENSION);
+                ConditionVariableCancelSleep();
+            }
+        });
+        if (mine) {
+            static bool exit_registered = false;
+            if (!exit_registered) {
+                pg([] { before_shmem_exit(builder_exit, 0); });
+                exit_registered = true;
+            }
+            struct Reset {
+                bool done = false;
+                ~Reset()
+                {
+                    if (!done && H->builder == MyProcPid)
+                        set_status(EMPTY);
+                }
+            } reset;
+            build_now();
+            reset.done = true;
+        }
+        int s = get_status();
+        if (s == READY || s == OFF)
+            return;
+    }
+}
+
+void mark(const std::vector<std::string> &keys, uint64_t fxid, bool everything)
+{
+    if (!H)
+        return;
+    Locked held;
+    int s = H->status;
+    if (keys.size() > MANY)
+        everything = true;
+    if (s == READY) {
+        if (everything)
+            add_global(fxid);
+        else
+            for (const std::string &k : keys) {
+                mark_one(k, fxid);
+                if (H->status != READY)
+                    break;
+            }
+    } else if (s != OFF) {
+        if (everything)
+            add_early({}, fxid, true);
+        else
+            for (const std::string &k : keys)
+                add_early(k, fxid, false);
+    }
+}
+
+bool in_progress(uint64_t fxid)
+{
+    return running_in(fxid, pg([] { return statement_snapshot(); }));
+}
+
+void statement_start()
+{
+    if (statement_cxt) {
+        MemoryContextReset(statement_cxt);
+        statement_snap = nullptr;
+    }
+    if (!H || H->n_global == 0 || get_status() != READY)
+        return;
+    /* a committed TRUNCATE of subject_state: build again */
+    bool finished = false;
+    for (int i = 0; i < H->n_global && !finished; i++)
+        finished = !in_progress(H->global[i]);
+    if (!finished)
+        return;
+    Locked held;
+    if (H->status == READY) {
+        begin_rewrite();
+        set_status(EMPTY);
+        end_rewrite();
+        pg_atomic_fetch_add_u64(&H->changes, 1);
+    }
+}
+
+uint64_t change_count()
+{
+    return H ? pg_atomic_read_u64(&H->changes) : 0;
+}
+
+Stats stats()
+{
+    if (!H)
+        return {"off", 0, 0, 0, 0, 0};
+    return {status_name(get_status()), H->subjects, (H->used - H->garbage) * 8, H->arena_words * 8 + H->nslots * 8,
+            H->builds, H->build_ms};
+}
+
+void install_hooks()
+{
+    prev_request = shmem_request_hook;
+    shmem_request_hook = shmem_request;
+    prev_startup = shmem_startup_hook;
+    shmem_startup_hook = shmem_startup;
+}
+
+} // namespace consent::shared

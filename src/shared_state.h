@@ -1,0 +1,81 @@
+/*
+ * shared_state.h — the server's one consent state: for each subject, the
+ * latest event per (category, purpose), in shared memory, read by every
+ * backend without a lock and maintained at commit with per-subject
+ * precision (on hot standbys, by replaying the WAL records of wal.cpp).
+ *
+ * Owns: the shared subject table (a region reserved at server start, sized
+ * by consent.shared_size), its build from consent.subject_state, the
+ * pending marks of transactions that changed a subject, and compaction.
+ * Must never: let a reader see a half-written record or slot; serve the
+ * events of a subject that a transaction committed (as seen by the
+ * statement's snapshot) changes to without reloading them; hold a lock
+ * while running SQL.
+ */
+#pragma once
+
+#include "cache.h"
+
+extern "C" {
+#include "access/transam.h"
+}
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace consent::shared {
+
+/* consent.shared_size in MB (0: off, every backend keeps its own cache). */
+extern int size_mb;
+void define_guc();
+void shmem_request();
+void shmem_startup();
+
+/* Whether the shared table is in use (preloaded, sized, not given up). */
+bool enabled();
+/* Gives the table up until restart (every backend keeps its own cache). */
+void turn_off(const char *why) noexcept;
+void install_hooks();
+
+/* One subject as read from the table. */
+struct Copy {
+    uint32_t record = 0;           /* where it was read: install() replaces it only if still there */
+    std::vector<Event> events;     /* the events as of the last load */
+    std::vector<uint64_t> pending; /* full xids of transactions that changed it since */
+};
+
+enum class Found { YES, NO, NOT_READY, OFF };
+/* Reads key.  NOT_READY: build() first; OFF: the table is given up (too small). */
+Found lookup(std::string_view key, uint64_t hash, Copy &out);
+
+/* Replaces the record read into seen (if no mark replaced it since) with
+ * freshly loaded events and the pending transactions still running. */
+void install(std::string_view key, uint64_t hash, const Copy &seen, const std::vector<Event> &events,
+             const std::vector<uint64_t> &pending);
+
+/* Builds the table from consent.subject_state (or waits while another
+ * backend does).  Returns when it is READY or OFF. */
+void build();
+
+/* Transaction fxid changed these subjects (everything: all of them); called
+ * before its commit record is written, and by WAL redo on standbys. */
+void mark(const std::vector<std::string> &keys, uint64_t fxid, bool everything);
+
+/* Whether the transaction is still running as the current statement sees
+ * it (a snapshot taken at the first need of each statement). */
+bool in_progress(uint64_t fxid);
+/* A new statement: a new snapshot at the next need; a committed TRUNCATE of
+ * subject_state makes the table rebuild. */
+void statement_start();
+/* Moves whenever a record changes: decisions remembered for a row are
+ * dropped at the next statement. */
+uint64_t change_count();
+
+struct Stats {
+    const char *status;
+    uint64_t subjects, used_bytes, capacity_bytes, builds, build_ms;
+};
+Stats stats();
+
+} // namespace consent::shared

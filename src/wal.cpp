@@ -1,0 +1,151 @@
+/*
+ * wal.cpp — the custom WAL resource manager (see wal.h).
+ *
+ * Record: [fxid: 8 bytes] [everything: 1 byte] then the subjects, each as
+ * [length: 2 bytes] [bytes].  A transaction writes its changed subjects at
+ * PRE_COMMIT, so the record precedes its commit record; redo marks the
+ * subjects as changed by that transaction in the standby's shared state
+ * (shared_state.cpp), where they are reloaded once a statement's snapshot
+ * sees the transaction committed.
+ */
+#include "wal.h"
+#include "boundary.h"
+#include "shared_state.h"
+
+extern "C" {
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
+#include "access/xloginsert.h"
+#include "access/xlogreader.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+}
+
+#include <cstring>
+
+namespace consent::wal {
+
+namespace {
+
+constexpr uint8 XLOG_CONSENT_CHANGES = 0x00;
+/* keys per record: records stay small */
+constexpr size_t CHUNK_BYTES = 64 * 1024;
+
+bool parse(const char *data, size_t len, uint64_t &fxid, bool &everything, std::vector<std::string> *keys,
+           size_t &count)
+{
+    if (len < 9)
+        return false;
+    memcpy(&fxid, data, 8);
+    everything = data[8] != 0;
+    count = 0;
+    for (size_t at = 9; at < len;) {
+        if (at + 2 > len)
+            return false;
+        uint16_t n;
+        memcpy(&n, data + at, 2);
+        if (at + 2 + n > len)
+            return false;
+        if (keys)
+            keys->emplace_back(data + at + 2, n);
+        count++;
+        at += 2 + n;
+    }
+    return true;
+}
+
+void redo_record(XLogReaderState *record)
+{
+    uint64_t fxid;
+    bool everything;
+    std::vector<std::string> keys;
+    size_t count;
+    if (!parse(XLogRecGetData(record), XLogRecGetDataLen(record), fxid, everything, &keys, count))
+        everything = true; /* unreadable: every subject may have changed */
+    shared::mark(keys, fxid, everything);
+}
+
+extern "C" void consent_redo(XLogReaderState *record)
+{
+    /* nothing may escape redo; if the shared state cannot take the change,
+     * it is turned off (every backend then keeps its own cache) */
+    try {
+        redo_record(record);
+    } catch (...) {
+        shared::turn_off("a replayed consent change could not be applied");
+    }
+}
+
+extern "C" void consent_desc(StringInfo buf, XLogReaderState *record)
+{
+    uint64_t fxid = 0;
+    bool everything = false;
+    size_t count = 0;
+    if (parse(XLogRecGetData(record), XLogRecGetDataLen(record), fxid, everything, nullptr, count))
+        appendStringInfo(buf, "full xid %llu, %zu subjects%s", (unsigned long long)fxid, count,
+                         everything ? ", every subject" : "");
+    else
+        appendStringInfoString(buf, "malformed");
+}
+
+extern "C" const char *consent_identify(uint8 info)
+{
+    return (info & ~XLR_INFO_MASK) == XLOG_CONSENT_CHANGES ? "CHANGES" : nullptr;
+}
+
+RmgrData rmgr = {
+    .rm_name = "pg_consent",
+    .rm_redo = consent_redo,
+    .rm_desc = consent_desc,
+    .rm_identify = consent_identify,
+    .rm_startup = nullptr,
+    .rm_cleanup = nullptr,
+    .rm_mask = nullptr,
+    .rm_decode = nullptr,
+};
+
+void insert(const std::string &buf)
+{
+    XLogBeginInsert();
+    XLogRegisterData(const_cast<char *>(buf.data()), uint32(buf.size()));
+    (void)XLogInsert(RmgrId(RMGR_ID), XLOG_CONSENT_CHANGES);
+}
+
+} // namespace
+
+void register_rmgr()
+{
+    RegisterCustomRmgr(RmgrId(RMGR_ID), &rmgr);
+}
+
+void log_changes(const std::vector<std::string> &keys, uint64_t fxid, bool everything)
+{
+    if (!XLogInsertAllowed())
+        return;
+    for (const std::string &k : keys)
+        if (k.size() > UINT16_MAX)
+            everything = true;
+    std::string head(9, '\0');
+    memcpy(&head[0], &fxid, 8);
+    head[8] = everything ? 1 : 0;
+    std::string buf = head;
+    bool any = false;
+    for (const std::string &k : keys) {
+        if (everything)
+            break;
+        size_t n = k.size();
+        if (buf.size() + 2 + n > CHUNK_BYTES && any) {
+            pg([&] { insert(buf); });
+            buf = head;
+            any = false;
+        }
+        uint16_t n16 = uint16_t(n);
+        buf.append(reinterpret_cast<const char *>(&n16), 2);
+        buf.append(k.data(), n);
+        any = true;
+    }
+    if (any || everything)
+        pg([&] { insert(buf); });
+}
+
+} // namespace consent::wal

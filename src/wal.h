@@ -1,0 +1,26 @@
+/*
+ * wal.h — pg_consent's own WAL records (a custom resource manager), through
+ * which hot standbys learn which subjects a transaction changed.
+ *
+ * Owns: the resource manager (registered at preload), writing a
+ * transaction's changed subjects before its commit record, and replaying
+ * them into the standby's shared consent state.
+ * Must never: let an error escape redo (a standby must keep replaying); the
+ * shared state is turned off instead, which keeps decisions right.
+ */
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace consent::wal {
+
+/* The resource manager id (see docs/architecture.md, "Hot standbys"). */
+constexpr int RMGR_ID = 143;
+
+void register_rmgr();
+/* Transaction fxid changed these subjects (everything: all of them). */
+void log_changes(const std::vector<std::string> &keys, uint64_t fxid, bool everything);
+
+} // namespace consent::wal
