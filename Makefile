@@ -76,7 +76,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps demo test bench fuzz format
+.PHONY: deps demo test bench bench-scale fuzz format
 # Install what is missing (apt-get), as root or through sudo.
 deps:
 	@test/harness/deps.sh
@@ -100,6 +100,12 @@ bench: deps
 	@$(SUDO) $(MAKE) --no-print-directory install PG_CONFIG="$(PG_CONFIG)"
 	@test/bench/run.sh
 	@test/bench/load_check.sh
+
+# The shared consent state at 10 million subjects (BENCH_SUBJECTS).
+bench-scale: deps
+	@$(MAKE) --no-print-directory all PG_CONFIG="$(PG_CONFIG)"
+	@$(SUDO) $(MAKE) --no-print-directory install PG_CONFIG="$(PG_CONFIG)"
+	@BENCH_SCALE=1 test/bench/run.sh
 
 format:
 	clang-format -i src/*.cpp src/*.h

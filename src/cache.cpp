@@ -28,7 +28,12 @@
 #include "taxonomy.h"
 
 extern "C" {
+#include "access/genam.h"
 #include "access/heapam.h"
+#include "access/parallel.h"
+#include "access/stratnum.h"
+#include "catalog/pg_am.h"
+#include "utils/fmgroids.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -454,6 +459,9 @@ std::vector<uint64_t> changed_in_xact;
 std::vector<std::string> changed_keys;
 std::unordered_set<uint64_t> own_changed;
 bool changed_everything = false;
+/* More changed subjects than this in one transaction count as "everything"
+ * (the shared state is rebuilt after its commit). */
+constexpr size_t MANY_CHANGES = 100000;
 /* The shared state's change count at the last statement start. */
 uint64_t shared_changes_seen = 0;
 
@@ -645,19 +653,15 @@ bool bulk_load(SubjectTable &table, size_t budget)
     std::vector<Event> events;
     std::string keys;
     std::vector<std::pair<size_t, size_t>> subjects; /* key offset, event offset */
-    Snapshot snap = pg([] { return RegisterSnapshot(GetLatestSnapshot()); });
     bool ok;
-    try {
-        ok = read_subject_state(snap, budget, [&](std::string_view key, const Event *ev, size_t n) {
+    {
+        shared::ScanSnapshot snap;
+        ok = read_subject_state(snap.get(), budget, [&](std::string_view key, const Event *ev, size_t n) {
             subjects.emplace_back(keys.size(), events.size());
             keys.append(key);
             events.insert(events.end(), ev, ev + n);
         });
-    } catch (...) {
-        pg([&] { UnregisterSnapshot(snap); });
-        throw;
     }
-    pg([&] { UnregisterSnapshot(snap); });
     if (!ok)
         return false;
     table.clear();
@@ -683,44 +687,134 @@ bool bulk_load(SubjectTable &table, size_t budget)
     return true;
 }
 
+/* The relation named consent.<name> and its first index on the subject
+ * (subject_state's primary key, the ledger's (subject, recorded_at, id)). */
+Oid consent_relid(const char *name)
+{
+    Oid nsp = get_namespace_oid("consent", false);
+    Oid relid = get_relname_relid(name, nsp);
+    if (!OidIsValid(relid))
+        elog(ERROR, "consent.%s is missing", name);
+    return relid;
+}
+
+Oid subject_index(Relation rel, AttrNumber subject)
+{
+    List *indexes = RelationGetIndexList(rel);
+    Oid found = InvalidOid;
+    ListCell *lc;
+    foreach (lc, indexes) {
+        Relation idx = index_open(lfirst_oid(lc), AccessShareLock);
+        bool first_is_subject = idx->rd_index->indnatts >= 1 && idx->rd_index->indkey.values[0] == subject &&
+                                idx->rd_rel->relam == BTREE_AM_OID && idx->rd_indexprs == NIL;
+        index_close(idx, AccessShareLock);
+        if (first_is_subject) {
+            found = lfirst_oid(lc);
+            break;
+        }
+    }
+    list_free(indexes);
+    if (!OidIsValid(found))
+        elog(ERROR, "%s has no index on its subject", RelationGetRelationName(rel));
+    return found;
+}
+
+/* The rows of consent.<name> about one subject, read with snap through the
+ * index on the subject (in index order), handed to row(values, nulls). */
+void scan_subject(const char *name, std::string_view key, Snapshot snap,
+                  const std::function<void(const Datum *, const bool *)> &row)
+{
+    std::vector<Datum> values;
+    std::vector<bool> nulls;
+    bool failed = false;
+    pg([&] {
+        Relation rel = table_open(consent_relid(name), AccessShareLock);
+        AttrNumber subject = get_attnum(RelationGetRelid(rel), "subject");
+        Oid index = subject_index(rel, subject);
+        Relation idx = index_open(index, AccessShareLock);
+        ScanKeyData sk;
+        ScanKeyInit(&sk, subject, BTEqualStrategyNumber, F_TEXTEQ,
+                    PointerGetDatum(cstring_to_text_with_len(key.data(), int(key.size()))));
+        sk.sk_collation = idx->rd_indcollation[0];
+        index_close(idx, AccessShareLock);
+        TupleDesc desc = RelationGetDescr(rel);
+        int natts = desc->natts;
+        Datum *v = static_cast<Datum *>(palloc(sizeof(Datum) * natts));
+        bool *n = static_cast<bool *>(palloc(sizeof(bool) * natts));
+        SysScanDesc scan = systable_beginscan(rel, index, true, snap, 1, &sk);
+        HeapTuple tup;
+        while (!failed && (tup = systable_getnext(scan)) != nullptr) {
+            heap_deform_tuple(tup, desc, v, n);
+            /* C++ runs outside this pg() block: hand the row over by copy */
+            try {
+                row(v, n);
+            } catch (...) {
+                failed = true; /* rethrown below, after the scan is closed */
+            }
+        }
+        systable_endscan(scan);
+        table_close(rel, AccessShareLock);
+    });
+    if (failed)
+        throw std::bad_alloc();
+}
+
+/* The snapshot a load uses: the latest one, or, while the statement runs in
+ * parallel mode (where no new snapshot can be taken), the statement's. */
+Snapshot load_snapshot()
+{
+    return pg([] { return IsInParallelMode() ? shared::statement_snapshot_now() : GetLatestSnapshot(); });
+}
+
 /* Loads one subject's events from subject_state (now) or the ledger (as of). */
 std::vector<Event> load_subject(std::string_view key, TimestampTz as_of)
 {
     const Taxonomy &t = taxonomy();
-    std::vector<Event> out;
-    Spi spi;
-    std::vector<Row> rows;
+    struct Timed {
+        TimestampTz at;
+        int64 id;
+        Event ev;
+    };
+    std::vector<Timed> timed;
+    Snapshot snap = load_snapshot();
     if (as_of == NOW) {
-        rows = spi.query("SELECT category, purpose, action, valid_until, at FROM ("
-                         "  SELECT category, purpose, action, valid_until, recorded_at AS at, event_id AS id"
-                         "  FROM consent.subject_state WHERE subject = $1"
-                         "  UNION ALL"
-                         "  SELECT category, purpose, 'withdraw', NULL, withdrawn_at, withdrawn_id"
-                         "  FROM consent.subject_state WHERE subject = $1 AND action = 'grant'"
-                         "  AND withdrawn_at IS NOT NULL) e ORDER BY at, id",
-                         {std::string(key)}, true, true);
+        /* subject, category, purpose, event_id, action, valid_until, recorded_at, withdrawn_at, withdrawn_id */
+        scan_subject("subject_state", key, snap, [&](const Datum *v, const bool *n) {
+            int cat = category_of(t, text_view(v[1]));
+            int pur = purpose_of(t, text_view(v[2]));
+            if (cat < 0 || pur < 0)
+                return;
+            bool grant = text_view(v[4]) == "grant";
+            Event e{uint16_t(cat), uint16_t(pur), until_code(grant, !n[5], n[5] ? 0 : DatumGetTimestampTz(v[5]))};
+            timed.push_back({DatumGetTimestampTz(v[6]), DatumGetInt64(v[3]), e});
+            if (grant && !n[7]) {
+                e.until = 0;
+                timed.push_back({DatumGetTimestampTz(v[7]), DatumGetInt64(v[8]), e});
+            }
+        });
     } else {
-        char *ts =
-            pg([&] { return DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(as_of))); });
-        rows = spi.query("SELECT category, purpose, action, valid_until FROM consent.ledger"
-                         " WHERE subject = $1 AND recorded_at <= $2::timestamptz AND action <> 'erase'"
-                         " ORDER BY recorded_at, id",
-                         {std::string(key), std::string(ts)}, true, true);
+        /* id, subject, category, purpose, action, valid_until, recorded_at, ... */
+        scan_subject("ledger", key, snap, [&](const Datum *v, const bool *n) {
+            TimestampTz at = DatumGetTimestampTz(v[6]);
+            std::string_view action = text_view(v[4]);
+            if (at > as_of || action == "erase")
+                return;
+            int cat = category_of(t, text_view(v[2]));
+            int pur = purpose_of(t, text_view(v[3]));
+            if (cat < 0 || pur < 0)
+                return;
+            bool grant = action == "grant";
+            timed.push_back({at, DatumGetInt64(v[0]),
+                             Event{uint16_t(cat), uint16_t(pur),
+                                   until_code(grant, !n[5], n[5] ? 0 : DatumGetTimestampTz(v[5]))}});
+        });
     }
-    for (auto &row : rows) {
-        int cat = category_of(t, row[0] ? *row[0] : "");
-        int pur = purpose_of(t, row[1] ? *row[1] : "");
-        if (cat < 0 || pur < 0)
-            continue;
-        bool grant = row[2] && *row[2] == "grant";
-        TimestampTz until = 0;
-        if (row[3])
-            until = pg([&] {
-                return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(row[3]->c_str()),
-                                                               ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-            });
-        out.push_back(Event{uint16_t(cat), uint16_t(pur), until_code(grant, row[3].has_value(), until)});
-    }
+    std::sort(timed.begin(), timed.end(),
+              [](const Timed &a, const Timed &b) { return a.at != b.at ? a.at < b.at : a.id < b.id; });
+    std::vector<Event> out;
+    out.reserve(timed.size());
+    for (const Timed &x : timed)
+        out.push_back(x.ev);
     return out;
 }
 
@@ -756,7 +850,7 @@ size_t budget_bytes()
 
 void forget_own_changes()
 {
-    if (!own_changed.empty() && shared::enabled())
+    if ((!own_changed.empty() || changed_everything) && shared::enabled())
         now_table.clear(); /* held only this transaction's subjects */
     changed_keys.clear();
     own_changed.clear();
@@ -959,7 +1053,8 @@ SubjectEvents find_events(std::string_view key, TimestampTz as_of)
     if (!past && shared::enabled()) {
         uint64_t h = hash_key(key);
         SubjectEvents ev;
-        if ((own_changed.empty() || !own_changed.count(h)) && shared_events(key, h, ev))
+        /* after a bulk change, this transaction decides everything itself */
+        if (!changed_everything && (own_changed.empty() || !own_changed.count(h)) && shared_events(key, h, ev))
             return ev;
     }
     SubjectTable &table = past ? as_of_table : now_table;
@@ -1061,9 +1156,9 @@ uint64_t decide_all(const Taxonomy &t, const SubjectEvents &ev, int purpose, Tim
     return revealed;
 }
 
-void cache_sync()
+void cache_sync(bool parallel_plan)
 {
-    shared::statement_start();
+    shared::statement_start(parallel_plan);
     if (uint64_t changes = shared::change_count(); changes != shared_changes_seen) {
         /* a record changed: decisions remembered for a row go */
         shared_changes_seen = changes;
@@ -1112,9 +1207,22 @@ void cache_subject_changed(std::string_view key)
     now_table.invalidate(h);
     as_of_table.invalidate(h);
     cursor_subject_changed(h);
-    changed_in_xact.push_back(h);
+    /* a transaction changing very many subjects (a bulk load) publishes
+     * "everything" instead of each subject: its lists stay bounded */
+    if (changed_in_xact.size() < RING_SIZE)
+        changed_in_xact.push_back(h);
+    else if (changed_in_xact.back() != EVERYTHING)
+        changed_in_xact.push_back(EVERYTHING);
+    if (changed_everything)
+        return;
     if (own_changed.insert(h).second)
         changed_keys.emplace_back(key);
+    if (changed_keys.size() > MANY_CHANGES) {
+        changed_everything = true;
+        changed_keys.clear();
+        changed_keys.shrink_to_fit();
+        std::unordered_set<uint64_t>().swap(own_changed);
+    }
 }
 
 void cache_everything_changed()

@@ -83,8 +83,9 @@ inline uint64_t cache_epoch_now()
     return detail::cache_epoch;
 }
 
-/* Called at the start of every statement: apply invalidations from other backends. */
-void cache_sync();
+/* Called at the start of every statement: apply invalidations from other
+ * backends.  parallel_plan: the statement is about to enter parallel mode. */
+void cache_sync(bool parallel_plan = false);
 /* A subject changed in this transaction. */
 void cache_subject_changed(std::string_view key);
 /* All subjects may have changed in this transaction (TRUNCATE). */

@@ -25,7 +25,7 @@ struct SessionContext {
 };
 
 /* A new statement starts: settings and other backends' changes apply. */
-void statement_start();
+void statement_start(bool parallel_plan = false);
 /* A portal runs again (ExecutorRun): maybe under a new statement time. */
 void statement_resumed();
 

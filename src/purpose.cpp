@@ -320,12 +320,12 @@ namespace {
 TimestampTz synced_at = DT_NOBEGIN;
 } // namespace
 
-void statement_start()
+void statement_start(bool parallel_plan)
 {
     if (purpose_scope == SCOPE_TRANSACTION)
         scope_statement_start();
     context_dirty = true;
-    cache_sync();
+    cache_sync(parallel_plan);
     synced_at = GetCurrentStatementStartTimestamp();
 }
 

@@ -562,7 +562,11 @@ Snapshot statement_snapshot()
         if (!statement_cxt)
             statement_cxt = AllocSetContextCreate(TopMemoryContext, "consent statement snapshot",
                                                   ALLOCSET_SMALL_SIZES);
-        statement_snap = copy_snapshot(GetLatestSnapshot(), statement_cxt);
+        /* in parallel mode no new snapshot can be taken: executor_start
+         * takes it before a parallel plan enters that mode; what is left is
+         * the query's own (a statement of a function the plan calls) */
+        Snapshot s = IsInParallelMode() ? GetActiveSnapshot() : GetLatestSnapshot();
+        statement_snap = copy_snapshot(s, statement_cxt);
     }
     return statement_snap;
 }
@@ -579,11 +583,8 @@ void builder_exit(int, Datum)
 void build_now()
 {
     TimestampTz started = GetCurrentTimestamp();
-    Snapshot snap = pg([] { return RegisterSnapshot(GetLatestSnapshot()); });
-    struct Unregister {
-        Snapshot s;
-        ~Unregister() { UnregisterSnapshot(s); }
-    } unregister{snap};
+    ScanSnapshot scan_snapshot;
+    Snapshot snap = scan_snapshot.get();
     /* the subjects, in subject order, outside the lock */
     std::vector<std::pair<uint32_t, uint32_t>> groups; /* (offset in events, count) per subject */
     std::vector<Event> events;
@@ -829,12 +830,38 @@ bool in_progress(uint64_t fxid)
     return running_in(fxid, pg([] { return statement_snapshot(); }));
 }
 
-void statement_start()
+ScanSnapshot::ScanSnapshot()
 {
-    if (statement_cxt) {
+    pg([&] {
+        if (IsInParallelMode()) {
+            snap_ = statement_snapshot();
+        } else {
+            snap_ = RegisterSnapshot(GetLatestSnapshot());
+            registered_ = true;
+        }
+    });
+}
+
+ScanSnapshot::~ScanSnapshot()
+{
+    if (registered_)
+        UnregisterSnapshot(snap_);
+}
+
+Snapshot statement_snapshot_now()
+{
+    return pg([] { return statement_snapshot(); });
+}
+
+void statement_start(bool parallel_plan)
+{
+    /* a statement run in parallel mode keeps the snapshot taken before */
+    if (statement_cxt && !IsInParallelMode()) {
         MemoryContextReset(statement_cxt);
         statement_snap = nullptr;
     }
+    if (parallel_plan && !IsInParallelMode())
+        (void)statement_snapshot_now();
     if (!H || H->n_global == 0 || get_status() != READY)
         return;
     /* a committed TRUNCATE of subject_state: build again */

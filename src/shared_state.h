@@ -18,6 +18,7 @@
 
 extern "C" {
 #include "access/transam.h"
+#include "utils/snapshot.h"
 }
 
 #include <string>
@@ -65,9 +66,27 @@ void mark(const std::vector<std::string> &keys, uint64_t fxid, bool everything);
 /* Whether the transaction is still running as the current statement sees
  * it (a snapshot taken at the first need of each statement). */
 bool in_progress(uint64_t fxid);
-/* A new statement: a new snapshot at the next need; a committed TRUNCATE of
- * subject_state makes the table rebuild. */
-void statement_start();
+/* A new statement: a new snapshot at the next need (taken now when the
+ * statement is about to enter parallel mode, where none can be taken); a
+ * committed TRUNCATE of subject_state makes the table rebuild. */
+void statement_start(bool parallel_plan);
+/* The statement's snapshot (taking it if it was not yet). */
+Snapshot statement_snapshot_now();
+/* The snapshot a full scan of the consent state uses: the latest one
+ * (registered for the scan), or in parallel mode the statement's. */
+class ScanSnapshot {
+  public:
+    ScanSnapshot();
+    ~ScanSnapshot();
+    ScanSnapshot(const ScanSnapshot &) = delete;
+    ScanSnapshot &operator=(const ScanSnapshot &) = delete;
+    Snapshot get() const { return snap_; }
+
+  private:
+    Snapshot snap_ = nullptr;
+    bool registered_ = false;
+};
+
 /* Moves whenever a record changes: decisions remembered for a row are
  * dropped at the next statement. */
 uint64_t change_count();

@@ -49,7 +49,9 @@ ProcessUtility_hook_type prev_process_utility = nullptr;
 
 void executor_start(QueryDesc *desc, int eflags)
 {
-    entry([&] { statement_start(); });
+    /* a parallel plan enters parallel mode in ExecutorStart, where no new
+     * snapshot can be taken: the statement's snapshot is taken before */
+    entry([&] { statement_start(desc->plannedstmt->parallelModeNeeded); });
     if (prev_executor_start)
         prev_executor_start(desc, eflags);
     else

@@ -120,7 +120,9 @@ void register_rmgr()
 
 void log_changes(const std::vector<std::string> &keys, uint64_t fxid, bool everything)
 {
-    if (!XLogInsertAllowed())
+    /* only standbys need the records (crash recovery rebuilds the shared
+     * state from the table): none under wal_level = minimal */
+    if (!XLogInsertAllowed() || !XLogStandbyInfoActive())
         return;
     for (const std::string &k : keys)
         if (k.size() > UINT16_MAX)

@@ -28,8 +28,10 @@ if [ -z "${BENCH_CLUSTER:-}" ]; then
     export PGPORT
     # shared_buffers holds every table of the run: all variants read from memory
     # fsync=on (pg_virtualenv turns it off): consent changes commit durably, as in production
+    # consent.shared_size: room for 10 million subjects (BENCH_SHARED_SIZE)
     server_opts=(shared_preload_libraries=pg_consent shared_buffers=4GB fsync=on
-                 work_mem=64MB max_parallel_workers_per_gather=0 jit=off)
+                 work_mem=64MB max_parallel_workers_per_gather=0 jit=off
+                 "consent.shared_size=${BENCH_SHARED_SIZE:-700MB}")
     if [ "$pgbin" = "/usr/lib/postgresql/$pg_major/bin" ] && [ -z "${CONSENT_TEMP_INSTANCE:-}" ] &&
        command -v pg_virtualenv >/dev/null; then
         exec pg_virtualenv -t -v "$pg_major" "${server_opts[@]/#/-o}" "$0" "$@"
@@ -83,6 +85,8 @@ if [ -z "${BENCH_CLUSTER:-}" ]; then
     [ "$rc" -eq 0 ] || { echo "*** server log (last 100 lines) ***"; tail -n 100 "$inst/server.log"; }
     exit "$rc"
 fi
+# make bench-scale: the shared consent state at 10 million subjects (scale.sh)
+[ -z "${BENCH_SCALE:-}" ] || exec "$here/scale.sh"
 rows=${BENCH_ROWS:-1000000}
 reps=${BENCH_REPS:-5}
 secs=${BENCH_SECONDS:-10}
@@ -298,12 +302,53 @@ r[point_under_changes]=$(grep . "$work/samples_busy_consent" | median_of | awk '
 r[raw_quiet]=$(grep . "$work/samples_quiet_raw" | median_of | awk '{printf "%.0f", $1}')
 r[raw_under_changes]=$(grep . "$work/samples_busy_raw" | median_of | awk '{printf "%.0f", $1}')
 
-echo "first statement of a new session (loads the consent cache) ..."
-cold=$(PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personalize" psql -X -q \
-    -c '\timing on' -c "SELECT count(email) FROM customers WHERE id = 1" -c "SELECT count(email) FROM customers WHERE id = 2" \
-    | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tr '\n' ' ')
-r[cold_first]=${cold%% *}
-r[cold_second]=$(echo "$cold" | awk '{print $2}')
+echo "first statement of a new session ..."
+# the median over 5 new sessions of each, in turn
+for i in 1 2 3 4 5; do
+    for v in consent raw; do
+        rel=customers; [ $v = raw ] && rel=customers_raw
+        PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personalize" psql -X -q \
+            -c '\timing on' -c "SELECT count(email) FROM $rel WHERE id = $((i * 7919 % rows + 1))" \
+            -c "SELECT count(email) FROM $rel WHERE id = $((i * 104729 % rows + 1))" \
+            | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tr '\n' ' ' >> "$work/cold_$v"
+        echo >> "$work/cold_$v"
+    done
+done
+r[cold_first]=$(awk 'NF {print $1}' "$work/cold_consent" | median_of)
+r[cold_second]=$(awk 'NF {print $2}' "$work/cold_consent" | median_of)
+r[cold_first_raw]=$(awk 'NF {print $1}' "$work/cold_raw" | median_of)
+
+echo "a new connection per transaction (pgbench -C) ..."
+for i in $(seq 1 "${BENCH_TPS_ROUNDS:-3}"); do
+    for v in consent raw; do
+        rel=customers; [ $v = raw ] && rel=customers_raw
+        tps bench_app personalize "$(point $rel)" -C >> "$work/samples_connect_$v"; echo >> "$work/samples_connect_$v"
+    done
+done
+r[connect_consent]=$(grep . "$work/samples_connect_consent" | median_of | awk '{printf "%.0f", $1}')
+r[connect_raw]=$(grep . "$work/samples_connect_raw" | median_of | awk '{printf "%.0f", $1}')
+
+echo "private memory of a backend after reads ..."
+# RssAnon of the backend (its private memory; shared memory it touched is
+# RssShmem) after 1,000 point look-ups and a full-scan aggregate
+private_kb() { # relation
+    PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personalize" psql -X -q -A -t \
+        -c "SELECT count(email) FROM $1 WHERE id IN (SELECT (g * 7919) % $rows + 1 FROM generate_series(1, 1000) g)" \
+        -c "$(cat "$(agg "$1")")" -c "SELECT pg_backend_pid()" | tail -n 1 |
+        { read -r pid; awk '/^RssAnon:/ {print $2}' "/proc/$pid/status"; }
+}
+for i in 1 2 3; do
+    for v in consent raw; do
+        rel=customers; [ $v = raw ] && rel=customers_raw
+        private_kb $rel >> "$work/private_$v"
+    done
+done
+r[private_consent]=$(median_of < "$work/private_consent")
+r[private_raw]=$(median_of < "$work/private_raw")
+shared=$(psql -X -A -t -c "SELECT status || ' ' || subjects || ' ' || bytes || ' ' || capacity || ' ' || build_ms FROM consent.shared_state()")
+read -r s_status s_subjects s_bytes s_capacity s_build_ms <<< "$shared"
+r[shared_status]=$s_status r[shared_subjects]=$s_subjects r[shared_bytes]=$s_bytes
+r[shared_capacity]=$s_capacity r[shared_build_ms]=$s_build_ms
 
 echo "cache memory with all subjects loaded ..."
 mem=$(PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personalize" psql -X -A -t -q \
@@ -316,7 +361,7 @@ server=$(psql -X -A -t -c "SELECT current_setting('server_version')")
 database=$(psql -X -A -t -c "SELECT 'encoding ' || pg_encoding_to_char(encoding) || ', collation ' || datcollate FROM pg_database WHERE datname = current_database()")
 # the command that reproduces this run: the BENCH_ variables it was given
 command="BENCH_ROWS=$rows"
-for v in BENCH_REPS BENCH_SECONDS BENCH_WARMUP BENCH_TPS_ROUNDS BENCH_CPU BENCH_NO_EXISTS BENCH_SLOW_REPS; do
+for v in BENCH_REPS BENCH_SECONDS BENCH_WARMUP BENCH_TPS_ROUNDS BENCH_CPU BENCH_NO_EXISTS BENCH_SLOW_REPS BENCH_SHARED_SIZE; do
     [ -z "${!v:-}" ] || command+=" $v=${!v}"
 done
 command+=" make bench"
@@ -343,8 +388,11 @@ echo "- row filtering, \`SELECT count(*)\` under marketing (${r[rows_visible]} o
 echo "- consent changes (grant + withdraw) per second, 2 clients, one change per transaction: ${r[changes]} (a plain one-row INSERT per transaction, the disk's limit here: ${r[plain_inserts]}/s; with synchronous_commit = off, i.e. CPU only: ${r[changes_async]}/s)"
 echo "- consent changes per second when a form records the seven survey attributes in one transaction, 2 clients: ${r[changes_form]}"
 echo "- point look-ups while 100 consent changes/s are committed: ${r[point_under_changes]} TPS ($(ratio "${r[point_under_changes]}" "${r[point_quiet]}") × the ${r[point_quiet]} TPS without changes, rounds in turn; the raw table under the same changes, the machine's share: ${r[raw_under_changes]} TPS, $(ratio "${r[raw_under_changes]}" "${r[raw_quiet]}") × its ${r[raw_quiet]} TPS without)"
-echo "- a new session's first look-up loads the consent cache: ${r[cold_first]} ms (the next look-up: ${r[cold_second]} ms)"
-echo "- consent cache of one backend after a full scan: ${r[cache_subjects]} subjects, $(awk -v b="${r[cache_bytes]}" 'BEGIN{printf "%.1f", b/1048576}') MB (bound: consent.cache_size)"
+echo "- a new session's first masked look-up: ${r[cold_first]} ms (the raw table's: ${r[cold_first_raw]} ms; the session's next masked look-up: ${r[cold_second]} ms)"
+echo "- a new connection per transaction (\`pgbench -C\`, point look-ups, 2 clients): ${r[connect_consent]} TPS, the raw table ${r[connect_raw]} TPS ($(ratio "${r[connect_consent]}" "${r[connect_raw]}") ×)"
+echo "- private memory (RssAnon) of a backend after 1,000 look-ups and a full-scan aggregate: $(awk -v k="${r[private_consent]}" 'BEGIN{printf "%.1f", k/1024}') MB masked, $(awk -v k="${r[private_raw]}" 'BEGIN{printf "%.1f", k/1024}') MB raw (+$(awk -v a="${r[private_consent]}" -v b="${r[private_raw]}" 'BEGIN{printf "%.1f", (a-b)/1024}') MB)"
+echo "- shared consent state (consent.shared_size): ${r[shared_status]}, ${r[shared_subjects]} subjects in $(awk -v b="${r[shared_bytes]}" 'BEGIN{printf "%.1f", b/1048576}') MB of $(awk -v b="${r[shared_capacity]}" 'BEGIN{printf "%.0f", b/1048576}') MB, built in ${r[shared_build_ms]} ms"
+echo "- this backend's own consent cache after a full scan: ${r[cache_subjects]} subjects, $(awk -v b="${r[cache_bytes]}" 'BEGIN{printf "%.1f", b/1048576}') MB (the shared state serves the others; bound: consent.cache_size)"
 } > "$section"
 echo
 echo "# pg_consent benchmark"
