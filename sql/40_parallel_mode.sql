@@ -9,7 +9,8 @@ SET client_min_messages = warning;
 CREATE TABLE pm_big AS SELECT g AS id FROM generate_series(1, 50000) g;
 ANALYZE pm_big;
 CREATE TABLE pm_customers (id bigint PRIMARY KEY, email consent.email);
-INSERT INTO pm_customers SELECT g, 'p' || g || '@example.com' FROM generate_series(1, 6) g;
+-- subjects no other test of the suite uses
+INSERT INTO pm_customers SELECT g, 'p' || g || '@example.com' FROM generate_series(4001, 4006) g;
 SELECT consent.protect('pm_customers', 'id') IS NOT NULL AS protected;
 CREATE ROLE pm_app;
 GRANT SELECT ON pm_customers, pm_big TO pm_app;
@@ -35,8 +36,8 @@ $$;
 SELECT pm_has_gather('SELECT id, email, (SELECT count(*) FROM pm_big) AS big FROM pm_customers ORDER BY id') AS parallel;
 -- this transaction's own changes (loaded with the statement's snapshot)
 BEGIN;
-SELECT consent.withdraw(2, 'user.contact.email', 'personalize') > 0 AS withdrawn;
-SELECT consent.grant(3, 'user.contact.email', 'personalize') > 0 AS granted;
+SELECT consent.withdraw(4002, 'user.contact.email', 'personalize') > 0 AS withdrawn;
+SELECT consent.grant(4003, 'user.contact.email', 'personalize') > 0 AS granted;
 SET LOCAL ROLE pm_app;
 SET LOCAL consent.purpose = 'personalize';
 SELECT id, email, (SELECT count(*) FROM pm_big) AS big FROM pm_customers ORDER BY id;

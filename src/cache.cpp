@@ -865,8 +865,8 @@ void xact_event(XactEvent event)
         if (!changed_keys.empty() || changed_everything) {
             FullTransactionId fxid = GetTopFullTransactionIdIfAny();
             if (FullTransactionIdIsValid(fxid)) {
-                shared::mark(changed_keys, U64FromFullTransactionId(fxid), changed_everything);
-                wal::log_changes(changed_keys, U64FromFullTransactionId(fxid), changed_everything);
+                shared::mark(changed_keys, U64FromFullTransactionId(fxid), changed_everything, MyDatabaseId);
+                wal::log_changes(changed_keys, U64FromFullTransactionId(fxid), changed_everything, MyDatabaseId);
             }
         }
         break;
@@ -1007,11 +1007,11 @@ shared::Copy shared_copy;
 
 /* The current events of key from the shared state; false when it is off
  * (the caller decides from this backend's own cache). */
-bool shared_events(std::string_view key, uint64_t h, SubjectEvents &out)
+bool shared_events(std::string_view key, SubjectEvents &out)
 {
     shared::Copy &c = shared_copy;
     shared::Found f;
-    while ((f = shared::lookup(key, h, c)) == shared::Found::NOT_READY)
+    while ((f = shared::lookup(key, c)) == shared::Found::NOT_READY)
         shared::build();
     if (f == shared::Found::OFF)
         return false;
@@ -1034,7 +1034,7 @@ bool shared_events(std::string_view key, uint64_t h, SubjectEvents &out)
         }
         if (finished) {
             std::vector<Event> ev = load_subject(key, NOW);
-            shared::install(key, h, c, ev, running);
+            shared::install(key, c, ev, running);
             c.events.swap(ev);
             ++cache_epoch;
         }
@@ -1051,10 +1051,10 @@ SubjectEvents find_events(std::string_view key, TimestampTz as_of)
     /* the current state comes from the shared state, except for subjects
      * this transaction changed (only this session sees those changes) */
     if (!past && shared::enabled()) {
-        uint64_t h = hash_key(key);
         SubjectEvents ev;
         /* after a bulk change, this transaction decides everything itself */
-        if (!changed_everything && (own_changed.empty() || !own_changed.count(h)) && shared_events(key, h, ev))
+        if (!changed_everything && (own_changed.empty() || !own_changed.count(hash_key(key))) &&
+            shared_events(key, ev))
             return ev;
     }
     SubjectTable &table = past ? as_of_table : now_table;

@@ -18,6 +18,7 @@
 #include "decision.h"
 
 extern "C" {
+#include "commands/dbcommands.h"
 #include "access/parallel.h"
 #include "access/htup_details.h"
 #include "access/xact.h"
@@ -536,10 +537,15 @@ CONSENT_FUNCTION(consent_shared_state)
                 elog(ERROR, "return type must be a row type");
         });
         shared::Stats st = shared::stats();
-        Datum values[6] = {pg([&] { return CStringGetTextDatum(st.status); }), Int64GetDatum(int64(st.subjects)),
-                           Int64GetDatum(int64(st.used_bytes)),       Int64GetDatum(int64(st.capacity_bytes)),
-                           Int64GetDatum(int64(st.builds)),           Int64GetDatum(int64(st.build_ms))};
-        bool nulls[6] = {false, false, false, false, false, false};
+        char *dbname = OidIsValid(st.database) ? pg([&] { return get_database_name(st.database); }) : nullptr;
+        Datum values[7] = {pg([&] { return CStringGetTextDatum(st.status); }),
+                           dbname ? pg([&] { return DirectFunctionCall1(namein, CStringGetDatum(dbname)); }) : 0,
+                           Int64GetDatum(int64(st.subjects)),
+                           Int64GetDatum(int64(st.used_bytes)),
+                           Int64GetDatum(int64(st.capacity_bytes)),
+                           Int64GetDatum(int64(st.builds)),
+                           Int64GetDatum(int64(st.build_ms))};
+        bool nulls[7] = {false, dbname == nullptr, false, false, false, false, false};
         return pg([&] { return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)); });
     });
 }

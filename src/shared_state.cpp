@@ -85,6 +85,7 @@ constexpr int EARLY_MAX = 4096;
 constexpr int EARLY_KEY = 84;
 struct EarlyMark {
     uint64_t fxid;
+    Oid database;
     uint16_t len;
     bool everything;
     char key[EARLY_KEY];
@@ -103,10 +104,24 @@ struct Names {
     char buf[NAMES_BYTES]; /* entries: 'c' or 'p', the name, '\0' */
 };
 
+/* Consent state is per database: each database that uses the table has a
+ * slot here, and its records' keys start with its OID. */
+constexpr int MAX_DATABASES = 16;
+struct Db {
+    Oid database; /* InvalidOid: a free slot */
+    int status;   /* EMPTY, BUILDING, READY */
+    int builder;  /* the building backend's pid */
+    uint64_t builds;
+    uint64_t build_ms;
+    uint64_t subjects;
+    int n_global;
+    uint64_t global[GLOBAL_MAX];
+};
+
 struct Header {
-    slock_t mutex; /* status, builder */
-    int status;
-    int builder;
+    slock_t mutex; /* status, the databases' status and builder, claiming a database slot */
+    int status;    /* READY or OFF: the whole table */
+    Db dbs[MAX_DATABASES];
     pg_atomic_uint64 gen;     /* odd while records or slots are rewritten in place */
     pg_atomic_uint64 changes; /* moves at every change of a record */
     ConditionVariable built;
@@ -116,10 +131,6 @@ struct Header {
     uint64_t used;    /* words appended */
     uint64_t garbage; /* words of replaced records */
     uint64_t subjects;
-    uint64_t builds;
-    uint64_t build_ms;
-    int n_global;
-    uint64_t global[GLOBAL_MAX];
     int n_early;
     bool early_overflow;
     uint64_t early_dropped_max;
@@ -184,6 +195,11 @@ inline RecHeader rec_header(uint64_t r)
     return h;
 }
 
+/* Where the record after the last one read starts (a scan in subject
+ * order finds its next subject there), and the generation it was read in. */
+uint64_t next_record = UINT64_MAX;
+uint64_t next_record_gen = UINT64_MAX;
+
 /* Reads the record at r into out if it holds key; bounds checked, so a
  * region being rewritten is read harmlessly (the caller retries). */
 bool read_record(uint64_t r, std::string_view key, Copy &out)
@@ -195,6 +211,7 @@ bool read_record(uint64_t r, std::string_view key, Copy &out)
         return false;
     if (memcmp(&arena[r + 1], key.data(), key.size()) != 0)
         return false;
+    next_record = r + record_words(h);
     uint64_t b = r + 1 + key_words(h.key_len);
     out.record = uint32_t(r);
     out.events.resize(h.n_ev);
@@ -347,6 +364,7 @@ uint64_t append(std::string_view key, const Event *ev, size_t n, const uint64_t 
         memcpy(&arena[b], ev, n * sizeof(Event));
     if (np)
         memcpy(&arena[b + n], pend, np * sizeof(uint64_t));
+    pg_write_barrier(); /* readers of the next record check it against used */
     H->used += words;
     return r;
 }
@@ -437,12 +455,12 @@ void compact()
     elog(DEBUG1, "pg_consent: shared consent state compacted to %llu words", (unsigned long long)H->used);
 }
 
-void set_status(int s)
+void set_status(Db *db, int s)
 {
     SpinLockAcquire(&H->mutex);
-    H->status = s;
+    db->status = s;
     if (s != BUILDING)
-        H->builder = 0;
+        db->builder = 0;
     SpinLockRelease(&H->mutex);
     ConditionVariableBroadcast(&H->built);
 }
@@ -453,13 +471,58 @@ int get_status()
 {
     return *reinterpret_cast<volatile int *>(&H->status);
 }
+int db_status(const Db *db)
+{
+    return *reinterpret_cast<const volatile int *>(&db->status);
+}
+
+/* The slot of a database (nullptr when it has none; claim: take a free one,
+ * nullptr when none is free). */
+Db *find_db(Oid database, bool claim)
+{
+    for (Db &db : H->dbs)
+        if (*reinterpret_cast<volatile Oid *>(&db.database) == database)
+            return &db;
+    if (!claim)
+        return nullptr;
+    Db *found = nullptr;
+    SpinLockAcquire(&H->mutex);
+    for (Db &db : H->dbs)
+        if (db.database == database) {
+            found = &db;
+            break;
+        }
+    for (Db &db : H->dbs) {
+        if (found)
+            break;
+        if (!OidIsValid(db.database)) {
+            db.status = EMPTY;
+            db.database = database;
+            found = &db;
+        }
+    }
+    SpinLockRelease(&H->mutex);
+    return found;
+}
+
+/* Record keys: the database's OID, then the subject. */
+std::string &db_key(Oid database, std::string_view key, std::string &buf)
+{
+    buf.resize(4);
+    memcpy(&buf[0], &database, 4);
+    buf.append(key);
+    return buf;
+}
 
 /* The table cannot hold the state: every backend keeps its own cache from
  * now on (cache.cpp), as with consent.shared_size = 0, until restart. */
 bool give_up(const char *why)
 {
     begin_rewrite();
-    set_status(OFF);
+    SpinLockAcquire(&H->mutex);
+    H->status = OFF;
+    SpinLockRelease(&H->mutex);
+    ConditionVariableBroadcast(&H->built);
     end_rewrite();
     pg_atomic_fetch_add_u64(&H->changes, 1);
     ereport(WARNING, (errmsg("pg_consent: the shared consent state is turned off: %s", why),
@@ -471,32 +534,34 @@ bool give_up(const char *why)
 }
 
 /* Adds fxid to the record of key (a record without events for a subject
- * that had none). */
-void mark_one(std::string_view key, uint64_t fxid)
+ * that had none: returns true then). */
+bool mark_one(std::string_view key, uint64_t fxid)
 {
     uint64_t hash = subject_hash(key);
     Copy c;
-    if (probe(key, hash, &c) < 0)
+    bool is_new = probe(key, hash, &c) < 0;
+    if (is_new)
         c = Copy{};
     if (std::find(c.pending.begin(), c.pending.end(), fxid) == c.pending.end())
         c.pending.push_back(fxid);
     put(key, hash, c.events.data(), c.events.size(), c.pending.data(), c.pending.size());
+    return is_new;
 }
 
-void add_global(uint64_t fxid)
+void add_global(Db *db, uint64_t fxid)
 {
-    for (int i = 0; i < H->n_global; i++)
-        if (H->global[i] == fxid)
+    for (int i = 0; i < db->n_global; i++)
+        if (db->global[i] == fxid)
             return;
-    if (H->n_global == GLOBAL_MAX) {
+    if (db->n_global == GLOBAL_MAX) {
         give_up("too many transactions changing every subject at once");
         return;
     }
-    H->global[H->n_global++] = fxid;
+    db->global[db->n_global++] = fxid;
     pg_atomic_fetch_add_u64(&H->changes, 1);
 }
 
-void add_early(std::string_view key, uint64_t fxid, bool everything)
+void add_early(std::string_view key, uint64_t fxid, bool everything, Oid database)
 {
     if (H->n_early == EARLY_MAX || key.size() > size_t(EARLY_KEY)) {
         H->early_overflow = true;
@@ -505,6 +570,7 @@ void add_early(std::string_view key, uint64_t fxid, bool everything)
     }
     EarlyMark &e = H->early[H->n_early++];
     e.fxid = fxid;
+    e.database = database;
     e.everything = everything;
     e.len = uint16_t(key.size());
     memcpy(e.key, key.data(), key.size());
@@ -576,13 +642,40 @@ Snapshot statement_snapshot()
 /* Resets the status when the building backend exits mid-build. */
 void builder_exit(int, Datum)
 {
-    if (H && H->builder == MyProcPid)
-        set_status(EMPTY);
+    if (!H)
+        return;
+    for (Db &db : H->dbs)
+        if (db.builder == MyProcPid && db.status == BUILDING)
+            set_status(&db, EMPTY);
 }
 
-void build_now()
+/* Drops the records of one database (under the LWLock): they are marked
+ * replaced, and compaction removes them with their slots. */
+void drop_records(Oid database)
+{
+    uint64_t dropped = 0;
+    for (uint64_t r = 0; r < H->used;) {
+        RecHeader h = rec_header(r);
+        uint64_t w = record_words(h);
+        Oid owner;
+        memcpy(&owner, &arena[r + 1], 4);
+        if (!(h.flags & SUPERSEDED) && h.key_len >= 4 && owner == database) {
+            h.flags |= SUPERSEDED;
+            memcpy(&arena[r], &h, sizeof h);
+            H->garbage += w;
+            dropped++;
+        }
+        r += w;
+    }
+    H->subjects -= std::min(H->subjects, dropped);
+    if (dropped)
+        compact();
+}
+
+void build_now(Db *db)
 {
     TimestampTz started = GetCurrentTimestamp();
+    Oid database = db->database;
     ScanSnapshot scan_snapshot;
     Snapshot snap = scan_snapshot.get();
     /* the subjects, in subject order, outside the lock */
@@ -592,6 +685,7 @@ void build_now()
     std::vector<uint32_t> key_offsets;
     read_subject_state(snap, size_t(-1), [&](std::string_view key, const Event *ev, size_t n) {
         key_offsets.push_back(uint32_t(keys.size()));
+        keys.append(reinterpret_cast<const char *>(&database), 4);
         keys.append(key);
         groups.emplace_back(uint32_t(events.size()), uint32_t(n));
         events.insert(events.end(), ev, ev + n);
@@ -599,10 +693,8 @@ void build_now()
     key_offsets.push_back(uint32_t(keys.size()));
     {
         Locked held;
-        begin_rewrite();
-        H->used = H->garbage = H->subjects = 0;
-        clear_slots();
-        end_rewrite();
+        drop_records(database);
+        uint64_t before = H->subjects;
         bool fits = to_table(events.data(), events.size(), events);
         for (size_t i = 0; i < groups.size() && fits; i++) {
             std::string_view key(keys.data() + key_offsets[i], key_offsets[i + 1] - key_offsets[i]);
@@ -610,37 +702,49 @@ void build_now()
         }
         if (fits) {
             /* marks of transactions the build's snapshot does not see */
+            int n = 0;
+            for (int i = 0; i < db->n_global; i++)
+                if (running_in(db->global[i], snap))
+                    db->global[n++] = db->global[i];
+            db->n_global = n;
+            std::string k;
             for (int i = 0; i < H->n_early && H->status != OFF; i++) {
                 const EarlyMark &e = H->early[i];
-                if (!running_in(e.fxid, snap))
+                if (e.database != database || !running_in(e.fxid, snap))
                     continue;
                 if (e.everything)
-                    add_global(e.fxid);
+                    add_global(db, e.fxid);
                 else
-                    mark_one({e.key, e.len}, e.fxid);
+                    mark_one(db_key(database, {e.key, e.len}, k), e.fxid);
             }
-            int n = 0;
-            for (int i = 0; i < H->n_global; i++)
-                if (running_in(H->global[i], snap))
-                    H->global[n++] = H->global[i];
-            H->n_global = n;
         }
+        /* this database's early marks are applied; the others' stay */
+        int kept = 0;
+        for (int i = 0; i < H->n_early; i++)
+            if (H->early[i].database != database)
+                H->early[kept++] = H->early[i];
+        H->n_early = kept;
+        /* a dropped mark of a transaction this snapshot sees running may
+         * belong to this database: build again; once finished for this
+         * snapshot, they are for every later one too */
         bool trusted = !H->early_overflow || !running_in(H->early_dropped_max, snap);
-        H->n_early = 0;
-        H->early_overflow = false;
-        H->early_dropped_max = 0;
-        if (H->status == OFF) {
+        if (trusted) {
+            H->early_overflow = false;
+            H->early_dropped_max = 0;
+        }
+        if (get_status() == OFF) {
             /* given up: stays off */
         } else if (!trusted) {
-            set_status(EMPTY); /* marks were lost for a running transaction: build again */
+            set_status(db, EMPTY); /* marks were lost for a running transaction: build again */
         } else {
-            H->builds++;
-            H->build_ms = uint64_t((GetCurrentTimestamp() - started) / 1000);
+            db->builds++;
+            db->build_ms = uint64_t((GetCurrentTimestamp() - started) / 1000);
+            db->subjects = H->subjects - before;
             pg_atomic_fetch_add_u64(&H->changes, 1);
-            set_status(READY);
-            elog(LOG, "pg_consent: shared consent state built: %llu subjects, %llu kB, %llu ms",
-                 (unsigned long long)H->subjects, (unsigned long long)(H->used * 8 / 1024),
-                 (unsigned long long)H->build_ms);
+            set_status(db, READY);
+            elog(LOG, "pg_consent: shared consent state of database %u built: %llu subjects, %llu kB in all, %llu ms",
+                 database, (unsigned long long)db->subjects, (unsigned long long)(H->used * 8 / 1024),
+                 (unsigned long long)db->build_ms);
         }
     }
 }
@@ -685,7 +789,7 @@ void shmem_startup()
     if (!found) {
         memset(H, 0, sizeof(Header));
         SpinLockInit(&H->mutex);
-        H->status = EMPTY;
+        H->status = READY;
         pg_atomic_init_u64(&H->gen, 0);
         pg_atomic_init_u64(&H->changes, 1);
         pg_atomic_init_u32(&H->names.used, 0);
@@ -704,21 +808,39 @@ void turn_off(const char *why) noexcept
         give_up(why);
 }
 
-bool enabled()
+/* This backend's database slot (found once; slots are never freed). */
+Db *mine = nullptr;
+Db *my_db(bool claim)
 {
-    return H && size_mb > 0 && get_status() != OFF;
+    if (!mine)
+        mine = find_db(MyDatabaseId, claim);
+    return mine;
 }
 
-Found lookup(std::string_view key, uint64_t hash, Copy &out)
+/* The prefixed key of the last look-up. */
+std::string key_buf;
+
+bool enabled()
+{
+    if (!H || size_mb <= 0 || get_status() == OFF)
+        return false;
+    /* a database beyond the slots keeps its own cache */
+    return my_db(true) != nullptr;
+}
+
+Found lookup(std::string_view subject, Copy &out)
 {
     if (!H)
         return Found::OFF;
+    Db *db = my_db(true);
+    if (!db)
+        return Found::OFF;
+    std::string_view key = db_key(MyDatabaseId, subject, key_buf);
     for (;;) {
         uint64_t g = pg_atomic_read_u64(&H->gen);
-        int s = get_status();
-        if (s == OFF)
+        if (get_status() == OFF)
             return Found::OFF;
-        if (s != READY)
+        if (db_status(db) != READY)
             return Found::NOT_READY;
         if (g & 1) {
             pg([] {
@@ -728,7 +850,17 @@ Found lookup(std::string_view key, uint64_t hash, Copy &out)
             continue;
         }
         pg_read_barrier();
-        bool found = probe(key, hash, &out) >= 0;
+        /* a scan in subject order: the subject after the last one read
+         * (written in subject order by the build, still live) */
+        bool found = false;
+        uint64_t used = *reinterpret_cast<volatile uint64_t *>(&H->used);
+        pg_read_barrier();
+        if (next_record_gen == g && next_record < used &&
+            !(rec_header(next_record).flags & SUPERSEDED) && read_record(next_record, key, out))
+            found = true;
+        else
+            found = probe(key, subject_hash(key), &out) >= 0;
+        next_record_gen = g;
         pg_read_barrier();
         if (pg_atomic_read_u64(&H->gen) == g) {
             if (found)
@@ -738,11 +870,17 @@ Found lookup(std::string_view key, uint64_t hash, Copy &out)
     }
 }
 
-void install(std::string_view key, uint64_t hash, const Copy &seen, const std::vector<Event> &events,
+void install(std::string_view subject, const Copy &seen, const std::vector<Event> &events,
              const std::vector<uint64_t> &pending)
 {
+    Db *db = my_db(true);
+    if (!db)
+        return;
+    std::string buf;
+    std::string_view key = db_key(MyDatabaseId, subject, buf);
+    uint64_t hash = subject_hash(key);
     Locked held;
-    if (H->status == READY) {
+    if (get_status() == READY && db->status == READY) {
         int64_t i = probe(key, hash, nullptr);
         bool same = i >= 0 ? uint32_t(pg_atomic_read_u64(&slots[i])) - 1 == seen.record : false;
         std::vector<Event> mapped;
@@ -753,75 +891,91 @@ void install(std::string_view key, uint64_t hash, const Copy &seen, const std::v
 
 void build()
 {
+    Db *db = my_db(true);
+    if (!db)
+        return;
     for (;;) {
-        bool mine = false;
+        bool building = false;
         pg([&] {
             SpinLockAcquire(&H->mutex);
-            int s = H->status;
+            int s = H->status == OFF ? OFF : db->status;
             /* a builder that died without its exit callback (it cannot: a
              * crash restarts the server) is not waited for */
-            if (s == BUILDING && H->builder != 0 && kill(H->builder, 0) != 0 && errno == ESRCH)
-                s = H->status = EMPTY;
+            if (s == BUILDING && db->builder != 0 && kill(db->builder, 0) != 0 && errno == ESRCH)
+                s = db->status = EMPTY;
             if (s == EMPTY) {
-                H->status = BUILDING;
-                H->builder = MyProcPid;
-                mine = true;
+                db->status = BUILDING;
+                db->builder = MyProcPid;
+                building = true;
             }
             SpinLockRelease(&H->mutex);
             if (s == READY || s == OFF)
                 return;
-            if (!mine) {
+            if (!building) {
                 ConditionVariablePrepareToSleep(&H->built);
                 (void)ConditionVariableTimedSleep(&H->built, 100, PG_WAIT_EXTENSION);
                 ConditionVariableCancelSleep();
             }
         });
-        if (mine) {
+        if (building) {
             static bool exit_registered = false;
             if (!exit_registered) {
                 pg([] { before_shmem_exit(builder_exit, 0); });
                 exit_registered = true;
             }
             struct Reset {
+                Db *db;
                 bool done = false;
                 ~Reset()
                 {
-                    if (!done && H->builder == MyProcPid)
-                        set_status(EMPTY);
+                    if (!done && db->builder == MyProcPid)
+                        set_status(db, EMPTY);
                 }
-            } reset;
-            build_now();
+            } reset{db};
+            build_now(db);
             reset.done = true;
         }
-        int s = get_status();
-        if (s == READY || s == OFF)
+        if (get_status() == OFF || db_status(db) == READY)
             return;
     }
 }
 
-void mark(const std::vector<std::string> &keys, uint64_t fxid, bool everything)
+void mark(const std::vector<std::string> &keys, uint64_t fxid, bool everything, Oid database)
 {
     if (!H)
         return;
     Locked held;
-    int s = H->status;
+    if (get_status() == OFF)
+        return;
+    Db *db = find_db(database, false);
+    if (!db) {
+        /* a database that can never have a slot keeps its own caches */
+        bool free_slot = false;
+        for (const Db &d : H->dbs)
+            free_slot = free_slot || !OidIsValid(d.database);
+        if (!free_slot)
+            return;
+    }
     if (keys.size() > MANY)
         everything = true;
-    if (s == READY) {
-        if (everything)
-            add_global(fxid);
-        else
-            for (const std::string &k : keys) {
-                mark_one(k, fxid);
-                if (H->status != READY)
+    if (db && db->status == READY) {
+        if (everything) {
+            add_global(db, fxid);
+        } else {
+            std::string k;
+            for (const std::string &key : keys) {
+                db->subjects += mark_one(db_key(database, key, k), fxid) ? 1 : 0;
+                if (get_status() == OFF)
                     break;
             }
-    } else if (s != OFF) {
+        }
+    } else {
+        /* not built (or building): kept for the build */
         if (everything)
-            add_early({}, fxid, true);
+            add_early({}, fxid, true, database);
         else
             for (const std::string &k : keys)
-                add_early(k, fxid, false);
+                add_early(k, fxid, false, database);
     }
 }
 
@@ -862,18 +1016,19 @@ void statement_start(bool parallel_plan)
     }
     if (parallel_plan && !IsInParallelMode())
         (void)statement_snapshot_now();
-    if (!H || H->n_global == 0 || get_status() != READY)
+    Db *db = H ? my_db(false) : nullptr;
+    if (!db || db->n_global == 0 || get_status() != READY || db_status(db) != READY)
         return;
     /* a committed TRUNCATE of subject_state: build again */
     bool finished = false;
-    for (int i = 0; i < H->n_global && !finished; i++)
-        finished = !in_progress(H->global[i]);
+    for (int i = 0; i < db->n_global && !finished; i++)
+        finished = !in_progress(db->global[i]);
     if (!finished)
         return;
     Locked held;
-    if (H->status == READY) {
+    if (db->status == READY) {
         begin_rewrite();
-        set_status(EMPTY);
+        set_status(db, EMPTY);
         end_rewrite();
         pg_atomic_fetch_add_u64(&H->changes, 1);
     }
@@ -886,10 +1041,17 @@ uint64_t change_count()
 
 Stats stats()
 {
-    if (!H)
-        return {"off", 0, 0, 0, 0, 0};
-    return {status_name(get_status()), H->subjects, (H->used - H->garbage) * 8, H->arena_words * 8 + H->nslots * 8,
-            H->builds, H->build_ms};
+    if (!H || size_mb <= 0)
+        return {"off", InvalidOid, 0, 0, 0, 0, 0};
+    Db *db = my_db(false);
+    const char *status = get_status() == OFF ? "off" : db ? status_name(db_status(db)) : "empty";
+    return {status,
+            db ? MyDatabaseId : InvalidOid,
+            db ? db->subjects : 0,
+            (H->used - H->garbage) * 8,
+            H->arena_words * 8 + H->nslots * 8,
+            db ? db->builds : 0,
+            db ? db->build_ms : 0};
 }
 
 void install_hooks()

@@ -33,7 +33,9 @@ void define_guc();
 void shmem_request();
 void shmem_startup();
 
-/* Whether the shared table is in use (preloaded, sized, not given up). */
+/* Whether the shared table is in use for this backend's database
+ * (preloaded, sized, not given up, and with room for the database: it
+ * holds up to 16 databases, whose records' keys start with their OID). */
 bool enabled();
 /* Gives the table up until restart (every backend keeps its own cache). */
 void turn_off(const char *why) noexcept;
@@ -47,21 +49,23 @@ struct Copy {
 };
 
 enum class Found { YES, NO, NOT_READY, OFF };
-/* Reads key.  NOT_READY: build() first; OFF: the table is given up (too small). */
-Found lookup(std::string_view key, uint64_t hash, Copy &out);
+/* Reads this database's subject.  NOT_READY: build() first; OFF: the table
+ * is given up (too small), or has no room for this database. */
+Found lookup(std::string_view subject, Copy &out);
 
 /* Replaces the record read into seen (if no mark replaced it since) with
  * freshly loaded events and the pending transactions still running. */
-void install(std::string_view key, uint64_t hash, const Copy &seen, const std::vector<Event> &events,
+void install(std::string_view subject, const Copy &seen, const std::vector<Event> &events,
              const std::vector<uint64_t> &pending);
 
-/* Builds the table from consent.subject_state (or waits while another
- * backend does).  Returns when it is READY or OFF. */
+/* Builds this database's part of the table from consent.subject_state (or
+ * waits while another backend does).  Returns when it is READY or OFF. */
 void build();
 
-/* Transaction fxid changed these subjects (everything: all of them); called
- * before its commit record is written, and by WAL redo on standbys. */
-void mark(const std::vector<std::string> &keys, uint64_t fxid, bool everything);
+/* Transaction fxid of database changed these subjects (everything: all of
+ * them); called before its commit record is written, and by WAL redo on
+ * standbys. */
+void mark(const std::vector<std::string> &keys, uint64_t fxid, bool everything, Oid database);
 
 /* Whether the transaction is still running as the current statement sees
  * it (a snapshot taken at the first need of each statement). */
@@ -93,6 +97,7 @@ uint64_t change_count();
 
 struct Stats {
     const char *status;
+    Oid database;
     uint64_t subjects, used_bytes, capacity_bytes, builds, build_ms;
 };
 Stats stats();

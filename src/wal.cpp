@@ -1,8 +1,8 @@
 /*
  * wal.cpp — the custom WAL resource manager (see wal.h).
  *
- * Record: [fxid: 8 bytes] [everything: 1 byte] then the subjects, each as
- * [length: 2 bytes] [bytes].  A transaction writes its changed subjects at
+ * Record: [fxid: 8 bytes] [database oid: 4 bytes] [everything: 1 byte] then
+ * the subjects, each as [length: 2 bytes] [bytes].  A transaction writes its changed subjects at
  * PRE_COMMIT, so the record precedes its commit record; redo marks the
  * subjects as changed by that transaction in the standby's shared state
  * (shared_state.cpp), where they are reloaded once a statement's snapshot
@@ -31,15 +31,18 @@ constexpr uint8 XLOG_CONSENT_CHANGES = 0x00;
 /* keys per record: records stay small */
 constexpr size_t CHUNK_BYTES = 64 * 1024;
 
-bool parse(const char *data, size_t len, uint64_t &fxid, bool &everything, std::vector<std::string> *keys,
-           size_t &count)
+constexpr size_t HEAD = 13;
+
+bool parse(const char *data, size_t len, uint64_t &fxid, Oid &database, bool &everything,
+           std::vector<std::string> *keys, size_t &count)
 {
-    if (len < 9)
+    if (len < HEAD)
         return false;
     memcpy(&fxid, data, 8);
-    everything = data[8] != 0;
+    memcpy(&database, data + 8, 4);
+    everything = data[12] != 0;
     count = 0;
-    for (size_t at = 9; at < len;) {
+    for (size_t at = HEAD; at < len;) {
         if (at + 2 > len)
             return false;
         uint16_t n;
@@ -56,13 +59,17 @@ bool parse(const char *data, size_t len, uint64_t &fxid, bool &everything, std::
 
 void redo_record(XLogReaderState *record)
 {
-    uint64_t fxid;
+    uint64_t fxid = 0;
+    Oid database = InvalidOid;
     bool everything;
     std::vector<std::string> keys;
     size_t count;
-    if (!parse(XLogRecGetData(record), XLogRecGetDataLen(record), fxid, everything, &keys, count))
-        everything = true; /* unreadable: every subject may have changed */
-    shared::mark(keys, fxid, everything);
+    if (!parse(XLogRecGetData(record), XLogRecGetDataLen(record), fxid, database, everything, &keys, count)) {
+        /* unreadable: the state cannot be trusted */
+        shared::turn_off("a replayed consent change could not be read");
+        return;
+    }
+    shared::mark(keys, fxid, everything, database);
 }
 
 extern "C" void consent_redo(XLogReaderState *record)
@@ -79,11 +86,12 @@ extern "C" void consent_redo(XLogReaderState *record)
 extern "C" void consent_desc(StringInfo buf, XLogReaderState *record)
 {
     uint64_t fxid = 0;
+    Oid database = InvalidOid;
     bool everything = false;
     size_t count = 0;
-    if (parse(XLogRecGetData(record), XLogRecGetDataLen(record), fxid, everything, nullptr, count))
-        appendStringInfo(buf, "full xid %llu, %zu subjects%s", (unsigned long long)fxid, count,
-                         everything ? ", every subject" : "");
+    if (parse(XLogRecGetData(record), XLogRecGetDataLen(record), fxid, database, everything, nullptr, count))
+        appendStringInfo(buf, "full xid %llu, database %u, %zu subjects%s", (unsigned long long)fxid, database,
+                         count, everything ? ", every subject" : "");
     else
         appendStringInfoString(buf, "malformed");
 }
@@ -118,7 +126,7 @@ void register_rmgr()
     RegisterCustomRmgr(RmgrId(RMGR_ID), &rmgr);
 }
 
-void log_changes(const std::vector<std::string> &keys, uint64_t fxid, bool everything)
+void log_changes(const std::vector<std::string> &keys, uint64_t fxid, bool everything, unsigned int database)
 {
     /* only standbys need the records (crash recovery rebuilds the shared
      * state from the table): none under wal_level = minimal */
@@ -127,9 +135,10 @@ void log_changes(const std::vector<std::string> &keys, uint64_t fxid, bool every
     for (const std::string &k : keys)
         if (k.size() > UINT16_MAX)
             everything = true;
-    std::string head(9, '\0');
+    std::string head(HEAD, '\0');
     memcpy(&head[0], &fxid, 8);
-    head[8] = everything ? 1 : 0;
+    memcpy(&head[8], &database, 4);
+    head[12] = everything ? 1 : 0;
     std::string buf = head;
     bool any = false;
     for (const std::string &k : keys) {

@@ -20,7 +20,8 @@ namespace consent::wal {
 constexpr int RMGR_ID = 143;
 
 void register_rmgr();
-/* Transaction fxid changed these subjects (everything: all of them). */
-void log_changes(const std::vector<std::string> &keys, uint64_t fxid, bool everything);
+/* Transaction fxid of database changed these subjects (everything: all of
+ * them). */
+void log_changes(const std::vector<std::string> &keys, uint64_t fxid, bool everything, unsigned int database);
 
 } // namespace consent::wal

@@ -395,8 +395,9 @@ END
 $$;
 
 -- The server's shared consent state (consent.shared_size): whether it is
--- ready, the subjects it holds, the bytes they take and the bytes reserved,
--- how often it was built and how long the last build took.
-CREATE FUNCTION consent.shared_state(OUT status text, OUT subjects bigint, OUT bytes bigint,
+-- ready, the database whose state it holds, the subjects it holds, the
+-- bytes they take and the bytes reserved, how often it was built and how
+-- long the last build took.
+CREATE FUNCTION consent.shared_state(OUT status text, OUT database name, OUT subjects bigint, OUT bytes bigint,
                                      OUT capacity bigint, OUT builds bigint, OUT build_ms bigint)
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'consent_shared_state';

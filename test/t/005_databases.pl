@@ -1,0 +1,81 @@
+# Copyright: pg_consent contributors
+#
+# Consent is per database: each database has its own ledger.  The server's
+# shared consent state holds up to 16 databases, each built by its first
+# statement that needs it, whose records' keys start with the database's
+# OID (docs/architecture.md, "The shared consent state").  Checked here
+# with two databases holding the same subject ids and opposite consent:
+# each sees only its own, before and after changes in either, in new and
+# in open sessions, and after a restart in the other order.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('databases');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'");
+$node->start;
+$node->safe_psql('postgres', 'CREATE ROLE app LOGIN');
+
+for my $db ('shop_a', 'shop_b')
+{
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	# shop_a grants the e-mail of the even subjects, shop_b of the odd ones
+	my $parity = $db eq 'shop_a' ? 0 : 1;
+	$node->safe_psql(
+		$db, qq{
+        CREATE EXTENSION pg_consent;
+        CREATE TABLE customers (id bigint PRIMARY KEY, email consent.email);
+        INSERT INTO customers SELECT g, 'e' || g || '\@example.com' FROM generate_series(1, 10) g;
+        GRANT SELECT ON customers TO app;
+        SELECT FROM consent.protect('customers', 'id');
+        SELECT FROM consent.allow_purpose('app', 'personalize');
+        SELECT count(consent.grant(id, 'user.contact.email', 'personalize')) FROM customers WHERE id % 2 = $parity;
+    });
+}
+
+my $read = q{SET ROLE app; SET consent.purpose = 'personalize';
+    SELECT string_agg(id::text, ',' ORDER BY id) FROM customers WHERE email = 'e' || id || '@example.com'};
+
+is($node->safe_psql('shop_a', $read), '2,4,6,8,10', 'shop_a reveals its own grants (it builds its shared state)');
+is($node->safe_psql('shop_b', $read), '1,3,5,7,9', 'shop_b reveals its own grants, not shop_a\'s');
+for my $db ('shop_a', 'shop_b')
+{
+	is($node->safe_psql($db, q{SELECT status || ' ' || database || ' ' || subjects || ' ' || builds FROM consent.shared_state()}),
+		"ready $db 5 1", "the shared state holds $db\'s 5 subjects");
+}
+
+# changes in each database reach only that database
+$node->safe_psql('shop_b', q{SELECT consent.withdraw(3, 'user.contact.email', 'personalize')});
+$node->safe_psql('shop_a', q{SELECT consent.withdraw(4, 'user.contact.email', 'personalize')});
+$node->safe_psql('shop_a', q{SELECT consent.grant(5, 'user.contact.email', 'personalize')});
+is($node->safe_psql('shop_a', $read), '2,5,6,8,10', 'shop_a follows its own changes only');
+is($node->safe_psql('shop_b', $read), '1,5,7,9', 'shop_b follows its own changes only');
+
+# sessions that stay open in both databases across changes in the other
+my $a = $node->background_psql('shop_a');
+my $b = $node->background_psql('shop_b');
+$a->query_safe(q{SET ROLE app; SET consent.purpose = 'personalize'});
+$b->query_safe(q{SET ROLE app; SET consent.purpose = 'personalize'});
+my $q = q{SELECT string_agg(id::text, ',' ORDER BY id) FROM customers WHERE email = 'e' || id || '@example.com'};
+is($a->query_safe($q), '2,5,6,8,10', 'open shop_a session');
+is($b->query_safe($q), '1,5,7,9', 'open shop_b session');
+$node->safe_psql('shop_b', q{SELECT consent.withdraw(1, 'user.contact.email', 'personalize')});
+$node->safe_psql('shop_a', q{SELECT consent.withdraw(2, 'user.contact.email', 'personalize')});
+is($a->query_safe($q), '5,6,8,10', 'the open shop_a session follows shop_a\'s withdrawal, not shop_b\'s');
+is($b->query_safe($q), '5,7,9', 'the open shop_b session follows shop_b\'s withdrawal, not shop_a\'s');
+$a->quit;
+$b->quit;
+
+# after a restart, in the other order
+$node->restart;
+is($node->safe_psql('shop_b', $read), '5,7,9', 'after a restart, shop_b first');
+is($node->safe_psql('shop_a', $read), '5,6,8,10', 'then shop_a');
+is($node->safe_psql('shop_a', q{SELECT string_agg(id::text, ',' ORDER BY id) FROM customers
+                                 WHERE consent.granted(id, 'user.contact.email', 'personalize')}),
+	'5,6,8,10', 'consent.granted() in shop_a answers for shop_a');
+
+done_testing();
