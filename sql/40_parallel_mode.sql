@@ -1,4 +1,5 @@
--- Masked reads in statements whose plan runs in parallel mode.  Such a plan
+-- Masked reads in statements whose plan runs in parallel mode, and
+-- consent.granted() in parallel workers.  Such a plan
 -- enters parallel mode in ExecutorStart, and in parallel mode no new
 -- snapshot can be taken: every consent look-up of the statement (a subject
 -- this transaction changed, a subject another transaction changed since
@@ -54,6 +55,35 @@ SELECT id, consent.granted(id, 'user.contact.email', 'personalize', now()) AS no
        consent.granted(id, 'user.contact.email', 'personalize', '2000-01-01') AS in_2000,
        (SELECT count(*) FROM pm_big) AS big
 FROM pm_customers ORDER BY id;
+-- consent.granted() is PARALLEL SAFE: in parallel workers it decides from
+-- the shared state as the leader does (mixed consent over 3,000 subjects,
+-- one third granted, some withdrawn again, one granted with an expiry)
+CREATE TABLE pm_subjects AS SELECT g AS id FROM generate_series(5001, 8000) g;
+ANALYZE pm_subjects;
+SELECT count(consent.grant(id, 'user.contact.email', 'personalize')) FROM pm_subjects WHERE id % 3 = 0;
+SELECT count(consent.withdraw(id, 'user.contact', 'personalize')) FROM pm_subjects WHERE id % 9 = 0;
+SELECT consent.grant(5002, 'user.contact.email', 'personalize', valid_until => now() + interval '1 day') > 0;
+CREATE FUNCTION pm_workers_launched(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+        IF line ~ 'Workers Launched: [1-9]' THEN
+            RETURN true;
+        END IF;
+    END LOOP;
+    RETURN false;
+END
+$$;
+SELECT pm_workers_launched($$SELECT count(*) FROM pm_subjects
+                             WHERE consent.granted(id, 'user.contact.email', 'personalize')$$) AS workers_launched;
+SELECT count(*) AS granted, sum(id) AS id_sum FROM pm_subjects
+WHERE consent.granted(id, 'user.contact.email', 'personalize');
+SET max_parallel_workers_per_gather = 0;
+SELECT count(*) AS granted, sum(id) AS id_sum FROM pm_subjects
+WHERE consent.granted(id, 'user.contact.email', 'personalize');
+SET max_parallel_workers_per_gather = 2;
+DROP TABLE pm_subjects;
+DROP FUNCTION pm_workers_launched(text);
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;
