@@ -248,6 +248,7 @@ struct Translation {
     uint32_t used = UINT32_MAX;
     std::vector<int> cat_mine, pur_mine;   /* table index -> mine (-1: not in my taxonomy) */
     std::vector<int> cat_table, pur_table; /* mine -> table index (-1: not in the table yet) */
+    bool identity = false;                 /* every table index is mine: nothing to translate */
 } tr;
 
 void refresh_translation()
@@ -281,6 +282,11 @@ void refresh_translation()
         }
         at += uint32_t(len) + 2;
     }
+    tr.identity = true;
+    for (size_t i = 0; i < tr.cat_mine.size(); i++)
+        tr.identity = tr.identity && tr.cat_mine[i] == int(i);
+    for (size_t i = 0; i < tr.pur_mine.size(); i++)
+        tr.identity = tr.identity && tr.pur_mine[i] == int(i);
     tr.generation = t.generation;
     tr.used = used;
 }
@@ -290,6 +296,8 @@ void refresh_translation()
 void to_mine(std::vector<Event> &ev)
 {
     refresh_translation();
+    if (tr.identity)
+        return;
     size_t n = 0;
     for (const Event &e : ev) {
         int c = e.category < tr.cat_mine.size() ? tr.cat_mine[e.category] : -1;

@@ -331,11 +331,15 @@ r[connect_raw]=$(grep . "$work/samples_connect_raw" | median_of | awk '{printf "
 echo "private memory of a backend after reads ..."
 # RssAnon of the backend (its private memory; shared memory it touched is
 # RssShmem) after 1,000 point look-ups and a full-scan aggregate
+# (read by the session itself, while its backend is alive)
 private_kb() { # relation
-    PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personalize" psql -X -q -A -t \
-        -c "SELECT count(email) FROM $1 WHERE id IN (SELECT (g * 7919) % $rows + 1 FROM generate_series(1, 1000) g)" \
-        -c "$(cat "$(agg "$1")")" -c "SELECT pg_backend_pid()" | tail -n 1 |
-        { read -r pid; awk '/^RssAnon:/ {print $2}' "/proc/$pid/status"; }
+    PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personalize" psql -X -q -A -t <<SQL | tail -n 1
+SELECT count(email) FROM $1 WHERE id IN (SELECT (g * 7919) % $rows + 1 FROM generate_series(1, 1000) g);
+$(cat "$(agg "$1")")
+SELECT pg_backend_pid() AS pid \gset
+\setenv BACKEND_PID :pid
+\! awk '/^RssAnon:/ {print \$2}' /proc/\$BACKEND_PID/status
+SQL
 }
 for i in 1 2 3; do
     for v in consent raw; do

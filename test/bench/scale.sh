@@ -82,7 +82,15 @@ agg_consent=$(median_of < "/tmp/scale_agg_consent.$$")
 agg_raw=$(median_of < "/tmp/scale_agg_raw.$$")
 
 echo "private memory of a backend after a full scan ..."
-private() { app -c "$(agg "$1")" -c "SELECT pg_backend_pid()" | tail -n 1 | { read -r pid; awk '/^RssAnon:/ {print $2}' "/proc/$pid/status"; }; }
+# (read by the session itself, while its backend is alive)
+private() {
+    app <<SQL | tail -n 1
+$(agg "$1");
+SELECT pg_backend_pid() AS pid \gset
+\setenv BACKEND_PID :pid
+\! awk '/^RssAnon:/ {print \$2}' /proc/\$BACKEND_PID/status
+SQL
+}
 priv_consent=$(private customers)
 priv_raw=$(private customers_raw)
 rm -f /tmp/scale_*."$$"
