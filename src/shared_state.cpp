@@ -202,22 +202,25 @@ uint64_t next_record_gen = UINT64_MAX;
 
 /* Reads the record at r into out if it holds key; bounds checked, so a
  * region being rewritten is read harmlessly (the caller retries). */
-bool read_record(uint64_t r, std::string_view key, Copy &out)
+bool read_record(uint64_t r, std::string_view key, Copy &out, const Oid *database = nullptr)
 {
     if (r >= H->arena_words)
         return false;
     RecHeader h = rec_header(r);
-    if (h.key_len != key.size() || r + record_words(h) > H->arena_words)
+    /* key, or (with database) the database's OID then key */
+    size_t prefix = database ? 4 : 0;
+    if (h.key_len != key.size() + prefix || r + record_words(h) > H->arena_words)
         return false;
-    if (memcmp(&arena[r + 1], key.data(), key.size()) != 0)
+    const char *stored = reinterpret_cast<const char *>(&arena[r + 1]);
+    if ((database && memcmp(stored, database, 4) != 0) || memcmp(stored + prefix, key.data(), key.size()) != 0)
         return false;
     next_record = r + record_words(h);
     uint64_t b = r + 1 + key_words(h.key_len);
     out.record = uint32_t(r);
-    out.events.resize(h.n_ev);
-    if (h.n_ev)
-        memcpy(out.events.data(), &arena[b], h.n_ev * sizeof(Event));
-    out.pending.assign(&arena[b + h.n_ev], &arena[b + h.n_ev + h.n_pend]);
+    const Event *ev = reinterpret_cast<const Event *>(&arena[b]);
+    out.events.assign(ev, ev + h.n_ev);
+    if (h.n_pend || !out.pending.empty())
+        out.pending.assign(&arena[b + h.n_ev], &arena[b + h.n_ev + h.n_pend]);
     return true;
 }
 
@@ -843,7 +846,6 @@ Found lookup(std::string_view subject, Copy &out)
     Db *db = my_db(true);
     if (!db)
         return Found::OFF;
-    std::string_view key = db_key(MyDatabaseId, subject, key_buf);
     for (;;) {
         uint64_t g = pg_atomic_read_u64(&H->gen);
         if (get_status() == OFF)
@@ -863,11 +865,13 @@ Found lookup(std::string_view subject, Copy &out)
         bool found = false;
         uint64_t used = *reinterpret_cast<volatile uint64_t *>(&H->used);
         pg_read_barrier();
-        if (next_record_gen == g && next_record < used &&
-            !(rec_header(next_record).flags & SUPERSEDED) && read_record(next_record, key, out))
+        if (next_record_gen == g && next_record < used && !(rec_header(next_record).flags & SUPERSEDED) &&
+            read_record(next_record, subject, out, &MyDatabaseId)) {
             found = true;
-        else
+        } else {
+            std::string_view key = db_key(MyDatabaseId, subject, key_buf);
             found = probe(key, subject_hash(key), &out) >= 0;
+        }
         next_record_gen = g;
         pg_read_barrier();
         if (pg_atomic_read_u64(&H->gen) == g) {
