@@ -875,6 +875,7 @@ Found lookup(std::string_view subject, Copy &out)
         next_record_gen = g;
         pg_read_barrier();
         if (pg_atomic_read_u64(&H->gen) == g) {
+            out.generation = g;
             if (found)
                 to_mine(out.events);
             return found ? Found::YES : Found::NO;
@@ -892,7 +893,9 @@ void install(std::string_view subject, const Copy &seen, const std::vector<Event
     std::string_view key = db_key(MyDatabaseId, subject, buf);
     uint64_t hash = subject_hash(key);
     Locked held;
-    if (get_status() == READY && db->status == READY) {
+    /* a compaction or build since the read may have put another record
+     * of the subject at the offset read: install only if none ran */
+    if (get_status() == READY && db->status == READY && pg_atomic_read_u64(&H->gen) == seen.generation) {
         int64_t i = probe(key, hash, nullptr);
         bool same = i >= 0 ? uint32_t(pg_atomic_read_u64(&slots[i])) - 1 == seen.record : false;
         std::vector<Event> mapped;

@@ -44,6 +44,7 @@ void install_hooks();
 /* One subject as read from the table. */
 struct Copy {
     uint32_t record = 0;           /* where it was read: install() replaces it only if still there */
+    uint64_t generation = 0;       /* ... and no compaction or build moved records since */
     std::vector<Event> events;     /* the events as of the last load */
     std::vector<uint64_t> pending; /* full xids of transactions that changed it since */
 };
