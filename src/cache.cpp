@@ -1012,9 +1012,14 @@ bool shared_events(std::string_view key, SubjectEvents &out)
     shared::Copy &c = shared_copy;
     shared::Found f;
     while ((f = shared::lookup(key, c)) == shared::Found::NOT_READY)
-        shared::build();
+        if (!shared::build())
+            return false; /* not ready: this backend's own cache decides */
     if (f == shared::Found::OFF)
         return false;
+    if (now_table.complete && own_changed.empty() && !changed_everything) {
+        now_table.clear(); /* the copy made while the shared state was not ready */
+        tried_bulk = false;
+    }
     ++cache_epoch;
     if (f == shared::Found::NO) {
         out = {};
@@ -1073,7 +1078,9 @@ SubjectEvents find_events(std::string_view key, TimestampTz as_of)
         table.remember(r);
         return table.events_of(r);
     }
-    if (r == NONE && !past && !tried_bulk && !shared::enabled()) {
+    /* the whole state in this backend: only when the shared one cannot
+     * serve (off, or its build for this database could not be trusted) */
+    if (r == NONE && !past && !tried_bulk && !shared::ready()) {
         tried_bulk = true;
         if (bulk_load(table, budget_bytes()))
             return find_events(key, as_of);

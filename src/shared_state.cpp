@@ -114,6 +114,7 @@ struct Db {
     uint64_t builds;
     uint64_t build_ms;
     uint64_t subjects;
+    TimestampTz retry_at; /* a build that could not be trusted: not again before */
     int n_global;
     uint64_t global[GLOBAL_MAX];
 };
@@ -746,7 +747,10 @@ void build_now(Db *db)
         if (get_status() == OFF) {
             /* given up: stays off */
         } else if (!trusted) {
-            set_status(db, EMPTY); /* marks were lost for a running transaction: build again */
+            /* marks were lost for a transaction still running: build again
+             * later (its backends decide from their own caches meanwhile) */
+            db->retry_at = GetCurrentTimestamp() + USECS_PER_SEC;
+            set_status(db, EMPTY);
         } else {
             db->builds++;
             db->build_ms = uint64_t((GetCurrentTimestamp() - started) / 1000);
@@ -839,6 +843,11 @@ bool enabled()
     return my_db(true) != nullptr;
 }
 
+bool ready()
+{
+    return enabled() && db_status(my_db(true)) == READY;
+}
+
 Found lookup(std::string_view subject, Copy &out)
 {
     if (!H)
@@ -904,11 +913,11 @@ void install(std::string_view subject, const Copy &seen, const std::vector<Event
     }
 }
 
-void build()
+bool build()
 {
     Db *db = my_db(true);
     if (!db)
-        return;
+        return false;
     for (;;) {
         bool building = false;
         pg([&] {
@@ -918,13 +927,14 @@ void build()
              * crash restarts the server) is not waited for */
             if (s == BUILDING && db->builder != 0 && kill(db->builder, 0) != 0 && errno == ESRCH)
                 s = db->status = EMPTY;
-            if (s == EMPTY) {
+            bool later = s == EMPTY && GetCurrentTimestamp() < db->retry_at;
+            if (s == EMPTY && !later) {
                 db->status = BUILDING;
                 db->builder = MyProcPid;
                 building = true;
             }
             SpinLockRelease(&H->mutex);
-            if (s == READY || s == OFF)
+            if (s == READY || s == OFF || later)
                 return;
             if (!building) {
                 ConditionVariablePrepareToSleep(&H->built);
@@ -949,9 +959,11 @@ void build()
             } reset{db};
             build_now(db);
             reset.done = true;
+            /* built, given up, or not trusted (tried again later) */
+            return get_status() != OFF && db_status(db) == READY;
         }
-        if (get_status() == OFF || db_status(db) == READY)
-            return;
+        if (get_status() == OFF || db_status(db) != BUILDING)
+            return get_status() != OFF && db_status(db) == READY;
     }
 }
 

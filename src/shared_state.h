@@ -37,6 +37,8 @@ void shmem_startup();
  * (preloaded, sized, not given up, and with room for the database: it
  * holds up to 16 databases, whose records' keys start with their OID). */
 bool enabled();
+/* enabled(), and this database's part of the table is built. */
+bool ready();
 /* Gives the table up until restart (every backend keeps its own cache). */
 void turn_off(const char *why) noexcept;
 void install_hooks();
@@ -60,8 +62,10 @@ void install(std::string_view subject, const Copy &seen, const std::vector<Event
              const std::vector<uint64_t> &pending);
 
 /* Builds this database's part of the table from consent.subject_state (or
- * waits while another backend does).  Returns when it is READY or OFF. */
-void build();
+ * waits while another backend does).  Whether it is READY: it is not when
+ * the table is OFF, or the build could not be trusted (marks lost for a
+ * transaction still running; tried again a second later at the earliest). */
+bool build();
 
 /* Transaction fxid of database changed these subjects (everything: all of
  * them); called before its commit record is written, and by WAL redo on
