@@ -127,7 +127,8 @@ struct Header {
     pg_atomic_uint64 changes; /* moves at every change of a record */
     ConditionVariable built;
     /* below: under the LWLock */
-    uint64_t nslots;
+    uint64_t nslots;      /* slots reserved */
+    uint64_t slots_used;  /* slots in use: a power of two, at least twice the subjects (grows) */
     uint64_t arena_words;
     uint64_t used;    /* words appended */
     uint64_t garbage; /* words of replaced records */
@@ -200,6 +201,10 @@ inline RecHeader rec_header(uint64_t r)
  * order finds its next subject there), and the generation it was read in. */
 uint64_t next_record = UINT64_MAX;
 uint64_t next_record_gen = UINT64_MAX;
+/* Whether the look-ups follow the records' order: only then is the next
+ * record worth reading first (in random order it would be one more cache
+ * miss per look-up). */
+bool in_order = true;
 
 /* Reads the record at r into out if it holds key; bounds checked, so a
  * region being rewritten is read harmlessly (the caller retries). */
@@ -228,10 +233,13 @@ bool read_record(uint64_t r, std::string_view key, Copy &out, const Oid *databas
 /* The slot index holding key, or -1 (readers and writers). */
 int64_t probe(std::string_view key, uint64_t hash, Copy *out)
 {
-    uint64_t mask = H->nslots - 1;
+    uint64_t size = *reinterpret_cast<volatile uint64_t *>(&H->slots_used);
+    if (size == 0 || size > H->nslots)
+        return -1; /* being rewritten: the caller retries */
+    uint64_t mask = size - 1;
     uint32_t tag = uint32_t(hash >> 32);
     Copy scratch;
-    for (uint64_t n = 0; n < H->nslots; n++) {
+    for (uint64_t n = 0; n < size; n++) {
         uint64_t i = (hash + n) & mask;
         uint64_t s = pg_atomic_read_u64(&slots[i]);
         if (s == 0)
@@ -313,6 +321,7 @@ void to_mine(std::vector<Event> &ev)
 }
 
 bool give_up(const char *why);
+void rehash();
 
 /* The table's index of one of my categories or purposes, appending its name
  * (under the LWLock); -1 when the names do not fit. */
@@ -395,9 +404,18 @@ bool publish(std::string_view key, uint64_t hash, uint64_t r)
         H->garbage += record_words(oh);
         pg_atomic_write_u64(&slots[i], value);
     } else {
-        if ((H->subjects + 1) * 4 > H->nslots * 3)
-            return false;
-        uint64_t mask = H->nslots - 1;
+        /* few subjects use few slots, so that a look-up touches a small
+         * array; they double as the subjects grow */
+        if ((H->subjects + 1) * 2 > H->slots_used) {
+            if (H->slots_used >= H->nslots) {
+                if ((H->subjects + 1) * 4 > H->nslots * 3)
+                    return false;
+            } else {
+                H->slots_used *= 2;
+                rehash();
+            }
+        }
+        uint64_t mask = H->slots_used - 1;
         uint64_t j = hash & mask;
         while (pg_atomic_read_u64(&slots[j]) != 0)
             j = (j + 1) & mask;
@@ -431,8 +449,34 @@ void end_rewrite()
 
 void clear_slots()
 {
-    for (uint64_t i = 0; i < H->nslots; i++)
+    for (uint64_t i = 0; i < H->slots_used; i++)
         pg_atomic_write_u64(&slots[i], 0);
+}
+
+/* Slots for every live record (inside a rewrite). */
+void fill_slots()
+{
+    clear_slots();
+    uint64_t mask = H->slots_used - 1;
+    for (uint64_t r = 0; r < H->used;) {
+        RecHeader h = rec_header(r);
+        if (!(h.flags & SUPERSEDED)) {
+            uint64_t hash = subject_hash({reinterpret_cast<const char *>(&arena[r + 1]), h.key_len});
+            uint64_t j = hash & mask;
+            while (pg_atomic_read_u64(&slots[j]) != 0)
+                j = (j + 1) & mask;
+            pg_atomic_write_u64(&slots[j], (hash >> 32 << 32) | (r + 1));
+        }
+        r += record_words(h);
+    }
+}
+
+/* The slots again, after slots_used changed (it is set by the caller). */
+void rehash()
+{
+    begin_rewrite();
+    fill_slots();
+    end_rewrite();
 }
 
 /* Slides the live records to the front and rebuilds the slots. */
@@ -452,17 +496,7 @@ void compact()
     }
     H->used = to;
     H->garbage = 0;
-    clear_slots();
-    uint64_t mask = H->nslots - 1;
-    for (uint64_t r = 0; r < H->used;) {
-        RecHeader h = rec_header(r);
-        uint64_t hash = subject_hash({reinterpret_cast<const char *>(&arena[r + 1]), h.key_len});
-        uint64_t j = hash & mask;
-        while (pg_atomic_read_u64(&slots[j]) != 0)
-            j = (j + 1) & mask;
-        pg_atomic_write_u64(&slots[j], (hash >> 32 << 32) | (r + 1));
-        r += record_words(h);
-    }
+    fill_slots();
     end_rewrite();
     elog(DEBUG1, "pg_consent: shared consent state compacted to %llu words", (unsigned long long)H->used);
 }
@@ -810,6 +844,7 @@ void shmem_startup()
         pg_atomic_init_u32(&H->names.used, 0);
         ConditionVariableInit(&H->built);
         H->nslots = nslots;
+        H->slots_used = 1024;
         H->arena_words = (total_bytes() - header_bytes() - nslots * 8) / 8;
         for (uint64_t i = 0; i < nslots; i++)
             pg_atomic_init_u64(&slots[i], 0);
@@ -874,12 +909,15 @@ Found lookup(std::string_view subject, Copy &out)
         bool found = false;
         uint64_t used = *reinterpret_cast<volatile uint64_t *>(&H->used);
         pg_read_barrier();
-        if (next_record_gen == g && next_record < used && !(rec_header(next_record).flags & SUPERSEDED) &&
-            read_record(next_record, subject, out, &MyDatabaseId)) {
+        uint64_t expected = next_record;
+        if (in_order && next_record_gen == g && next_record < used &&
+            !(rec_header(next_record).flags & SUPERSEDED) && read_record(next_record, subject, out, &MyDatabaseId)) {
             found = true;
         } else {
             std::string_view key = db_key(MyDatabaseId, subject, key_buf);
             found = probe(key, subject_hash(key), &out) >= 0;
+            /* in order again when the record found was the expected one */
+            in_order = found && out.record == expected;
         }
         next_record_gen = g;
         pg_read_barrier();
