@@ -543,7 +543,7 @@ std::string_view text_view(Datum d)
 bool read_subject_state(Snapshot snap, size_t budget,
                         const std::function<void(std::string_view, const Event *, size_t)> &emit)
 {
-    const Taxonomy &t = taxonomy();
+    const Taxonomy &t = taxonomy_in_use(); /* the caller's (see taxonomy.h) */
     const KeyIndex cat_index(t.categories), pur_index(t.purposes);
     std::vector<RawEvent> raw;
     std::string keys;
@@ -769,7 +769,7 @@ Snapshot load_snapshot()
 /* Loads one subject's events from subject_state (now) or the ledger (as of). */
 std::vector<Event> load_subject(std::string_view key, TimestampTz as_of)
 {
-    const Taxonomy &t = taxonomy();
+    const Taxonomy &t = taxonomy_in_use(); /* the caller's (see taxonomy.h) */
     struct Timed {
         TimestampTz at;
         int64 id;
@@ -823,7 +823,7 @@ std::vector<std::string> seen_categories, seen_purposes;
 
 void ensure_ready()
 {
-    const Taxonomy &t = taxonomy();
+    const Taxonomy &t = taxonomy_in_use(); /* the caller's (see taxonomy.h) */
     if (tables_ready && taxonomy_generation_seen == t.generation)
         return;
     std::vector<std::string> cats, purs;
@@ -1057,9 +1057,11 @@ SubjectEvents find_events(std::string_view key, TimestampTz as_of)
      * this transaction changed (only this session sees those changes) */
     if (!past && shared::enabled()) {
         SubjectEvents ev;
-        /* after a bulk change, this transaction decides everything itself */
+        /* after a bulk change, this transaction decides everything itself;
+         * so does a parallel worker of a transaction that wrote (it cannot
+         * tell which subjects its leader changed) */
         if (!changed_everything && (own_changed.empty() || !own_changed.count(hash_key(key))) &&
-            shared_events(key, ev))
+            !(IsParallelWorker() && TransactionIdIsValid(GetTopTransactionIdIfAny())) && shared_events(key, ev))
             return ev;
     }
     SubjectTable &table = past ? as_of_table : now_table;

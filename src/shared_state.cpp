@@ -265,7 +265,7 @@ struct Translation {
 
 void refresh_translation()
 {
-    const Taxonomy &t = taxonomy();
+    const Taxonomy &t = taxonomy_in_use();
     uint32_t used = pg_atomic_read_u32(&H->names.used);
     if (tr.generation == t.generation && tr.used == used)
         return;
@@ -331,7 +331,7 @@ int table_index(bool purpose, int mine)
     std::vector<int> &map = purpose ? tr.pur_table : tr.cat_table;
     if (map[size_t(mine)] >= 0)
         return map[size_t(mine)];
-    const Taxonomy &t = taxonomy();
+    const Taxonomy &t = taxonomy_in_use();
     const std::string &name = purpose ? t.purposes[size_t(mine)].key : t.categories[size_t(mine)].key;
     uint32_t used = pg_atomic_read_u32(&H->names.used);
     if (used + name.size() + 2 > NAMES_BYTES) {
@@ -646,6 +646,15 @@ bool running_in(uint64_t fxid, Snapshot snap)
     });
 }
 
+/* Whether every transaction up to fxid has ended as snap sees it. */
+bool all_ended_before(uint64_t fxid, Snapshot snap)
+{
+    FullTransactionId next = ReadNextFullTransactionId();
+    if (U64FromFullTransactionId(next) > fxid + (uint64_t(1) << 31))
+        return true; /* too old to be running */
+    return TransactionIdPrecedes(XidFromFullTransactionId(FullTransactionIdFromU64(fxid)), snap->xmin);
+}
+
 /* A private copy of a snapshot (CopySnapshot is not exported). */
 Snapshot copy_snapshot(Snapshot s, MemoryContext cxt)
 {
@@ -674,10 +683,19 @@ Snapshot statement_snapshot()
         if (!statement_cxt)
             statement_cxt = AllocSetContextCreate(TopMemoryContext, "consent statement snapshot",
                                                   ALLOCSET_SMALL_SIZES);
-        /* in parallel mode no new snapshot can be taken: executor_start
-         * takes it before a parallel plan enters that mode; what is left is
-         * the query's own (a statement of a function the plan calls) */
-        Snapshot s = IsInParallelMode() ? GetActiveSnapshot() : GetLatestSnapshot();
+        /* in parallel mode GetLatestSnapshot() refuses: executor_start takes
+         * the leader's before a parallel plan enters that mode; a parallel
+         * worker (or a statement run inside a parallel plan) takes a fresh
+         * catalog snapshot, an MVCC snapshot of now, never older than the
+         * statement's start (the transaction's snapshot may be, under
+         * REPEATABLE READ) */
+        Snapshot s;
+        if (IsInParallelMode()) {
+            InvalidateCatalogSnapshot();
+            s = GetCatalogSnapshot(InvalidOid);
+        } else {
+            s = GetLatestSnapshot();
+        }
         statement_snap = copy_snapshot(s, statement_cxt);
     }
     return statement_snap;
@@ -770,10 +788,12 @@ void build_now(Db *db)
             if (H->early[i].database != database)
                 H->early[kept++] = H->early[i];
         H->n_early = kept;
-        /* a dropped mark of a transaction this snapshot sees running may
-         * belong to this database: build again; once finished for this
-         * snapshot, they are for every later one too */
-        bool trusted = !H->early_overflow || !running_in(H->early_dropped_max, snap);
+        /* the marks dropped were of transactions up to early_dropped_max:
+         * the build is trusted only when every transaction up to it has
+         * ended for this snapshot (its xmin is past it; the latest one
+         * having ended is not enough, an older one may still run); then
+         * they have for every later snapshot too */
+        bool trusted = !H->early_overflow || all_ended_before(H->early_dropped_max, snap);
         if (trusted) {
             H->early_overflow = false;
             H->early_dropped_max = 0;

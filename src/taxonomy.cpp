@@ -315,6 +315,11 @@ void taxonomy_invalidate()
     all_relations_dirty = true;
 }
 
+const Taxonomy &taxonomy_in_use()
+{
+    return current ? *current : taxonomy();
+}
+
 const Taxonomy &detail::taxonomy_slow()
 {
     detail::taxonomy_fresh = nullptr;

@@ -132,6 +132,11 @@ inline const Taxonomy &taxonomy()
     const Taxonomy *t = detail::taxonomy_fresh;
     return t ? *t : detail::taxonomy_slow();
 }
+/* The taxonomy in use, without reloading it when an invalidation arrived
+ * since: for code that runs between a caller's taxonomy() and the caller's
+ * use of it (a reload would free the object the caller holds, and renumber
+ * the categories its decisions use). */
+const Taxonomy &taxonomy_in_use();
 /* Category index of a tagged type or a type built from one (a domain over
  * it, an array of it, a composite with such a field), -1 otherwise (fast). */
 int tagged_category(Oid type);

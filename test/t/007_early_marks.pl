@@ -6,7 +6,8 @@
 # trusted (docs/architecture.md, "The shared consent state").  Here a
 # prepared transaction withdraws consent after 5,000 other changes, all
 # before the first masked read: reads decide from the backends' own caches
-# meanwhile (right decisions, no waiting for the prepared transaction), and
+# meanwhile (right decisions, no waiting for the prepared transaction; a
+# later transaction that has ended does not make the build trusted), and
 # once it is committed the shared state is built and follows it.
 use strict;
 use warnings;
@@ -39,25 +40,28 @@ $node->safe_psql('postgres', q{
             COMMIT;
         END LOOP;
     END $$});
-# a prepared transaction withdraws subject 7: its mark is dropped
+# a prepared transaction withdraws subject 7: its mark is dropped; then a
+# later transaction commits (also dropped): the latest dropped transaction
+# has ended, an earlier one has not
 $node->safe_psql('postgres', q{
     BEGIN;
     SELECT consent.withdraw(7, 'user.contact.email', 'personalize');
     PREPARE TRANSACTION 'withdraw7'});
+$node->safe_psql('postgres', q{SELECT consent.grant(5999, 'user.contact.email', 'personalize')});
 
 my $read = q{SET ROLE app; SET consent.purpose = 'personalize';
     SELECT count(*) FILTER (WHERE email = 'e' || id || '@example.com') || '/' ||
            bool_or(id = 7 AND email = 'e7@example.com')
     FROM customers};
-is($node->safe_psql('postgres', $read), '5000/true', 'before the commit: 5,000 revealed, subject 7 too (withdrawal prepared, not committed)');
+is($node->safe_psql('postgres', $read), '5001/true', 'before the commit: 5,001 revealed, subject 7 too (withdrawal prepared, not committed)');
 is($node->safe_psql('postgres', 'SELECT status FROM consent.shared_state()'), 'empty',
 	'the build could not be trusted: the shared state is not used');
 $node->safe_psql('postgres', q{COMMIT PREPARED 'withdraw7'});
-is($node->safe_psql('postgres', $read), '4999/false', 'after COMMIT PREPARED the withdrawal applies');
+is($node->safe_psql('postgres', $read), '5000/false', 'after COMMIT PREPARED the withdrawal applies');
 sleep 1.2;    # a build is not tried again within a second
-is($node->safe_psql('postgres', $read), '4999/false', 'and still applies once the shared state is built');
+is($node->safe_psql('postgres', $read), '5000/false', 'and still applies once the shared state is built');
 is($node->safe_psql('postgres', 'SELECT status FROM consent.shared_state()'), 'ready',
 	'the shared state is built once the transaction has ended');
 $node->safe_psql('postgres', q{SELECT consent.withdraw(8, 'user.contact.email', 'personalize')});
-is($node->safe_psql('postgres', $read), '4998/false', 'later changes apply through it');
+is($node->safe_psql('postgres', $read), '4999/false', 'later changes apply through it');
 done_testing();
