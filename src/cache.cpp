@@ -724,8 +724,6 @@ Oid subject_index(Relation rel, AttrNumber subject)
 void scan_subject(const char *name, std::string_view key, Snapshot snap,
                   const std::function<void(const Datum *, const bool *)> &row)
 {
-    std::vector<Datum> values;
-    std::vector<bool> nulls;
     bool failed = false;
     pg([&] {
         Relation rel = table_open(consent_relid(name), AccessShareLock);
@@ -733,8 +731,8 @@ void scan_subject(const char *name, std::string_view key, Snapshot snap,
         Oid index = subject_index(rel, subject);
         Relation idx = index_open(index, AccessShareLock);
         ScanKeyData sk;
-        ScanKeyInit(&sk, subject, BTEqualStrategyNumber, F_TEXTEQ,
-                    PointerGetDatum(cstring_to_text_with_len(key.data(), int(key.size()))));
+        text *value = cstring_to_text_with_len(key.data(), int(key.size()));
+        ScanKeyInit(&sk, subject, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(value));
         sk.sk_collation = idx->rd_indcollation[0];
         index_close(idx, AccessShareLock);
         TupleDesc desc = RelationGetDescr(rel);
@@ -754,6 +752,10 @@ void scan_subject(const char *name, std::string_view key, Snapshot snap,
         }
         systable_endscan(scan);
         table_close(rel, AccessShareLock);
+        /* one load per changed subject, in whatever context the cell runs in */
+        pfree(v);
+        pfree(n);
+        pfree(value);
     });
     if (failed)
         throw std::bad_alloc();

@@ -92,8 +92,6 @@ struct EarlyMark {
 };
 /* Transactions that changed every subject (TRUNCATE of subject_state). */
 constexpr int GLOBAL_MAX = 64;
-/* A transaction changing more subjects than this marks everything. */
-constexpr size_t MANY = 100000;
 
 /* The table's own category and purpose numbering: names appended in the
  * order first used, never removed, so a record's indexes keep their
@@ -1041,8 +1039,6 @@ void mark(const std::vector<std::string> &keys, uint64_t fxid, bool everything, 
         if (!free_slot)
             return;
     }
-    if (keys.size() > MANY)
-        everything = true;
     if (db && db->status == READY) {
         if (everything) {
             add_global(db, fxid);
