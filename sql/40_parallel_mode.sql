@@ -83,7 +83,124 @@ SELECT count(*) AS granted, sum(id) AS id_sum FROM pm_subjects
 WHERE consent.granted(id, 'user.contact.email', 'personalize');
 SET max_parallel_workers_per_gather = 2;
 DROP TABLE pm_subjects;
-DROP FUNCTION pm_workers_launched(text);
+-- Masking in parallel workers: consent._mask and the ConsentMask node are
+-- parallel safe, and every Gather of a plan that decides consent has a
+-- ConsentContext node under it that hands the workers the leader's
+-- decision snapshot, its transaction's own consent changes and a way back
+-- for their audit counts.  Seven tagged columns, mixed consent.
+-- The leader does not scan itself: every row is read by a worker.
+SET parallel_leader_participation = off;
+CREATE TABLE pw_customers (id bigint PRIMARY KEY, email consent.email, name consent.name,
+                           born consent.birthdate, address consent.address, phone consent.phone,
+                           ip consent.ip_address, searches consent.search_history);
+INSERT INTO pw_customers
+SELECT g, 'w' || g || '@example.com', 'Wanda Nr' || g, date '1950-01-01' + g % 20000, g || ' Main Street',
+       '+49 30 ' || g, ('10.1.' || g % 250 || '.' || g % 200)::inet, 'query ' || g
+FROM generate_series(10001, 40000) g;
+ANALYZE pw_customers;
+SELECT consent.protect('pw_customers', 'id') IS NOT NULL AS protected;
+GRANT SELECT ON pw_customers TO pm_app;
+SELECT count(consent.grant(id, 'user.contact', 'personalize')) FROM pw_customers WHERE id % 2 = 0;
+SELECT count(consent.grant(id, 'user.name', 'personalize')) FROM pw_customers WHERE id % 3 = 0;
+SELECT count(consent.grant(id, 'user.demographic.date_of_birth', 'personalize')) FROM pw_customers WHERE id % 5 = 0;
+SELECT count(consent.grant(id, 'user', 'personalize')) FROM pw_customers WHERE id % 7 = 0;
+SELECT count(consent.withdraw(id, 'user.contact.email', 'personalize')) FROM pw_customers WHERE id % 11 = 0;
+CREATE VIEW pw_summary AS
+SELECT count(*) AS n_rows,
+       sum(hashtext(concat_ws('|', email, name, born, address, phone, ip, searches))::bigint) AS digest,
+       count(*) FILTER (WHERE email NOT LIKE '%*%') AS emails_shown,
+       count(name) FILTER (WHERE name NOT LIKE '%.%') AS names_shown
+FROM pw_customers;
+GRANT SELECT ON pw_summary TO pm_app;
+CREATE FUNCTION pm_explain_verbose(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
+        RETURN NEXT regexp_replace(line, '''\d+''::oid', '<relid>', 'g');
+    END LOOP;
+END
+$$;
+SET ROLE pm_app;
+SET consent.purpose = 'personalize';
+EXPLAIN (COSTS OFF) SELECT count(email), max(name), max(born), max(address), max(phone), max(ip), max(searches)
+FROM pw_customers;
+SELECT pm_explain_verbose('SELECT count(email) FROM pw_customers');
+-- the summary below is computed in the workers (Partial Aggregate)
+EXPLAIN (COSTS OFF) SELECT * FROM pw_summary;
+SELECT pm_workers_launched($$SELECT * FROM pw_summary$$) AS workers_launched;
+CREATE TEMP TABLE pw_parallel AS SELECT * FROM pw_summary;
+SET max_parallel_workers_per_gather = 0;
+CREATE TEMP TABLE pw_serial AS SELECT * FROM pw_summary;
+SET max_parallel_workers_per_gather = 2;
+SELECT p.n_rows, p.emails_shown, p.names_shown, p.digest = s.digest AS same_cells,
+       (p.emails_shown, p.names_shown) = (s.emails_shown, s.names_shown) AS same_counts
+FROM pw_parallel p, pw_serial s;
+-- this transaction's own changes: the workers decide those subjects from
+-- the table (they see the leader's uncommitted rows), the others from the
+-- shared state
+RESET ROLE;
+BEGIN;
+SELECT count(consent.withdraw(id, 'user.contact', 'personalize')) FROM pw_customers WHERE id BETWEEN 10001 AND 10200;
+SELECT count(consent.grant(id, 'user.contact.email', 'personalize')) FROM pw_customers WHERE id BETWEEN 39801 AND 40000;
+SET LOCAL ROLE pm_app;
+SET LOCAL consent.purpose = 'personalize';
+SELECT pm_workers_launched($$SELECT * FROM pw_summary$$) AS workers_launched;
+SET LOCAL max_parallel_workers_per_gather = 0;
+SELECT digest AS serial_digest FROM pw_summary \gset
+SET LOCAL max_parallel_workers_per_gather = 2;
+SELECT p.emails_shown, p.emails_shown - o.emails_shown AS change, p.digest = :serial_digest AS same_cells
+FROM pw_summary p, pw_parallel o;
+ROLLBACK;
+-- the rolled back changes never applied
+SET ROLE pm_app;
+SELECT emails_shown, digest = (SELECT digest FROM pw_serial) AS same_cells FROM pw_summary;
+RESET ROLE;
+-- the cells the workers read are counted in consent.disclosures, with the
+-- leader's statement, exactly as a serial plan counts them
+SELECT consent.disclosures_reset();
+SET ROLE pm_app;
+SELECT count(email), count(name), count(born), count(address), count(phone), count(ip), count(searches)
+FROM pw_customers;
+RESET ROLE;
+CREATE TEMP TABLE pw_counted_parallel AS
+SELECT column_name, revealed, masked FROM consent.disclosures WHERE relation = 'public.pw_customers';
+SELECT consent.disclosures_reset();
+SET max_parallel_workers_per_gather = 0;
+SET ROLE pm_app;
+SELECT count(email), count(name), count(born), count(address), count(phone), count(ip), count(searches)
+FROM pw_customers;
+RESET ROLE;
+SET max_parallel_workers_per_gather = 2;
+SELECT p.column_name, p.revealed, p.masked, (p.revealed, p.masked) = (s.revealed, s.masked) AS same_as_serial
+FROM pw_counted_parallel p FULL JOIN consent.disclosures s
+  ON s.column_name = p.column_name AND s.relation = 'public.pw_customers'
+ORDER BY 1;
+-- a parallel plan stopped early counts at least every cell it returned
+SELECT consent.disclosures_reset();
+SET ROLE pm_app;
+SELECT count(email) FROM (SELECT email FROM pw_customers WHERE searches IS NOT NULL LIMIT 50) l;
+RESET ROLE;
+SELECT revealed + masked >= 50 AS counted FROM consent.disclosures WHERE column_name = 'email';
+-- a mask function of the user's that is not PARALLEL SAFE keeps the
+-- statement serial; a PARALLEL SAFE one runs in the workers
+CREATE FUNCTION pw_mask_name(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT left($1, 1) || '~' $$;
+SELECT consent.set_mask('pw_customers', 'name', 'public.pw_mask_name');
+SET ROLE pm_app;
+SELECT pm_workers_launched($$SELECT count(name) FROM pw_customers$$) AS name_workers,
+       pm_workers_launched($$SELECT count(email) FROM pw_customers$$) AS email_workers;
+RESET ROLE;
+ALTER FUNCTION pw_mask_name(text) PARALLEL SAFE;
+SET ROLE pm_app;
+SELECT pm_workers_launched($$SELECT count(name) FROM pw_customers$$) AS name_workers;
+SELECT count(*) FILTER (WHERE name LIKE '_~') AS masked_by_function, count(*) FILTER (WHERE name LIKE 'Wanda%') AS shown
+FROM pw_customers;
+RESET ROLE;
+DROP VIEW pw_summary;
+DROP TABLE pw_customers;
+DROP FUNCTION pw_mask_name(text);
+DROP FUNCTION pm_explain_verbose(text);
+RESET parallel_leader_participation;
+RESET consent.purpose;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;
@@ -91,5 +208,6 @@ RESET max_parallel_workers_per_gather;
 RESET consent.purpose;
 DROP TABLE pm_customers, pm_big;
 DROP FUNCTION pm_has_gather(text);
+DROP FUNCTION pm_workers_launched(text);
 DROP OWNED BY pm_app;
 DROP ROLE pm_app;

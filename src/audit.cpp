@@ -106,6 +106,7 @@ struct LocalCount {
     AttrNumber attno;
     Oid role;
     int purpose;  /* index in the taxonomy, -1: none */
+    int category_index; /* in the taxonomy, -1: none */
     bool allowed; /* the relation is read by a running statement (see relation_active) */
     uint64 revealed;
     uint64 masked;
@@ -136,6 +137,9 @@ size_t last_hit = SIZE_MAX;
  * it counted, in first-touch order. */
 uint64 period = 1;
 std::vector<size_t> touched;
+/* In a parallel worker: how many of the statement's first entries its
+ * leader logs and publishes (audit_hand_over). */
+size_t handed_over = 0;
 /* A new period or moved entries: every AuditSlot is stale. */
 void slots_stale()
 {
@@ -176,9 +180,9 @@ bool relation_active(Oid relid)
 }
 
 /* A new entry: resolves the names once. */
-size_t add_count(const ColumnRule &rule, Oid relid, AttrNumber attno, Oid role, int purpose)
+size_t add_count(int category, Oid relid, AttrNumber attno, Oid role, int purpose)
 {
-    LocalCount c{relid, attno, role, purpose, false, 0, 0, {}, {}, {}, {}, {}, {}, {}};
+    LocalCount c{relid, attno, role, purpose, category, false, 0, 0, {}, {}, {}, {}, {}, {}, {}};
     pg([&] {
         char *rel = get_rel_name(relid);
         char *nsp = get_namespace_name(get_rel_namespace(relid));
@@ -191,8 +195,8 @@ size_t add_count(const ColumnRule &rule, Oid relid, AttrNumber attno, Oid role, 
         c.role_name = user ? user : std::to_string(role);
     });
     const Taxonomy &t = taxonomy();
-    if (rule.category >= 0 && size_t(rule.category) < t.categories.size())
-        c.category = t.categories[size_t(rule.category)].key;
+    if (category >= 0 && size_t(category) < t.categories.size())
+        c.category = t.categories[size_t(category)].key;
     if (purpose >= 0 && size_t(purpose) < t.purposes.size())
         c.purpose_key = t.purposes[size_t(purpose)].key;
     counts.push_back(std::move(c));
@@ -498,6 +502,8 @@ void write_log_lines(uint64 statement)
 /* The top-level statement ended: log and publish what it counted. */
 void flush_statement()
 {
+    if (handed_over > 0) /* a parallel worker: those are its leader's */
+        touched.erase(touched.begin(), touched.begin() + ptrdiff_t(std::min(handed_over, touched.size())));
     if (std::none_of(touched.begin(), touched.end(), [](size_t i) { return counts[i].allowed; })) {
         clear_counts();
         return;
@@ -679,11 +685,13 @@ void audit_subxact_callback(SubXactEvent event, SubTransactionId my_subid, SubTr
 
 } // namespace
 
-/* Counts one cell for the running statement. */
-void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, uint64 context, bool revealed,
-                 AuditSlot &slot)
+namespace {
+/* The entry of (relation, column, role, purpose) for the running
+ * statement: found or made, its counters reset at its first use by the
+ * statement.  Whether the statement reads the relation (else the entry
+ * counts nothing: see relation_active). */
+size_t statement_entry(int category, Oid relid, AttrNumber attno, Oid role, int purpose)
 {
-    Oid role = GetOuterUserId();
     if (touched.empty()) {
         /* the first cell of a statement: names cached by earlier ones may
          * have changed (renamed relation, column, schema or role, changed
@@ -706,7 +714,7 @@ void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpos
                 }
         }
         if (i == SIZE_MAX)
-            i = add_count(rule, relid, attno, role, purpose);
+            i = add_count(category, relid, attno, role, purpose);
         last_hit = i;
     }
     LocalCount &c = counts[i];
@@ -716,8 +724,110 @@ void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpos
         c.allowed = false;
         touched.push_back(i);
     }
+    if (!c.allowed)
+        c.allowed = relation_active(relid);
+    return i;
+}
+} // namespace
+
+size_t audit_worker_counts(WorkerCount *out, size_t max)
+{
+    size_t n = std::min(max, touched.size());
+    for (size_t j = 0; j < n; j++) {
+        const LocalCount &c = counts[touched[j]];
+        out[j] = WorkerCount{c.relid,    c.attno, c.role, c.purpose, c.category_index, c.allowed ? c.revealed : 0,
+                             c.allowed ? c.masked : 0};
+    }
+    return n;
+}
+
+void audit_hand_over(size_t max)
+{
+    handed_over = max;
+}
+
+namespace {
+void copy_name(char *to, size_t size, const std::string &from)
+{
+    size_t n = std::min(size - 1, from.size());
+    memcpy(to, from.data(), n);
+    to[n] = '\0';
+}
+} // namespace
+
+void audit_worker_names(size_t j, WorkerNames &out)
+{
+    const LocalCount &c = counts[touched[j]];
+    copy_name(out.relation, sizeof(out.relation), c.relation);
+    copy_name(out.schema, sizeof(out.schema), c.schema);
+    copy_name(out.table, sizeof(out.table), c.table);
+    copy_name(out.column, sizeof(out.column), c.column);
+    copy_name(out.role, sizeof(out.role), c.role_name);
+    copy_name(out.category, sizeof(out.category), c.category);
+    copy_name(out.purpose, sizeof(out.purpose), c.purpose_key);
+}
+
+void audit_add_counts(const WorkerCount &w, const WorkerNames &names, uint64 revealed, uint64 masked) noexcept
+{
+    try {
+        /* the statement's first count: names kept from earlier statements
+         * may be out of date (the taxonomy's generation is not checked:
+         * that could load it) */
+        if (touched.empty() && (names_stale || counts.size() > 4096)) {
+            drop_counts();
+            names_stale = false;
+        }
+        size_t i = SIZE_MAX;
+        if (!slots.empty())
+            for (size_t s = slot_of(w.relid, w.attno, w.role, w.purpose); slots[s] != 0;
+                 s = (s + 1) & (slots.size() - 1))
+                if (same_key(counts[size_t(slots[s] - 1)], w.relid, w.attno, w.role, w.purpose)) {
+                    i = size_t(slots[s] - 1);
+                    break;
+                }
+        if (i == SIZE_MAX) {
+            /* the worker's names: no catalog access here */
+            LocalCount c{w.relid, w.attno, w.role, w.purpose, w.category, false, 0, 0, names.relation, names.schema,
+                         names.table, names.column, names.category, names.purpose, names.role};
+            counts.push_back(std::move(c));
+            slots_stale();
+            i = counts.size() - 1;
+            if ((counts.size() + 1) * 4 > slots.size() * 3)
+                rehash(std::max<size_t>(64, slots.size() * 2));
+            else {
+                size_t s = slot_of(w.relid, w.attno, w.role, w.purpose);
+                while (slots[s] != 0)
+                    s = (s + 1) & (slots.size() - 1);
+                slots[s] = int32(counts.size());
+            }
+        }
+        LocalCount &c = counts[i];
+        if (c.period != period) {
+            c.period = period;
+            c.revealed = c.masked = 0;
+            c.allowed = false;
+            touched.push_back(i);
+        }
+        if (!c.allowed)
+            c.allowed = relation_active(w.relid);
+        if (!c.allowed)
+            return;
+        c.revealed += revealed;
+        c.masked += masked;
+    } catch (...) {
+        /* out of memory: these counts are lost, nothing else */
+    }
+}
+
+/* Counts one cell for the running statement. */
+void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, uint64 context, bool revealed,
+                 AuditSlot &slot)
+{
+    Oid role = GetOuterUserId();
+    size_t i = statement_entry(rule.category, relid, attno, role, purpose);
+    LocalCount &c = counts[i];
     slot.epoch = 0;
-    if (!c.allowed && !(c.allowed = relation_active(relid)))
+    if (!c.allowed)
         return; /* a direct call naming a relation no running statement reads */
     slot = AuditSlot{detail::audit_epoch, &c.revealed, &c.masked, context};
     if (revealed)

@@ -47,6 +47,41 @@ struct AuditSlot {
 void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, uint64 context, bool revealed,
                  AuditSlot &slot);
 
+/* What a parallel worker counted for one (relation, column, role,
+ * purpose), handed to its leader (parallel.cpp), which logs and publishes
+ * it with its own statement. */
+struct WorkerCount {
+    Oid relid;
+    AttrNumber attno;
+    Oid role;
+    int purpose;
+    int category;
+    uint64 revealed;
+    uint64 masked;
+};
+/* The names a worker resolved for one of its counts: the leader logs and
+ * publishes them without catalog access (it may take them while its
+ * transaction aborts). */
+struct WorkerNames {
+    char relation[2 * 2 * NAMEDATALEN + 8];
+    char schema[NAMEDATALEN];
+    char table[NAMEDATALEN];
+    char column[NAMEDATALEN];
+    char role[NAMEDATALEN];
+    char category[208];
+    char purpose[208];
+};
+/* In a worker: the running statement's counts, in first-count order (at
+ * most max; the order never changes within the statement). */
+size_t audit_worker_counts(WorkerCount *out, size_t max);
+/* In a worker: the names of the statement's j-th count. */
+void audit_worker_names(size_t j, WorkerNames &out);
+/* In a worker: the first max entries of the statement are its leader's to
+ * log and publish; the worker itself only flushes any beyond. */
+void audit_hand_over(size_t max);
+/* In a leader: adds what a worker counted to the running statement. */
+void audit_add_counts(const WorkerCount &w, const WorkerNames &names, uint64 revealed, uint64 masked) noexcept;
+
 /* Called by the mask function once per non-NULL cell, right after the
  * decision (purpose and context: the session context's purpose and
  * serial): one branch when nothing is counted, two compares otherwise. */

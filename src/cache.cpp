@@ -19,6 +19,7 @@
  * latest snapshot.
  */
 #include "cache.h"
+#include "parallel.h"
 #include "shared_state.h"
 #include "wal.h"
 #include "cursor.h"
@@ -1060,10 +1061,11 @@ SubjectEvents find_events(std::string_view key, TimestampTz as_of)
     if (!past && shared::enabled()) {
         SubjectEvents ev;
         /* after a bulk change, this transaction decides everything itself;
-         * so does a parallel worker of a transaction that wrote (it cannot
-         * tell which subjects its leader changed) */
+         * so does a parallel worker of a transaction that wrote when its
+         * leader's list of changed subjects did not reach it (parallel.h) */
         if (!changed_everything && (own_changed.empty() || !own_changed.count(hash_key(key))) &&
-            !(IsParallelWorker() && TransactionIdIsValid(GetTopTransactionIdIfAny())) && shared_events(key, ev))
+            !(IsParallelWorker() && !leader_context_received() && TransactionIdIsValid(GetTopTransactionIdIfAny())) &&
+            shared_events(key, ev))
             return ev;
     }
     SubjectTable &table = past ? as_of_table : now_table;
@@ -1210,6 +1212,21 @@ void cache_sync(bool parallel_plan)
         }
     }
     ring_read_pos = pos;
+}
+
+const std::vector<std::string> &cache_own_changes(bool &everything)
+{
+    everything = changed_everything;
+    return changed_keys;
+}
+
+void cache_adopt_leader_changes(bool everything, const std::vector<std::string> &keys)
+{
+    forget_own_changes();
+    changed_everything = everything;
+    for (const std::string &k : keys)
+        if (own_changed.insert(hash_key(k)).second)
+            changed_keys.push_back(k);
 }
 
 void cache_subject_changed(std::string_view key)

@@ -20,7 +20,9 @@ extern "C" {
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace consent {
 
@@ -86,6 +88,10 @@ inline uint64_t cache_epoch_now()
 /* Called at the start of every statement: apply invalidations from other
  * backends.  parallel_plan: the statement is about to enter parallel mode. */
 void cache_sync(bool parallel_plan = false);
+/* The subjects this transaction changed (everything: too many to list, or
+ * a TRUNCATE), for its parallel workers; and, in a worker, its leader's. */
+const std::vector<std::string> &cache_own_changes(bool &everything);
+void cache_adopt_leader_changes(bool everything, const std::vector<std::string> &keys);
 /* A subject changed in this transaction. */
 void cache_subject_changed(std::string_view key);
 /* All subjects may have changed in this transaction (TRUNCATE). */

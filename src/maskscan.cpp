@@ -21,12 +21,13 @@
  *
  * The scan keeps its quals, so a predicate on a tagged column still filters
  * on the masked value (its mask call stays in the scan's filter).  Outputs
- * of any other shape, mask calls in upper nodes (aggregates, joins) and
- * plans run by parallel workers keep the plain calls.
+ * of any other shape and mask calls in upper nodes (aggregates, joins) keep
+ * the plain calls.  Parallel workers run the node like the leader, in the
+ * leader's context (parallel.h).
  *
  * Owns: the plan transformation and the node's executor callbacks.
  * Must never: change what a plan returns (every output is the scan's own
- * column or mask_cell() of it), mask in a parallel worker, or keep C++
+ * column or mask_cell() of it), or keep C++
  * objects alive across the child's execution (it may ereport).
  */
 #include "boundary.h"
@@ -277,7 +278,7 @@ Plan *mask_scan(Scan *scan, Transform &tf)
     plan->plan_rows = child->plan_rows;
     plan->plan_width = child->plan_width;
     plan->parallel_aware = false;
-    plan->parallel_safe = false; /* the mask functions are parallel restricted */
+    plan->parallel_safe = child->parallel_safe; /* workers mask in their leader's context (parallel.h) */
     plan->plan_node_id = tf.next_id++;
     plan->extParam = bms_copy(child->extParam);
     plan->allParam = bms_copy(child->allParam);

@@ -8,6 +8,7 @@
 #include "boundary.h"
 #include "consent.h"
 #include "maskscan.h"
+#include "parallel.h"
 #include "shared_state.h"
 
 extern "C" {
@@ -48,6 +49,7 @@ extern "C" void _PG_init(void)
         install_audit_hooks();
         install_query_hooks();
         register_mask_scan();
+        register_parallel_context();
     });
 }
 

@@ -246,7 +246,10 @@ void scope_xact_callback(XactEvent event, void *)
     switch (event) {
     case XACT_EVENT_PRE_COMMIT:
     case XACT_EVENT_PRE_PREPARE:
-        if (purpose_scope == SCOPE_TRANSACTION && !IsInParallelMode() &&
+        /* not in a parallel worker: it commits the transaction in which it
+         * restores its leader's settings, which would clear the purpose it
+         * restored */
+        if (purpose_scope == SCOPE_TRANSACTION && !IsInParallelMode() && !IsParallelWorker() &&
             (purpose_set_in_xact || !defaults_neutralized || (purpose_setting && purpose_setting[0] != '\0')))
             entry([] {
                 neutralize_defaults();

@@ -24,10 +24,12 @@
 #include "decision.h"
 #include "invalidation.h"
 #include "maskscan.h"
+#include "parallel.h"
 #include "taxonomy.h"
 
 extern "C" {
 #include "access/relation.h"
+#include "access/transam.h"
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_language.h"
@@ -128,7 +130,19 @@ struct WalkContext {
     /* what inlining set-returning functions adds to the plan's
      * dependencies (PostgreSQL's inliner records them here) */
     PlannerInfo *inline_root;
+    bool masked = false;          /* a mask call was put in */
+    bool leader_only_mask = false; /* one masks with a function not PARALLEL SAFE */
 };
+
+/* A column whose mask is a function of the user's that is not PARALLEL
+ * SAFE: the statement gets no parallel plan (its cells may be masked in
+ * workers otherwise). */
+void note_mask(const ColumnRule &rule, WalkContext *cx)
+{
+    cx->masked = true;
+    if (OidIsValid(rule.mask.func) && !cx->leader_only_mask && func_parallel(rule.mask.func) != PROPARALLEL_SAFE)
+        cx->leader_only_mask = true;
+}
 
 Node *mutate_expr(Node *node, WalkContext *cx);
 void mutate_query(Query *q, bool strict_targets, WalkContext *cx);
@@ -204,6 +218,8 @@ Node *mask_whole_row(Var *var, Oid relid, WalkContext *cx)
         Var *col = makeVar(var->varno, att->attnum, att->atttypid, att->atttypmod, att->attcollation, var->varlevelsup);
         copy_var_context(col, var);
         const ColumnRule *rule = column_rule(relid, att->attnum);
+        if (rule)
+            note_mask(*rule, cx);
         row->args = lappend(row->args, rule ? (Node *)mask_expr(col, relid, *rule, cx->strict, *cx->tax) : (Node *)col);
         row->colnames = lappend(row->colnames, makeString(pstrdup(NameStr(att->attname))));
     }
@@ -231,6 +247,7 @@ Node *mutate_var(Var *var, WalkContext *cx)
     const ColumnRule *rule = column_rule(rte->relid, var->varattno);
     if (!rule)
         return (Node *)var;
+    note_mask(*rule, cx);
     return (Node *)mask_expr(var, rte->relid, *rule, cx->strict, *cx->tax);
 }
 
@@ -357,21 +374,32 @@ void mutate_query(Query *q, bool strict_targets, WalkContext *cx)
 /* Finds a call of the mask functions in a query before our rewrite: none is
  * legitimate there (they would be an oracle for the hash mask and forge
  * disclosures), whether written directly, in a view or in a function. */
-bool calls_mask_function(Node *node, const Taxonomy *t)
+/* What a query calls of ours, before the rewrite puts mask calls in. */
+struct Calls {
+    const Taxonomy *t;
+    Oid consent_schema;
+    bool decides; /* a function of the consent schema (granted(), a policy's any_granted()) */
+};
+
+/* Whether the query calls the mask functions itself (refused); notes in
+ * calls->decides whether it calls other functions of ours. */
+bool calls_mask_function(Node *node, Calls *calls)
 {
     if (node == nullptr)
         return false;
     if (IsA(node, FuncExpr)) {
         Oid f = ((FuncExpr *)node)->funcid;
-        if (f == t->mask_func || f == t->strict_func)
+        if (f == calls->t->mask_func || f == calls->t->strict_func)
             return true;
+        if (!calls->decides && f >= FirstNormalObjectId && get_func_namespace(f) == calls->consent_schema)
+            calls->decides = true;
     }
     if (IsA(node, Query))
         return query_tree_walker((Query *)node,
                                  reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(calls_mask_function)),
-                                 (void *)t, 0);
+                                 (void *)calls, 0);
     return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(calls_mask_function)),
-                                  (void *)t);
+                                  (void *)calls);
 }
 
 PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options, ParamListInfo params)
@@ -380,13 +408,17 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
         return pg([&] {
             const Taxonomy &t = taxonomy();
             WalkContext cx{NIL, false, &t, nullptr};
+            Calls calls{&t, InvalidOid, false};
             if (t.installed && !t.type_category.empty()) {
-                if (calls_mask_function((Node *)parse, &t))
+                calls.consent_schema = get_func_namespace(t.mask_func);
+                if (calls_mask_function((Node *)parse, &calls))
                     ereport(ERROR,
                             (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                              errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
                              errhint("Select the column itself: it is masked automatically.")));
                 mutate_query(parse, false, &cx);
+                if (cx.leader_only_mask)
+                    cursor_options &= ~CURSOR_OPT_PARALLEL_OK;
             }
             PlannedStmt *stmt = prev_planner ? prev_planner(parse, query_string, cursor_options, params)
                                              : standard_planner(parse, query_string, cursor_options, params);
@@ -396,8 +428,12 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
                 stmt->invalItems = list_concat(stmt->invalItems, cx.inline_root->glob->invalItems);
                 stmt->dependsOnRole |= cx.inline_root->glob->dependsOnRole;
             }
-            if (t.installed && !t.type_category.empty())
+            if (t.installed && !t.type_category.empty()) {
                 mask_scans(stmt, t);
+                /* workers decide in their leader's context */
+                if (stmt->parallelModeNeeded && (cx.masked || calls.decides))
+                    add_parallel_context(stmt);
+            }
             return stmt;
         });
     });

@@ -1088,6 +1088,17 @@ Snapshot statement_snapshot_now()
     return pg([] { return statement_snapshot(); });
 }
 
+void adopt_statement_snapshot(Snapshot leader)
+{
+    pg([&] {
+        if (!statement_cxt)
+            statement_cxt = AllocSetContextCreate(TopMemoryContext, "consent statement snapshot",
+                                                  ALLOCSET_SMALL_SIZES);
+        MemoryContextReset(statement_cxt);
+        statement_snap = copy_snapshot(leader, statement_cxt);
+    });
+}
+
 void statement_start(bool parallel_plan)
 {
     /* a statement run in parallel mode keeps the snapshot taken before */

@@ -81,6 +81,9 @@ bool in_progress(uint64_t fxid);
 void statement_start(bool parallel_plan);
 /* The statement's snapshot (taking it if it was not yet). */
 Snapshot statement_snapshot_now();
+/* In a parallel worker: the statement's snapshot is its leader's (a copy
+ * of leader is kept for the worker's life). */
+void adopt_statement_snapshot(Snapshot leader);
 /* The snapshot a full scan of the consent state uses: the latest one
  * (registered for the scan), or in parallel mode the statement's. */
 class ScanSnapshot {

@@ -2,6 +2,7 @@
  * spi.cpp — the SPI query runner of spi.h.
  */
 #include "spi.h"
+#include "shared_state.h"
 
 extern "C" {
 #include "catalog/pg_authid.h"
@@ -123,6 +124,8 @@ std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std
     std::vector<Oid> &types = tp.types;
     std::vector<Datum> &values = tp.values;
     std::vector<char> &nulls = tp.nulls;
+    /* in parallel mode no newer snapshot can be taken: the statement's */
+    Snapshot statement = latest && IsInParallelMode() ? shared::statement_snapshot_now() : nullptr;
     pg([&] {
         tp.fill();
         int rc;
@@ -132,7 +135,8 @@ std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std
             SPIPlanPtr plan = keep ? kept_plan(sql, n, types.data()) : SPI_prepare(sql, n, types.data());
             if (!plan)
                 elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-            rc = SPI_execute_snapshot(plan, values.data(), nulls.data(), GetLatestSnapshot(), InvalidSnapshot, true,
+            rc = SPI_execute_snapshot(plan, values.data(), nulls.data(), statement ? statement : GetLatestSnapshot(),
+                                      InvalidSnapshot, true,
                                       false, 0);
         } else {
             rc = SPI_execute_with_args(sql, n, types.data(), values.data(), nulls.data(), true, 0);

@@ -402,3 +402,9 @@ $$;
 CREATE FUNCTION consent.shared_state(OUT status text, OUT database name, OUT subjects bigint, OUT bytes bigint,
                                      OUT capacity bigint, OUT builds bigint, OUT build_ms bigint)
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'consent_shared_state';
+
+-- Parallel workers mask in their leader's context (its decision snapshot,
+-- its transaction's consent changes, its audit): the mask functions are
+-- parallel safe.
+ALTER FUNCTION consent._mask(anyelement, "any", oid, int2) PARALLEL SAFE;
+ALTER FUNCTION consent._mask_strict(anyelement, "any", oid, int2) PARALLEL SAFE;

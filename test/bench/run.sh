@@ -158,6 +158,7 @@ interleaved() { # workload (agg|copy|join)
                 consent) role=bench_app rel=customers;; join) role=bench_app rel=customers_join_view;; esac
             case $w in
                 agg) one_ms $role personalize "$(agg $rel)" ;;
+                aggpar) one_ms $role personalize "$(agg_par $rel)" ;;
                 join) one_ms $role personalize "$(join_q $rel)" ;;
                 copy) one_copy_ms $role personalize $rel ;;
             esac >> "$work/samples_${w}_$v"
@@ -212,6 +213,10 @@ SELECT count(*) FILTER (WHERE email LIKE 'u%'), sum(length(name)), max(born), su
 SQL
     echo "$work/agg_$1.sql"
 }
+agg_par() { # relation: the aggregate with 2 parallel workers (the server's default here is 0)
+    { echo "SET max_parallel_workers_per_gather = 2;"; cat "$(agg "$1")"; } > "$work/aggpar_$1.sql"
+    echo "$work/aggpar_$1.sql"
+}
 point() { # relation
     printf '\\set id random(1, %d)\nSELECT * FROM %s WHERE id = :id;\n' "$rows" "$1" > "$work/point_$1.sql"
     echo "$work/point_$1.sql"
@@ -225,6 +230,11 @@ declare -A r
 echo "full-scan aggregate over the 7 columns ..."
 interleaved agg
 r[agg_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[agg_exists]=$(median_ms bench_app personalize "$(agg customers_exists_view)" "${BENCH_SLOW_REPS:-1}")
+echo "full-scan aggregate with 2 parallel workers ..."
+interleaved aggpar
+r[aggpar_exists]=n/a
+r[aggpar_workers]=$(PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personalize -c max_parallel_workers_per_gather=2" \
+    psql -X -A -t -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) $(tr '\n' ' ' < "$(agg customers)" | sed 's/;[[:space:]]*$//')" | sed -n 's/.*Workers Launched: \([0-9]*\).*/\1/p' | head -1)
 echo "COPY of all columns ..."
 interleaved copy
 r[copy_exists]=n/a; [ -n "${BENCH_NO_EXISTS:-}" ] || r[copy_exists]=$(median_copy_ms bench_app personalize customers_exists_view "${BENCH_SLOW_REPS:-1}")
@@ -382,8 +392,9 @@ echo "Server settings: $settings (shared_buffers in 8kB pages); database $databa
 echo
 echo "| workload | raw table | bypass role | pg_consent (personalize) | hand-written LEFT JOIN view | hand-written EXISTS view | pg_consent / raw | pg_consent / LEFT JOIN view |"
 echo "|---|---|---|---|---|---|---|---|"
-for w in agg copy join; do
-    case $w in agg) label="full-scan aggregate, 7 columns (ms)";; copy) label="COPY (SELECT *) TO STDOUT (ms)";; join) label="orders ⋈ customers (ms)";; esac
+for w in agg aggpar copy join; do
+    case $w in agg) label="full-scan aggregate, 7 columns (ms)";; aggpar) label="the same, max_parallel_workers_per_gather = 2 (ms; ${r[aggpar_workers]:-0} workers launched, masked)";;
+        copy) label="COPY (SELECT *) TO STDOUT (ms)";; join) label="orders ⋈ customers (ms)";; esac
     echo "| $label | ${r[${w}_raw]} | ${r[${w}_bypass]} | ${r[${w}_consent]} | ${r[${w}_join]} | ${r[${w}_exists]} | $(ratio "${r[${w}_raw]}" "${r[${w}_consent]}") × speed | $(ratio "${r[${w}_join]}" "${r[${w}_consent]}") × faster |"
 done
 echo "| point look-ups by primary key (TPS) | ${r[point_raw]} | ${r[point_bypass]} | ${r[point_consent]} | ${r[point_join]} | ${r[point_exists]} | $(ratio "${r[point_consent]}" "${r[point_raw]}") × TPS | $(ratio "${r[point_consent]}" "${r[point_join]}") × TPS |"
