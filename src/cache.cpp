@@ -1172,6 +1172,12 @@ uint64_t decide_all(const Taxonomy &t, const SubjectEvents &ev, int purpose, Tim
 void cache_sync(bool parallel_plan)
 {
     shared::statement_start(parallel_plan);
+    /* A statement run inside a parallel one (a function's query) decides
+     * with the outer statement's snapshot: the changes made since are not
+     * taken in yet, or the decisions made with that older snapshot would
+     * be remembered past them; the next statement takes them in. */
+    if (IsInParallelMode())
+        return;
     if (uint64_t changes = shared::change_count(); changes != shared_changes_seen) {
         /* a record changed: decisions remembered for a row go */
         shared_changes_seen = changes;
