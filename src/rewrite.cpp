@@ -25,6 +25,7 @@
 #include "invalidation.h"
 #include "maskscan.h"
 #include "parallel.h"
+#include "shared_state.h"
 #include "taxonomy.h"
 
 extern "C" {
@@ -417,7 +418,9 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
                              errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
                              errhint("Select the column itself: it is masked automatically.")));
                 mutate_query(parse, false, &cx);
-                if (cx.leader_only_mask)
+                /* parallel workers mask from the server's shared state;
+                 * without it each would load the consent state again */
+                if (cx.leader_only_mask || (cx.masked && !shared::enabled()))
                     cursor_options &= ~CURSOR_OPT_PARALLEL_OK;
             }
             PlannedStmt *stmt = prev_planner ? prev_planner(parse, query_string, cursor_options, params)
