@@ -101,6 +101,7 @@ ANALYZE pw_customers;
 SELECT consent.protect('pw_customers', 'id') IS NOT NULL AS protected;
 GRANT SELECT ON pw_customers TO pm_app;
 SELECT count(consent.grant(id, 'user.contact', 'personalize')) FROM pw_customers WHERE id % 2 = 0;
+SELECT clock_timestamp() AS pw_contact_only \gset
 SELECT count(consent.grant(id, 'user.name', 'personalize')) FROM pw_customers WHERE id % 3 = 0;
 SELECT count(consent.grant(id, 'user.demographic.date_of_birth', 'personalize')) FROM pw_customers WHERE id % 5 = 0;
 SELECT count(consent.grant(id, 'user', 'personalize')) FROM pw_customers WHERE id % 7 = 0;
@@ -181,6 +182,20 @@ SET ROLE pm_app;
 SELECT count(email) FROM (SELECT email FROM pw_customers WHERE searches IS NOT NULL LIMIT 50) l;
 RESET ROLE;
 SELECT revealed + masked >= 50 AS counted FROM consent.disclosures WHERE column_name = 'email';
+-- consent.as_of in the workers: the leader's setting, decided from the
+-- ledger as the leader would (only the contact grants existed then)
+GRANT consent_auditor TO pm_app;
+SET ROLE pm_app;
+SET consent.as_of = :'pw_contact_only';
+SET max_parallel_workers_per_gather = 0;
+SELECT digest AS past_serial_digest, emails_shown AS past_emails, names_shown AS past_names FROM pw_summary \gset
+SET max_parallel_workers_per_gather = 2;
+SELECT pm_workers_launched($$SELECT * FROM pw_summary$$) AS workers_launched;
+SELECT emails_shown = :past_emails AS same_emails, names_shown AS names_shown_then,
+       digest = :past_serial_digest AS same_cells FROM pw_summary;
+RESET consent.as_of;
+RESET ROLE;
+REVOKE consent_auditor FROM pm_app;
 -- a mask function of the user's that is not PARALLEL SAFE keeps the
 -- statement serial; a PARALLEL SAFE one runs in the workers
 CREATE FUNCTION pw_mask_name(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT left($1, 1) || '~' $$;

@@ -42,6 +42,8 @@ using detail::context_dirty;
 namespace {
 
 TimestampTz as_of_value = NOW;
+/* A parallel worker's consent.as_of, read at its first decision. */
+constexpr TimestampTz AS_OF_LATER = DT_NOEND;
 
 /* Whether the role may replay the past: superuser or consent_auditor. */
 bool role_is_auditor(Oid role)
@@ -135,6 +137,16 @@ bool check_as_of_guc(char **newval, void **extra, GucSource source)
 {
     if (!*newval || (*newval)[0] == '\0') {
         *extra = nullptr;
+        return true;
+    }
+    if (IsParallelWorker()) {
+        /* the leader's value, restored maybe before DateStyle and TimeZone
+         * (it may not parse yet): read at the first decision */
+        auto *p = static_cast<TimestampTz *>(guc_extra_alloc(sizeof(TimestampTz)));
+        if (!p)
+            return false;
+        *p = AS_OF_LATER;
+        *extra = p;
         return true;
     }
     std::string text(*newval);
@@ -391,6 +403,15 @@ const SessionContext &detail::session_context_slow()
         last.bypass = c.bypass;
         last.purpose = c.purpose;
         last.valid = true;
+    }
+    if (as_of_value == AS_OF_LATER) {
+        /* a parallel worker: its leader's value, under the leader's
+         * DateStyle and TimeZone, restored by now */
+        std::string text(as_of_setting ? as_of_setting : "");
+        as_of_value = pg([&] {
+            return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text.c_str()),
+                                                           ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        });
     }
     if (as_of_value != NOW) {
         if (!pg([&] { return role_is_auditor(role); }))
