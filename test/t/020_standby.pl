@@ -258,6 +258,42 @@ is((app_psql($standby, 'SELECT name FROM customers WHERE id = 3', 'personalize')
 is($standby_app->query_safe('SELECT name FROM customers WHERE id = 3'),
 	'C. C.', 'standby, open session: the second replayed withdrawal masks too');
 
+# Parallel query on the standby: the workers mask in their leader's
+# context, after replayed changes too; the same cells as a serial plan on
+# the standby and on the primary.
+$primary->safe_psql(
+	'postgres', q{
+    CREATE TABLE par_customers (id bigint PRIMARY KEY, email consent.email);
+    INSERT INTO par_customers SELECT g, 'p' || g || '@example.com' FROM generate_series(100001, 130000) g;
+    ANALYZE par_customers;
+    GRANT SELECT ON par_customers TO app;
+    SELECT FROM consent.protect('par_customers', 'id');
+    SELECT count(consent.grant(id, 'user.contact.email', 'personalize')) FROM par_customers WHERE id % 3 = 0;
+});
+$primary->wait_for_catchup($standby, 'replay');
+my $par_settings = "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;\n"
+  . "SET parallel_leader_participation = off;\n";
+my $par_read = "SELECT count(*) FILTER (WHERE email NOT LIKE '%*%') || ':' || sum(hashtext(email::text)::bigint) FROM par_customers;";
+sub par_compare
+{
+	my ($label) = @_;
+	my $serial = (app_psql($primary, "SET max_parallel_workers_per_gather = 0;\n$par_read", 'personalize'))[1];
+	my $plan = (app_psql($standby,
+		"${par_settings}SET max_parallel_workers_per_gather = 2;\n"
+		  . "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) $par_read", 'personalize'))[1];
+	like($plan, qr/Workers Launched: [1-9].*ConsentContext/s, "standby, $label: the masked aggregate runs in parallel workers");
+	is((app_psql($standby, "${par_settings}SET max_parallel_workers_per_gather = 2;\n$par_read", 'personalize'))[1],
+		$serial, "standby, $label: parallel workers mask as the primary's serial plan");
+	is((app_psql($standby, "SET max_parallel_workers_per_gather = 0;\n$par_read", 'personalize'))[1],
+		$serial, "standby, $label: the standby's serial plan too");
+	return $serial;
+}
+my $par_before = par_compare('parallel query');
+$primary->safe_psql('postgres',
+	q{SELECT count(consent.withdraw(id, 'user.contact.email', 'personalize')) FROM par_customers WHERE id % 9 = 0});
+$primary->wait_for_catchup($standby, 'replay');
+isnt(par_compare('parallel query after replayed withdrawals'), $par_before, 'the replayed withdrawals changed the cells');
+
 $_->quit for ($standby_app, $primary_app, $standby_dba);
 $standby->stop;
 $primary->stop;
