@@ -180,6 +180,25 @@ bool relation_active(Oid relid)
 }
 
 /* A new entry: resolves the names once. */
+/* Adds a new entry (no catalog access). */
+size_t insert_count(LocalCount &&c)
+{
+    Oid relid = c.relid, role = c.role;
+    AttrNumber attno = c.attno;
+    int purpose = c.purpose;
+    counts.push_back(std::move(c));
+    slots_stale(); /* the vector may have moved */
+    if ((counts.size() + 1) * 4 > slots.size() * 3)
+        rehash(std::max<size_t>(64, slots.size() * 2));
+    else {
+        size_t s = slot_of(relid, attno, role, purpose);
+        while (slots[s] != 0)
+            s = (s + 1) & (slots.size() - 1);
+        slots[s] = int32(counts.size());
+    }
+    return counts.size() - 1;
+}
+
 size_t add_count(int category, Oid relid, AttrNumber attno, Oid role, int purpose)
 {
     LocalCount c{relid, attno, role, purpose, category, false, 0, 0, {}, {}, {}, {}, {}, {}, {}};
@@ -199,22 +218,40 @@ size_t add_count(int category, Oid relid, AttrNumber attno, Oid role, int purpos
         c.category = t.categories[size_t(category)].key;
     if (purpose >= 0 && size_t(purpose) < t.purposes.size())
         c.purpose_key = t.purposes[size_t(purpose)].key;
-    counts.push_back(std::move(c));
-    slots_stale(); /* the vector may have moved */
-    if ((counts.size() + 1) * 4 > slots.size() * 3)
-        rehash(std::max<size_t>(64, slots.size() * 2));
-    else {
-        size_t s = slot_of(relid, attno, role, purpose);
-        while (slots[s] != 0)
-            s = (s + 1) & (slots.size() - 1);
-        slots[s] = int32(counts.size());
-    }
-    return counts.size() - 1;
+    return insert_count(std::move(c));
 }
 
 bool same_key(const LocalCount &c, Oid relid, AttrNumber attno, Oid role, int purpose)
 {
     return c.relid == relid && c.attno == attno && c.role == role && c.purpose == purpose;
+}
+
+/* The entry of (relation, column, role, purpose), SIZE_MAX when there is none. */
+size_t find_count(Oid relid, AttrNumber attno, Oid role, int purpose)
+{
+    if (slots.empty())
+        return SIZE_MAX;
+    for (size_t s = slot_of(relid, attno, role, purpose); slots[s] != 0; s = (s + 1) & (slots.size() - 1))
+        if (same_key(counts[size_t(slots[s] - 1)], relid, attno, role, purpose))
+            return size_t(slots[s] - 1);
+    return SIZE_MAX;
+}
+
+/* Entry i is counted by the running statement: its counters start from
+ * zero at the statement's first count; whether the statement reads its
+ * relation (see relation_active). */
+bool touch_count(size_t i)
+{
+    LocalCount &c = counts[i];
+    if (c.period != period) {
+        c.period = period;
+        c.revealed = c.masked = 0;
+        c.allowed = false;
+        touched.push_back(i);
+    }
+    if (!c.allowed)
+        c.allowed = relation_active(c.relid);
+    return c.allowed;
 }
 
 /* Ends the counting period: the next statement counts from zero. */
@@ -705,27 +742,12 @@ size_t statement_entry(int category, Oid relid, AttrNumber attno, Oid role, int 
     }
     size_t i = last_hit;
     if (i >= counts.size() || !same_key(counts[i], relid, attno, role, purpose)) {
-        i = SIZE_MAX;
-        if (!slots.empty()) {
-            for (size_t s = slot_of(relid, attno, role, purpose); slots[s] != 0; s = (s + 1) & (slots.size() - 1))
-                if (same_key(counts[size_t(slots[s] - 1)], relid, attno, role, purpose)) {
-                    i = size_t(slots[s] - 1);
-                    break;
-                }
-        }
+        i = find_count(relid, attno, role, purpose);
         if (i == SIZE_MAX)
             i = add_count(category, relid, attno, role, purpose);
         last_hit = i;
     }
-    LocalCount &c = counts[i];
-    if (c.period != period) {
-        c.period = period;
-        c.revealed = c.masked = 0;
-        c.allowed = false;
-        touched.push_back(i);
-    }
-    if (!c.allowed)
-        c.allowed = relation_active(relid);
+    touch_count(i);
     return i;
 }
 } // namespace
@@ -777,41 +799,14 @@ void audit_add_counts(const WorkerCount &w, const WorkerNames &names, uint64 rev
             drop_counts();
             names_stale = false;
         }
-        size_t i = SIZE_MAX;
-        if (!slots.empty())
-            for (size_t s = slot_of(w.relid, w.attno, w.role, w.purpose); slots[s] != 0;
-                 s = (s + 1) & (slots.size() - 1))
-                if (same_key(counts[size_t(slots[s] - 1)], w.relid, w.attno, w.role, w.purpose)) {
-                    i = size_t(slots[s] - 1);
-                    break;
-                }
-        if (i == SIZE_MAX) {
-            /* the worker's names: no catalog access here */
-            LocalCount c{w.relid, w.attno, w.role, w.purpose, w.category, false, 0, 0, names.relation, names.schema,
-                         names.table, names.column, names.category, names.purpose, names.role};
-            counts.push_back(std::move(c));
-            slots_stale();
-            i = counts.size() - 1;
-            if ((counts.size() + 1) * 4 > slots.size() * 3)
-                rehash(std::max<size_t>(64, slots.size() * 2));
-            else {
-                size_t s = slot_of(w.relid, w.attno, w.role, w.purpose);
-                while (slots[s] != 0)
-                    s = (s + 1) & (slots.size() - 1);
-                slots[s] = int32(counts.size());
-            }
-        }
-        LocalCount &c = counts[i];
-        if (c.period != period) {
-            c.period = period;
-            c.revealed = c.masked = 0;
-            c.allowed = false;
-            touched.push_back(i);
-        }
-        if (!c.allowed)
-            c.allowed = relation_active(w.relid);
-        if (!c.allowed)
+        size_t i = find_count(w.relid, w.attno, w.role, w.purpose);
+        if (i == SIZE_MAX) /* the worker's names: no catalog access here */
+            i = insert_count(LocalCount{w.relid, w.attno, w.role, w.purpose, w.category, false, 0, 0, names.relation,
+                                        names.schema, names.table, names.column, names.category, names.purpose,
+                                        names.role});
+        if (!touch_count(i))
             return;
+        LocalCount &c = counts[i];
         c.revealed += revealed;
         c.masked += masked;
     } catch (...) {
