@@ -43,6 +43,21 @@ SET consent.purpose = 'marketing.communications.email';
 SELECT id, email FROM pl_customers ORDER BY id;
 SET consent.purpose = 'marketing.advertising';
 SELECT id, email FROM pl_customers ORDER BY id;
+-- the policy in parallel workers (PARALLEL SAFE): the rows of the serial plan
+SET consent.purpose = 'marketing';
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET parallel_leader_participation = off;
+EXPLAIN (COSTS OFF) SELECT id, email FROM pl_customers;
+SELECT string_agg(id || ':' || email, ', ' ORDER BY id) AS parallel_rows FROM pl_customers;
+SET max_parallel_workers_per_gather = 0;
+SELECT string_agg(id || ':' || email, ', ' ORDER BY id) AS serial_rows FROM pl_customers;
+RESET max_parallel_workers_per_gather;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET parallel_leader_participation;
 -- other purposes are unaffected
 SET consent.purpose = 'personalize';
 SELECT id, email FROM pl_customers ORDER BY id;

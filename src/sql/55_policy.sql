@@ -8,7 +8,8 @@ CREATE FUNCTION consent.any_granted(subject uuid, purpose text DEFAULT NULL) RET
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'consent_any_granted';
 
 -- The policy installed by require_consent (see src/purpose.cpp for why it is
--- LEAKPROOF).  PARALLEL RESTRICTED: the consent cache lives in the leader.
+-- LEAKPROOF).  Parallel safe from 1.4 (98_release_1_4.sql): parallel workers
+-- decide in their leader's context.
 CREATE FUNCTION consent._require_check(subject anyelement, required_purpose text) RETURNS boolean
     LANGUAGE c STABLE LEAKPROOF PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'consent_require_check';
 

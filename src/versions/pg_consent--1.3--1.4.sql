@@ -408,3 +408,6 @@ CREATE FUNCTION consent.shared_state(OUT status text, OUT database name, OUT sub
 -- parallel safe.
 ALTER FUNCTION consent._mask(anyelement, "any", oid, int2) PARALLEL SAFE;
 ALTER FUNCTION consent._mask_strict(anyelement, "any", oid, int2) PARALLEL SAFE;
+-- So is the row filter of require_consent: row-level security quals run in
+-- the workers' scans.
+ALTER FUNCTION consent._require_check(anyelement, text) PARALLEL SAFE;
