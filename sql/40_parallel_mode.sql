@@ -176,6 +176,15 @@ SELECT p.column_name, p.revealed, p.masked, (p.revealed, p.masked) = (s.revealed
 FROM pw_counted_parallel p FULL JOIN consent.disclosures s
   ON s.column_name = p.column_name AND s.relation = 'public.pw_customers'
 ORDER BY 1;
+-- consent.audit: one line per column for the whole statement, the workers'
+-- cells included (the same figures as above)
+SET consent.audit = 'all';
+SET consent.audit_log_level = warning;
+SET ROLE pm_app;
+SELECT count(email), count(name) FROM pw_customers;
+RESET ROLE;
+RESET consent.audit;
+RESET consent.audit_log_level;
 -- a parallel plan stopped early counts at least every cell it returned
 SELECT consent.disclosures_reset();
 SET ROLE pm_app;
