@@ -586,12 +586,16 @@ void restr_pos(CustomScanState *node)
 
 } // namespace
 
+int max_plan_node_id(const PlannedStmt *stmt)
+{
+    return std::max(max_plan_node_id(stmt->planTree), max_in_list(stmt->subplans));
+}
+
 void mask_scans(PlannedStmt *stmt, const Taxonomy &t)
 {
     if (!mask_scan_enabled || !OidIsValid(t.mask_func))
         return;
-    int max_id = std::max(max_plan_node_id(stmt->planTree), max_in_list(stmt->subplans));
-    Transform tf{t, stmt->rtable, max_id + 1};
+    Transform tf{t, stmt->rtable, max_plan_node_id(stmt) + 1};
     stmt->planTree = transform(stmt->planTree, tf);
     transform_list(stmt->subplans, tf);
 }

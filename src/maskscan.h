@@ -74,5 +74,8 @@ extern bool mask_scan_enabled;
 void mask_scans(PlannedStmt *stmt, const Taxonomy &t);
 /* Registers the node with PostgreSQL (_PG_init; needed by parallel workers). */
 void register_mask_scan();
+/* The highest plan_node_id of a finished plan (its tree and sub-plans): the
+ * nodes a transformation adds take the next ones. */
+int max_plan_node_id(const PlannedStmt *stmt);
 
 } // namespace consent

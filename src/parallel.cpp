@@ -31,6 +31,7 @@
 #include "audit.h"
 #include "cache.h"
 #include "compat.h"
+#include "maskscan.h"
 #include "shared_state.h"
 
 extern "C" {
@@ -373,17 +374,6 @@ const CustomScanMethods plan_methods = {"ConsentContext", create_state};
 
 /* ---- the plan --------------------------------------------------------- */
 
-int max_id(Plan *p);
-
-int max_id_list(List *plans)
-{
-    int m = -1;
-    ListCell *lc;
-    foreach (lc, plans)
-        m = std::max(m, max_id((Plan *)lfirst(lc)));
-    return m;
-}
-
 /* The plan's direct sub-plans other than lefttree and righttree. */
 List *other_children(Plan *p)
 {
@@ -401,18 +391,6 @@ List *other_children(Plan *p)
     default:
         return NIL;
     }
-}
-
-int max_id(Plan *p)
-{
-    if (!p)
-        return -1;
-    if (IsA(p, CustomScan) && ((CustomScan *)p)->methods == &plan_methods)
-        return std::max(p->plan_node_id, max_id(p->lefttree));
-    int m = std::max({p->plan_node_id, max_id(p->lefttree), max_id(p->righttree), max_id_list(other_children(p))});
-    if (IsA(p, SubqueryScan))
-        m = std::max(m, max_id(((SubqueryScan *)p)->subplan));
-    return m;
 }
 
 Plan *context_over(Plan *child, int &next_id)
@@ -489,7 +467,7 @@ void add_to(Plan *p, int &next_id)
 
 void add_parallel_context(PlannedStmt *stmt)
 {
-    int next_id = std::max(max_id(stmt->planTree), max_id_list(stmt->subplans)) + 1;
+    int next_id = max_plan_node_id(stmt) + 1;
     add_to(stmt->planTree, next_id);
     add_to_list(stmt->subplans, next_id);
 }
