@@ -434,13 +434,12 @@ MaskSite *site_for(const SiteKey &k, int column)
 void begin_scan(CustomScanState *node, EState *estate, int eflags);
 TupleTableSlot *exec_scan(CustomScanState *node);
 void end_scan(CustomScanState *node);
-void rescan(CustomScanState *node);
 void mark_pos(CustomScanState *node);
 void restr_pos(CustomScanState *node);
 void explain_scan(CustomScanState *node, List *ancestors, ExplainState *es);
 
 const CustomExecMethods exec_methods = {
-    "ConsentMask", begin_scan, exec_scan, end_scan, rescan, mark_pos, restr_pos,
+    "ConsentMask", begin_scan, exec_scan, end_scan, rescan_child, mark_pos, restr_pos,
     nullptr,       nullptr,    nullptr,   nullptr,  nullptr, explain_scan,
 };
 
@@ -563,15 +562,6 @@ void end_scan(CustomScanState *node)
     ExecEndNode(reinterpret_cast<MaskScanState *>(node)->child);
 }
 
-void rescan(CustomScanState *node)
-{
-    PlanState *child = reinterpret_cast<MaskScanState *>(node)->child;
-    if (node->ss.ps.chgParam != nullptr)
-        UpdateChangedParamSet(child, node->ss.ps.chgParam);
-    /* a child with changed parameters is rescanned by its next ExecProcNode */
-    if (child->chgParam == nullptr)
-        ExecReScan(child);
-}
 
 /* Marks and restores are the scan's: the node keeps no rows of its own. */
 void mark_pos(CustomScanState *node)
@@ -585,6 +575,16 @@ void restr_pos(CustomScanState *node)
 }
 
 } // namespace
+
+void rescan_child(CustomScanState *node)
+{
+    auto *child = (PlanState *)linitial(node->custom_ps);
+    if (node->ss.ps.chgParam != nullptr)
+        UpdateChangedParamSet(child, node->ss.ps.chgParam);
+    /* a child with changed parameters is rescanned by its next ExecProcNode */
+    if (child->chgParam == nullptr)
+        ExecReScan(child);
+}
 
 int max_plan_node_id(const PlannedStmt *stmt)
 {

@@ -12,6 +12,7 @@
 
 extern "C" {
 #include "access/attnum.h"
+#include "nodes/execnodes.h"
 #include "nodes/plannodes.h"
 }
 
@@ -77,5 +78,7 @@ void register_mask_scan();
 /* The highest plan_node_id of a finished plan (its tree and sub-plans): the
  * nodes a transformation adds take the next ones. */
 int max_plan_node_id(const PlannedStmt *stmt);
+/* ReScanCustomScan of a custom scan node that runs one child (custom_ps). */
+void rescan_child(CustomScanState *node);
 
 } // namespace consent

@@ -348,17 +348,8 @@ void end_scan(CustomScanState *node)
     ExecEndNode(cs->child);
 }
 
-void rescan(CustomScanState *node)
-{
-    PlanState *child = reinterpret_cast<ContextState *>(node)->child;
-    if (node->ss.ps.chgParam != nullptr)
-        UpdateChangedParamSet(child, node->ss.ps.chgParam);
-    if (child->chgParam == nullptr)
-        ExecReScan(child);
-}
-
 const CustomExecMethods exec_methods = {
-    "ConsentContext", begin_scan,     exec_scan,       end_scan,          rescan,        nullptr, nullptr,
+    "ConsentContext", begin_scan,     exec_scan,       end_scan,          rescan_child,        nullptr, nullptr,
     estimate_dsm,     initialize_dsm, reinitialize_dsm, initialize_worker, shutdown_scan, nullptr,
 };
 
