@@ -8,6 +8,10 @@
 #include "cache.h"
 #include "taxonomy.h"
 
+#include <optional>
+#include <string>
+#include <vector>
+
 extern "C" {
 #include "access/xact.h"
 #include "datatype/timestamp.h"
@@ -23,6 +27,30 @@ struct SessionContext {
     uint64_t serial = 0;     /* changes whenever the context is computed again */
     TimestampTz at = 0;      /* the statement start time it was computed at */
 };
+
+/* Citus: the context another node claims for the cells of a query it
+ * sent (consent._mask_claimed()); the strings live as long as the call site. */
+struct ClaimedContext {
+    const char *role = nullptr;
+    const char *purpose = nullptr; /* nullptr: none */
+    const char *as_of = nullptr;   /* nullptr: now; else microseconds */
+    uint64_t generation = 0;       /* taxonomy ctx was computed under; 0: not yet */
+    uint64_t roles = 0;
+    TimestampTz statement = 0;
+    SessionContext ctx;
+};
+/* The claimed context, checked for the connected user (the claimed role
+ * must be one it can act as, the purpose defined here, as_of an
+ * auditor's), computed once per statement; the row memo becomes its own. */
+const SessionContext &claimed_context(ClaimedContext &claim);
+/* The session's context as a claim: {acting role, purpose or nothing,
+ * as_of in microseconds or nothing}. */
+std::vector<std::optional<std::string>> context_claim();
+/* A plan now carries claims of this session's context: a change of
+ * purpose, as_of or role drops the cached plans. */
+void claims_planned();
+/* SET ROLE or SET SESSION AUTHORIZATION ran. */
+void role_changed();
 
 /* A new statement starts: settings and other backends' changes apply. */
 void statement_start(bool parallel_plan = false);

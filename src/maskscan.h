@@ -31,6 +31,7 @@ struct MaskSite {
     bool strict = false;
     Oid value_type = InvalidOid;
     Oid subject_type = InvalidOid; /* InvalidOid: no subject (NULL) */
+    ClaimedContext *claim = nullptr; /* Citus: decided in another node's context */
 };
 
 /* Out of line parts of mask_cell() (rewrite.cpp): the rule after the rules
@@ -52,7 +53,7 @@ pg_attribute_always_inline MaskedValue mask_cell(MaskSite &site, const Taxonomy 
     const ColumnRule *rule = site.rule;
     if (!rule)
         return {value, false}; /* no longer tagged: the plan is being replaced */
-    const SessionContext &ctx = session_context();
+    const SessionContext &ctx = likely(site.claim == nullptr) ? session_context() : claimed_context(*site.claim);
     bool revealed = cell_revealed(t, ctx, *rule, subject, subject_null);
     audit_cell(*rule, site.relid, site.attno, ctx.purpose, ctx.serial, revealed, site.audit);
     if (revealed)

@@ -29,6 +29,7 @@ extern "C" {
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
 #include "utils/timestamp.h"
 }
 
@@ -42,6 +43,10 @@ using detail::context_dirty;
 namespace {
 
 TimestampTz as_of_value = NOW;
+/* Serial numbers of computed contexts, and the one the row memo
+ * (detail::row) was decided in. */
+uint64_t context_serial = 0;
+uint64_t memo_owner = 0;
 /* A parallel worker's consent.as_of, read at its first decision. */
 constexpr TimestampTz AS_OF_LATER = DT_NOEND;
 
@@ -128,9 +133,20 @@ bool check_purpose_guc(char **newval, void **, GucSource source)
     return true;
 }
 
+/* Set once a plan carries claims of this session's context (Citus): such
+ * a plan is right for the context it was made under only. */
+bool claims_in_plans = false;
+
+void drop_claiming_plans()
+{
+    if (claims_in_plans)
+        ResetPlanCache();
+}
+
 void assign_purpose_guc(const char *, void *)
 {
     context_dirty = true;
+    drop_claiming_plans();
 }
 
 bool check_as_of_guc(char **newval, void **extra, GucSource source)
@@ -186,6 +202,7 @@ void assign_as_of_guc(const char *, void *extra)
 {
     as_of_value = extra ? *static_cast<TimestampTz *>(extra) : NOW;
     context_dirty = true;
+    drop_claiming_plans();
 }
 
 /*
@@ -420,13 +437,100 @@ const SessionContext &detail::session_context_slow()
                         "RESET consent.as_of, or act as an auditor.");
         c.as_of = as_of_value;
     }
-    static uint64_t serial = 0;
-    c.serial = ++serial;
+    c.serial = ++context_serial;
     c.at = GetCurrentStatementStartTimestamp();
     context = c;
     context_dirty = false;
     ++detail::decision_stamp; /* decisions remembered under the old context */
+    memo_owner = c.serial;
     return context;
+}
+
+/* The purpose setting in effect for this statement ("" for none). */
+const char *purpose_in_effect()
+{
+    const char *setting = purpose_setting ? purpose_setting : "";
+    if (purpose_scope == SCOPE_TRANSACTION && !scope_checked && !purpose_set_in_xact && !IsParallelWorker())
+        setting = "";
+    return setting;
+}
+
+std::vector<std::optional<std::string>> context_claim()
+{
+    std::vector<std::optional<std::string>> claim;
+    claim.push_back(std::string(pg([] { return GetUserNameFromId(GetOuterUserId(), false); })));
+    const char *purpose = purpose_in_effect();
+    claim.push_back(purpose[0] ? std::optional<std::string>(purpose) : std::nullopt);
+    TimestampTz as_of = as_of_value;
+    if (as_of == AS_OF_LATER) {
+        std::string text(as_of_setting ? as_of_setting : "");
+        as_of = pg([&] {
+            return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text.c_str()),
+                                                           ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        });
+    }
+    claim.push_back(as_of != NOW ? std::optional<std::string>(std::to_string(int64_t(as_of))) : std::nullopt);
+    return claim;
+}
+
+void claims_planned()
+{
+    claims_in_plans = true;
+}
+
+void role_changed()
+{
+    drop_claiming_plans();
+}
+
+const SessionContext &claimed_context(ClaimedContext &claim)
+{
+    const Taxonomy &t = taxonomy();
+    TimestampTz now = GetCurrentStatementStartTimestamp();
+    if (claim.generation != t.generation || claim.statement != now || claim.roles != roles_generation()) {
+        claim.generation = 0; /* until computed (a check may throw) */
+        SessionContext c;
+        std::string role_name(claim.role);
+        Oid role = pg([&] { return get_role_oid(role_name.c_str(), true); });
+        if (!OidIsValid(role))
+            throw Error(ERRCODE_UNDEFINED_OBJECT, "role \"" + role_name + "\" of a consent claim does not exist on this node",
+                        "The node that sent this query acts as that role.",
+                        "Roles must exist on every node of the cluster (Citus propagates CREATE ROLE).");
+        if (!pg([&] { return is_member_of_role(GetUserId(), role); }))
+            throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        "permission denied to decide consent as role \"" + role_name + "\"",
+                        "A query may claim only a role the connected user can act as itself (SET ROLE).");
+        c.bypass = role_bypasses(role);
+        if (claim.purpose) {
+            auto it = t.purpose_index.find(claim.purpose);
+            if (it == t.purpose_index.end())
+                throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                            "purpose \"" + std::string(claim.purpose) + "\" of a consent claim is not defined on this node",
+                            "The nodes' consent catalogs differ.", "Define the purpose on the coordinator.");
+            if (role_allowed_purpose(role, it->second))
+                c.purpose = it->second;
+        }
+        if (claim.as_of) {
+            if (!pg([&] { return role_is_auditor(role); }))
+                throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to use consent.as_of",
+                            "The claimed role is not a member of consent_auditor.");
+            c.as_of = TimestampTz(std::stoll(claim.as_of));
+        }
+        c.serial = ++context_serial;
+        c.at = now;
+        claim.ctx = c;
+        claim.statement = now;
+        claim.roles = roles_generation();
+        claim.generation = t.generation;
+    }
+    if (memo_owner != claim.ctx.serial) {
+        /* the row memo was decided in another context; and the session's
+         * context must take it back when its cells come next */
+        ++detail::decision_stamp;
+        memo_owner = claim.ctx.serial;
+        context_dirty = true;
+    }
+    return claim.ctx;
 }
 
 detail::RowDecisions detail::row;

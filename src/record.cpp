@@ -20,6 +20,7 @@
 #include "boundary.h"
 #include "consent.h"
 #include "cache.h"
+#include "citus.h"
 #include "spi.h"
 #include "taxonomy.h"
 
@@ -273,7 +274,9 @@ CONSENT_FUNCTION(consent_grant)
     return entry([&]() -> Datum {
         Change c = change_of(fcinfo, subject_arg(fcinfo), "grant");
         read_grant_args(fcinfo, 3, c);
-        PG_RETURN_INT64(record(c));
+        int64 id = record(c);
+        citus::forward_call(fcinfo); /* recorded on every node of a Citus cluster */
+        PG_RETURN_INT64(id);
     });
 }
 
@@ -293,7 +296,9 @@ CONSENT_FUNCTION(consent_withdraw)
                                  errdetail("The withdrawal is recorded anyway, as evidence of the refusal.")));
             });
         }
-        PG_RETURN_INT64(record(c));
+        int64 id = record(c);
+        citus::forward_call(fcinfo);
+        PG_RETURN_INT64(id);
     });
 }
 

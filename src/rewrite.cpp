@@ -19,6 +19,7 @@
  */
 #include "audit.h"
 #include "boundary.h"
+#include "citus.h"
 #include "compat.h"
 #include "consent.h"
 #include "decision.h"
@@ -52,6 +53,8 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/inval.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 }
 
 #include <unordered_map>
@@ -76,6 +79,7 @@ Oid base_type_of(Oid type)
     return base;
 }
 needs_fmgr_hook_type prev_needs_fmgr = nullptr;
+fmgr_hook_type prev_fmgr = nullptr;
 
 /* Functions known not to be set-returning SQL functions, direct-mapped by
  * OID: every execution sets up the same few (operators, output functions,
@@ -118,7 +122,12 @@ bool needs_fmgr(Oid fn_oid)
         return false;
     auto *proc = (Form_pg_proc)GETSTRUCT(tup);
     bool sql_srf = proc->prolang == SQLlanguageId && proc->proretset;
+    bool c_function = proc->prolang == ClanguageId;
     ReleaseSysCache(tup);
+    /* Citus: after a function that distributes tables, the fmgr hook
+     * tells the other nodes which of them are protected */
+    if (c_function && IsTransactionState() && entry([&] { return citus::distributes_tables(fn_oid); }))
+        return true;
     if (!sql_srf)
         not_sql_srf[fn_oid & 255] = {fn_oid, proc_generation};
     return sql_srf && IsTransactionState() && taxonomy().installed;
@@ -133,6 +142,10 @@ struct WalkContext {
     PlannerInfo *inline_root;
     bool masked = false;          /* a mask call was put in */
     bool leader_only_mask = false; /* one masks with a function not PARALLEL SAFE */
+    /* Citus: the claim of the query being rewritten, from the node that
+     * sent it (consent._mask_remote), while its argument is rewritten */
+    Const *claim = nullptr;
+    bool remote = false; /* a column of a Citus table went out with a claim */
 };
 
 /* A column whose mask is a function of the user's that is not PARALLEL
@@ -160,9 +173,76 @@ bool is_write(const Query *q)
     return q->commandType == CMD_INSERT || q->commandType == CMD_UPDATE || q->commandType == CMD_MERGE;
 }
 
-/* The masking expression replacing one tagged column reference. */
-Expr *mask_expr(Var *var, Oid relid, const ColumnRule &rule, bool strict, const Taxonomy &t)
+/* Citus: the session's context as the claim a query sent to other nodes
+ * carries: {acting role, purpose, as_of, strict}. */
+Const *session_claim(bool strict)
 {
+    std::vector<std::optional<std::string>> claim = context_claim();
+    claim.push_back(std::string(strict ? "t" : "f"));
+    Datum *elems = (Datum *)palloc(sizeof(Datum) * claim.size());
+    bool *nulls = (bool *)palloc(sizeof(bool) * claim.size());
+    for (size_t i = 0; i < claim.size(); i++) {
+        nulls[i] = !claim[i];
+        elems[i] = claim[i] ? CStringGetTextDatum(claim[i]->c_str()) : (Datum)0;
+    }
+    int dims[1] = {int(claim.size())};
+    int lbs[1] = {1};
+    ArrayType *a = construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT);
+    return makeConst(TEXTARRAYOID, -1, InvalidOid, -1, PointerGetDatum(a), false, false);
+}
+
+/* A claim's strict element (the 4th): whether the sender stores the value. */
+bool claim_strict(const Const *claim)
+{
+    if (claim->constisnull)
+        return false;
+    ArrayType *a = DatumGetArrayTypeP(claim->constvalue);
+    Datum *elems;
+    bool *nulls;
+    int n;
+    deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+    return n >= 4 && !nulls[3] && strcmp(TextDatumGetCString(elems[3]), "t") == 0;
+}
+
+/* The claim with its strict element set. */
+Const *strict_claim(const Const *claim)
+{
+    ArrayType *a = DatumGetArrayTypeP(claim->constvalue);
+    Datum *elems;
+    bool *nulls;
+    int n;
+    deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+    if (n < 4)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed consent claim")));
+    elems[3] = CStringGetTextDatum("t");
+    nulls[3] = false;
+    int dims[1] = {n};
+    int lbs[1] = {1};
+    a = construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT);
+    return makeConst(TEXTARRAYOID, -1, InvalidOid, -1, PointerGetDatum(a), false, false);
+}
+
+/* A tagged column of a Citus table: its rows are read on the nodes that
+ * hold its shards, which mask them there (so that what Citus pushes down,
+ * predicates, joins, aggregates, sees masked values), in the context this
+ * session claims.  The value goes out unchanged, marked with the claim. */
+Expr *remote_expr(Var *var, WalkContext *cx)
+{
+    Const *claim = cx->claim ? (Const *)copyObjectImpl(cx->claim) : session_claim(cx->strict);
+    FuncExpr *f = makeFuncExpr(cx->tax->remote_func, var->vartype, list_make2(var, claim), var->varcollid,
+                               var->varcollid, COERCE_EXPLICIT_CALL);
+    f->location = var->location;
+    cx->remote = true;
+    return (Expr *)f;
+}
+
+/* The masking expression replacing one tagged column reference. */
+Expr *mask_expr(Var *var, Oid relid, const ColumnRule &rule, WalkContext *cx)
+{
+    const Taxonomy &t = *cx->tax;
+    bool strict = cx->strict;
+    if (OidIsValid(t.remote_func) && citus::is_citus_table(relid))
+        return remote_expr(var, cx);
     Expr *subject;
     if (rule.is_protected) {
         Oid type;
@@ -179,8 +259,18 @@ Expr *mask_expr(Var *var, Oid relid, const ColumnRule &rule, bool strict, const 
     List *args =
         list_make4(var, subject, makeConst(OIDOID, -1, InvalidOid, sizeof(Oid), ObjectIdGetDatum(relid), false, true),
                    makeConst(INT2OID, -1, InvalidOid, sizeof(int16), Int16GetDatum(var->varattno), false, true));
-    FuncExpr *f = makeFuncExpr(strict ? t.strict_func : t.mask_func, base, args, var->varcollid, var->varcollid,
-                               COERCE_EXPLICIT_CALL);
+    Oid fn = strict ? t.strict_func : t.mask_func;
+    if (cx->claim) {
+        /* decided in the context another node claims for this query */
+        Const *claim = (Const *)copyObjectImpl(cx->claim);
+        if (strict && !claim_strict(claim)) {
+            /* a strict site of ours under a lax claim: strict it stays */
+            claim = strict_claim(claim);
+        }
+        args = lappend(args, claim);
+        fn = t.claimed_func;
+    }
+    FuncExpr *f = makeFuncExpr(fn, base, args, var->varcollid, var->varcollid, COERCE_EXPLICIT_CALL);
     f->location = var->location;
     /* The mark of the rewrite: the parser never sets funcvariadic for these
      * non-variadic functions, so a call written in SQL (a query, a CHECK
@@ -221,7 +311,7 @@ Node *mask_whole_row(Var *var, Oid relid, WalkContext *cx)
         const ColumnRule *rule = column_rule(relid, att->attnum);
         if (rule)
             note_mask(*rule, cx);
-        row->args = lappend(row->args, rule ? (Node *)mask_expr(col, relid, *rule, cx->strict, *cx->tax) : (Node *)col);
+        row->args = lappend(row->args, rule ? (Node *)mask_expr(col, relid, *rule, cx) : (Node *)col);
         row->colnames = lappend(row->colnames, makeString(pstrdup(NameStr(att->attname))));
     }
     relation_close(rel, NoLock);
@@ -249,7 +339,27 @@ Node *mutate_var(Var *var, WalkContext *cx)
     if (!rule)
         return (Node *)var;
     note_mask(*rule, cx);
-    return (Node *)mask_expr(var, rte->relid, *rule, cx->strict, *cx->tax);
+    return (Node *)mask_expr(var, rte->relid, *rule, cx);
+}
+
+/* Citus: a column another node sent with its claim
+ * (consent._mask_remote(value, claim)): the value is masked here, where
+ * its rows are read, in the claimed context (checked when the cells are
+ * decided: the claim is one the connected user could act under itself). */
+Node *unwrap_remote(FuncExpr *call, WalkContext *cx)
+{
+    Node *claim = (Node *)lsecond(call->args);
+    if (!IsA(claim, Const) || ((Const *)claim)->constisnull)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("consent._mask_remote needs a constant claim")));
+    Const *saved_claim = cx->claim;
+    bool saved_strict = cx->strict;
+    cx->claim = (Const *)claim;
+    cx->strict = saved_strict || claim_strict((Const *)claim);
+    Node *value = mutate_expr((Node *)linitial(call->args), cx);
+    cx->claim = saved_claim;
+    cx->strict = saved_strict;
+    return value;
 }
 
 Node *mutate_expr(Node *node, WalkContext *cx)
@@ -258,6 +368,8 @@ Node *mutate_expr(Node *node, WalkContext *cx)
         return nullptr;
     if (IsA(node, Var))
         return mutate_var((Var *)node, cx);
+    if (IsA(node, FuncExpr) && ((FuncExpr *)node)->funcid == cx->tax->remote_func && OidIsValid(cx->tax->remote_func))
+        return unwrap_remote((FuncExpr *)node, cx);
     if (IsA(node, Query)) {
         /* a sublink: values it yields are stored when we are strict */
         mutate_query((Query *)node, cx->strict, cx);
@@ -390,7 +502,8 @@ bool calls_mask_function(Node *node, Calls *calls)
         return false;
     if (IsA(node, FuncExpr)) {
         Oid f = ((FuncExpr *)node)->funcid;
-        if (f == calls->t->mask_func || f == calls->t->strict_func)
+        if (f == calls->t->mask_func || f == calls->t->strict_func ||
+            (f == calls->t->claimed_func && OidIsValid(f)))
             return true;
         if (!calls->decides && f >= FirstNormalObjectId && get_func_namespace(f) == calls->consent_schema)
             calls->decides = true;
@@ -425,6 +538,12 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
             }
             PlannedStmt *stmt = prev_planner ? prev_planner(parse, query_string, cursor_options, params)
                                              : standard_planner(parse, query_string, cursor_options, params);
+            if (cx.remote) {
+                /* the claim names the acting role: a plan per role, and
+                 * none kept past a change of purpose or as_of */
+                stmt->dependsOnRole = true;
+                claims_planned();
+            }
             if (cx.inline_root) {
                 /* the inlined functions: a cached plan is dropped when one
                  * is replaced, and is per role when its body met RLS */
@@ -511,6 +630,25 @@ pg_noinline MaskSite *describe_site(FunctionCallInfo fcinfo, bool strict)
     site->relid = PG_GETARG_OID(2);
     site->attno = PG_GETARG_INT16(3);
     site->strict = strict;
+    if (PG_NARGS() == 5) {
+        /* consent._mask_claimed: {role, purpose, as_of, strict} */
+        if (PG_ARGISNULL(4))
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed consent claim")));
+        Datum *elems;
+        bool *nulls;
+        int n;
+        deconstruct_array(PG_GETARG_ARRAYTYPE_P(4), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+        if (n != 4 || nulls[0] || nulls[3])
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed consent claim")));
+        MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+        auto *claim = new (palloc0(sizeof(ClaimedContext))) ClaimedContext();
+        claim->role = TextDatumGetCString(elems[0]);
+        claim->purpose = nulls[1] ? nullptr : TextDatumGetCString(elems[1]);
+        claim->as_of = nulls[2] ? nullptr : TextDatumGetCString(elems[2]);
+        site->strict = strcmp(TextDatumGetCString(elems[3]), "t") == 0;
+        MemoryContextSwitchTo(old);
+        site->claim = claim;
+    }
     site->value_type = base_type_of(get_fn_expr_argtype(fcinfo->flinfo, 0));
     Oid subject_type = get_fn_expr_argtype(fcinfo->flinfo, 1);
     site->subject_type = OidIsValid(subject_type) ? base_type_of(subject_type) : InvalidOid;
@@ -593,6 +731,16 @@ void install_planner_hook()
             prev_post_parse_analyze(pstate, query, jstate);
         entry([&] { pg([&] { client_result_types(pstate, query); }); });
     };
+    prev_fmgr = fmgr_hook;
+    fmgr_hook = [](FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg) {
+        if (prev_fmgr)
+            prev_fmgr(event, flinfo, arg);
+        if (event == FHET_END)
+            entry([&] {
+                if (citus::distributes_tables(flinfo->fn_oid))
+                    citus::sync_tables();
+            });
+    };
     prev_needs_fmgr = needs_fmgr_hook;
     register_invalidation_callbacks();
     needs_fmgr_hook = [](Oid fn_oid) -> bool {
@@ -616,4 +764,23 @@ CONSENT_FUNCTION(consent_mask)
 CONSENT_FUNCTION(consent_mask_strict)
 {
     return entry([&] { return mask_call(fcinfo, true); });
+}
+
+/* consent._mask_claimed(value, subject, relid, attno, claim): _mask or
+ * _mask_strict (as the claim says) decided in the claimed context. */
+CONSENT_FUNCTION(consent_mask_claimed)
+{
+    return entry([&] { return mask_call(fcinfo, false); });
+}
+
+/* consent._mask_remote(value, claim): replaced by the masking rewrite of
+ * the node that reads the value's rows; never runs.  If it does (a plan
+ * the rewrite did not see), nothing is revealed. */
+CONSENT_FUNCTION(consent_mask_remote)
+{
+    return entry([&]() -> Datum {
+        throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    "consent._mask_remote is replaced by the masking rewrite of the node that reads the rows",
+                    "This query was not rewritten by pg_consent on the node that ran it.");
+    });
 }

@@ -9,6 +9,7 @@
  * only mark things stale; the next use reloads inside a transaction).
  */
 #include "taxonomy.h"
+#include "citus.h"
 #include "cache.h"
 #include "invalidation.h"
 #include "spi.h"
@@ -211,6 +212,10 @@ std::unique_ptr<Taxonomy> load()
     Oid mask_args[4] = {ANYELEMENTOID, ANYOID, OIDOID, INT2OID};
     t->mask_func = lookup_function("_mask", 4, mask_args);
     t->strict_func = lookup_function("_mask_strict", 4, mask_args);
+    Oid remote_args[2] = {ANYELEMENTOID, TEXTARRAYOID};
+    t->remote_func = lookup_function("_mask_remote", 2, remote_args);
+    Oid claimed_args[5] = {ANYELEMENTOID, ANYOID, OIDOID, INT2OID, TEXTARRAYOID};
+    t->claimed_func = lookup_function("_mask_claimed", 5, claimed_args);
     /* inside CREATE EXTENSION, before the mask functions exist */
     t->installed = OidIsValid(t->mask_func) && OidIsValid(t->strict_func);
     return t;
@@ -244,6 +249,10 @@ Oid protected_ancestor(const Taxonomy &t, Oid relid)
 {
     if (t.protected_subject.count(relid))
         return relid;
+    /* a Citus shard is its distributed table's rows on this node */
+    Oid distributed = citus::shard_parent(relid);
+    if (OidIsValid(distributed))
+        return protected_ancestor(t, distributed);
     bool has_parent = pg([&] { return has_superclass(relid); });
     if (!has_parent)
         return InvalidOid;

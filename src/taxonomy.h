@@ -104,6 +104,10 @@ struct Taxonomy {
     uint64_t generation = 0;
     Oid mask_func = InvalidOid;   /* consent._mask */
     Oid strict_func = InvalidOid; /* consent._mask_strict */
+    /* Citus: a tagged column of a Citus table in the query a node sends to
+     * the nodes that read its shards, with the sender's session context */
+    Oid remote_func = InvalidOid;  /* consent._mask_remote(value, claim) */
+    Oid claimed_func = InvalidOid; /* consent._mask_claimed(value, subject, relid, attno, claim) */
     std::vector<Category> categories;
     /* With at most 64 categories (decide_all()): per category, itself and
      * its descendants as one word; empty with more categories. */

@@ -471,6 +471,10 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
         prev_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
     else
         standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+    if (IsA(node, VariableSetStmt) && ((VariableSetStmt *)node)->name &&
+        (strcmp(((VariableSetStmt *)node)->name, "role") == 0 ||
+         strcmp(((VariableSetStmt *)node)->name, "session_authorization") == 0))
+        entry([&] { role_changed(); });
     if (columns_may_change)
         entry([&] {
             pg([&] {

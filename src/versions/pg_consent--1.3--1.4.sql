@@ -411,3 +411,65 @@ ALTER FUNCTION consent._mask_strict(anyelement, "any", oid, int2) PARALLEL SAFE;
 -- So is the row filter of require_consent: row-level security quals run in
 -- the workers' scans.
 ALTER FUNCTION consent._require_check(anyelement, text) PARALLEL SAFE;
+
+-- Citus: a tagged column of a Citus table leaves the node that plans the
+-- query as consent._mask_remote(column, claim), the claim being that
+-- session's {acting role, purpose, as_of, strict}; the node that reads the
+-- shard's rows replaces it by consent._mask_claimed(...), which decides in
+-- the claimed context after checking that the connected user could act in
+-- it itself.  Only the masking rewrite puts in _mask_claimed (as _mask).
+CREATE FUNCTION consent._mask_remote(value anyelement, claim text[]) RETURNS anyelement
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'consent_mask_remote';
+CREATE FUNCTION consent._mask_claimed(value anyelement, subject "any", relid oid, attno int2, claim text[])
+    RETURNS anyelement LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'consent_mask_claimed';
+-- Citus: runs a call of ours that another node forwarded (consent.grant(),
+-- consent.protect(), ...), with the caller's privileges, without
+-- forwarding it again.
+CREATE FUNCTION consent._replay(call text, VARIADIC args text[]) RETURNS void
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'consent_replay';
+
+-- Citus: the catalog functions take effect on every node of a cluster.
+-- Each is the function of the same name and arguments moved to the schema
+-- consent_local (the work on this node), behind one in consent that calls
+-- it and forwards the call to the cluster's other nodes (a call about a
+-- relation only when it is a Citus table); without Citus it only calls it.
+CREATE SCHEMA consent_local;
+REVOKE ALL ON SCHEMA consent_local FROM PUBLIC;
+ALTER FUNCTION consent.define_category(text, regtype, text, text, boolean, text) SET SCHEMA consent_local;
+CREATE FUNCTION consent.define_category(key text, base_type regtype, type_name text,
+                                        mask text DEFAULT 'null', special boolean DEFAULT false,
+                                        label text DEFAULT NULL)
+    RETURNS regtype LANGUAGE c AS 'MODULE_PATHNAME', 'consent_cluster_call';
+REVOKE ALL ON FUNCTION consent.define_category(text, regtype, text, text, boolean, text) FROM PUBLIC;
+ALTER FUNCTION consent.drop_category(text) SET SCHEMA consent_local;
+CREATE FUNCTION consent.drop_category(key text) RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'consent_cluster_call';
+REVOKE ALL ON FUNCTION consent.drop_category(text) FROM PUBLIC;
+ALTER FUNCTION consent.define_purpose(text, text, text[], text) SET SCHEMA consent_local;
+CREATE FUNCTION consent.define_purpose(key text, basis text DEFAULT 'consent',
+                                       necessary text[] DEFAULT '{}', label text DEFAULT NULL)
+    RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'consent_cluster_call';
+REVOKE ALL ON FUNCTION consent.define_purpose(text, text, text[], text) FROM PUBLIC;
+ALTER FUNCTION consent.allow_purpose(regrole, text) SET SCHEMA consent_local;
+CREATE FUNCTION consent.allow_purpose(role regrole, purpose text) RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consent_cluster_call';
+REVOKE ALL ON FUNCTION consent.allow_purpose(regrole, text) FROM PUBLIC;
+ALTER FUNCTION consent.revoke_purpose(regrole, text) SET SCHEMA consent_local;
+CREATE FUNCTION consent.revoke_purpose(role regrole, purpose text) RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consent_cluster_call';
+REVOKE ALL ON FUNCTION consent.revoke_purpose(regrole, text) FROM PUBLIC;
+ALTER FUNCTION consent.protect(regclass, name) SET SCHEMA consent_local;
+CREATE FUNCTION consent.protect(relation regclass, subject_column name) RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consent_cluster_call';
+REVOKE ALL ON FUNCTION consent.protect(regclass, name) FROM PUBLIC;
+ALTER FUNCTION consent.set_mask(regclass, name, text) SET SCHEMA consent_local;
+CREATE FUNCTION consent.set_mask(relation regclass, column_name name, mask text) RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consent_cluster_call';
+REVOKE ALL ON FUNCTION consent.set_mask(regclass, name, text) FROM PUBLIC;
+ALTER FUNCTION consent.require_consent(regclass, text) SET SCHEMA consent_local;
+CREATE FUNCTION consent.require_consent(relation regclass, purpose text) RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consent_cluster_call';
+REVOKE ALL ON FUNCTION consent.require_consent(regclass, text) FROM PUBLIC;
+ALTER FUNCTION consent.allow_recording(regrole) SET SCHEMA consent_local;
+CREATE FUNCTION consent.allow_recording(role regrole) RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consent_cluster_call';
+REVOKE ALL ON FUNCTION consent.allow_recording(regrole) FROM PUBLIC;
