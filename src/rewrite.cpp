@@ -146,6 +146,9 @@ struct WalkContext {
      * sent it (consent._mask_remote), while its argument is rewritten */
     Const *claim = nullptr;
     bool remote = false; /* a column of a Citus table went out with a claim */
+    /* the statement reads a Citus table: every tagged column goes out
+     * with a claim (remote_expr()) */
+    bool citus_query = false;
 };
 
 /* A column whose mask is a function of the user's that is not PARALLEL
@@ -171,6 +174,23 @@ Mutator as_mutator(Node *(*fn)(Node *, WalkContext *))
 bool is_write(const Query *q)
 {
     return q->commandType == CMD_INSERT || q->commandType == CMD_UPDATE || q->commandType == CMD_MERGE;
+}
+
+/* Whether a query reads a Citus table (at any level). */
+bool reads_citus_table(Node *node, void *)
+{
+    if (node == nullptr)
+        return false;
+    if (IsA(node, RangeTblEntry)) {
+        auto *rte = (RangeTblEntry *)node;
+        return rte->rtekind == RTE_RELATION && citus::is_citus_table(rte->relid);
+    }
+    if (IsA(node, Query))
+        return query_tree_walker((Query *)node,
+                                 reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(reads_citus_table)), nullptr,
+                                 QTW_EXAMINE_RTES_BEFORE);
+    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(reads_citus_table)),
+                                  nullptr);
 }
 
 /* Citus: the session's context as the claim a query sent to other nodes
@@ -241,7 +261,11 @@ Expr *mask_expr(Var *var, Oid relid, const ColumnRule &rule, WalkContext *cx)
 {
     const Taxonomy &t = *cx->tax;
     bool strict = cx->strict;
-    if (OidIsValid(t.remote_func) && citus::is_citus_table(relid))
+    /* In a statement that reads a Citus table, Citus may evaluate any
+     * expression on another node, and this node's tables are read in
+     * queries of their own (a subplan Citus plans through this hook, which
+     * masks them there): a claim wherever the expression ends up is right. */
+    if (OidIsValid(t.remote_func) && cx->claim == nullptr && (cx->citus_query || citus::is_citus_table(relid)))
         return remote_expr(var, cx);
     Expr *subject;
     if (rule.is_protected) {
@@ -530,6 +554,7 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
                             (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                              errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
                              errhint("Select the column itself: it is masked automatically.")));
+                cx.citus_query = citus::active() && reads_citus_table((Node *)parse, nullptr);
                 mutate_query(parse, false, &cx);
                 /* parallel workers mask from the server's shared state;
                  * without it each would load the consent state again */
