@@ -176,6 +176,26 @@ bool is_write(const Query *q)
     return q->commandType == CMD_INSERT || q->commandType == CMD_UPDATE || q->commandType == CMD_MERGE;
 }
 
+/* The claim of a query another node sent (the first consent._mask_remote
+ * call's), nullptr when there is none. */
+bool find_claim(Node *node, void *context)
+{
+    if (node == nullptr)
+        return false;
+    auto *found = static_cast<std::pair<Oid, Const *> *>(context);
+    if (IsA(node, FuncExpr) && ((FuncExpr *)node)->funcid == found->first) {
+        Node *claim = (Node *)lsecond(((FuncExpr *)node)->args);
+        if (IsA(claim, Const) && !((Const *)claim)->constisnull) {
+            found->second = (Const *)claim;
+            return true;
+        }
+    }
+    auto *fn = reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(find_claim));
+    if (IsA(node, Query))
+        return query_tree_walker((Query *)node, fn, context, 0);
+    return expression_tree_walker(node, fn, context);
+}
+
 /* Whether a query reads a Citus table (at any level). */
 bool reads_citus_table(Node *node, void *)
 {
@@ -224,8 +244,8 @@ bool claim_strict(const Const *claim)
     return n >= 4 && !nulls[3] && strcmp(TextDatumGetCString(elems[3]), "t") == 0;
 }
 
-/* The claim with its strict element set. */
-Const *strict_claim(const Const *claim)
+/* The claim with its strict element set to strict. */
+Const *claim_with_strict(const Const *claim, bool strict)
 {
     ArrayType *a = DatumGetArrayTypeP(claim->constvalue);
     Datum *elems;
@@ -234,7 +254,7 @@ Const *strict_claim(const Const *claim)
     deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
     if (n < 4)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed consent claim")));
-    elems[3] = CStringGetTextDatum("t");
+    elems[3] = CStringGetTextDatum(strict ? "t" : "f");
     nulls[3] = false;
     int dims[1] = {n};
     int lbs[1] = {1};
@@ -265,7 +285,7 @@ Expr *mask_expr(Var *var, Oid relid, const ColumnRule &rule, WalkContext *cx)
      * expression on another node, and this node's tables are read in
      * queries of their own (a subplan Citus plans through this hook, which
      * masks them there): a claim wherever the expression ends up is right. */
-    if (OidIsValid(t.remote_func) && cx->claim == nullptr && (cx->citus_query || citus::is_citus_table(relid)))
+    if (OidIsValid(t.remote_func) && (cx->citus_query || citus::is_citus_table(relid)))
         return remote_expr(var, cx);
     Expr *subject;
     if (rule.is_protected) {
@@ -289,7 +309,7 @@ Expr *mask_expr(Var *var, Oid relid, const ColumnRule &rule, WalkContext *cx)
         Const *claim = (Const *)copyObjectImpl(cx->claim);
         if (strict && !claim_strict(claim)) {
             /* a strict site of ours under a lax claim: strict it stays */
-            claim = strict_claim(claim);
+            claim = claim_with_strict(claim, true);
         }
         args = lappend(args, claim);
         fn = t.claimed_func;
@@ -555,6 +575,17 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
                              errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
                              errhint("Select the column itself: it is masked automatically.")));
                 cx.citus_query = citus::active() && reads_citus_table((Node *)parse, nullptr);
+                if (OidIsValid(t.remote_func)) {
+                    /* A query another node sent with its session's claim:
+                     * every tagged column it reads is decided in that
+                     * context, also the ones Citus moved out of the
+                     * claimed expressions (into a subquery of its own, a
+                     * GROUP BY, an aggregate's argument). */
+                    std::pair<Oid, Const *> found{t.remote_func, nullptr};
+                    find_claim((Node *)parse, &found);
+                    if (found.second)
+                        cx.claim = claim_with_strict(found.second, false);
+                }
                 mutate_query(parse, false, &cx);
                 /* parallel workers mask from the server's shared state;
                  * without it each would load the consent state again */

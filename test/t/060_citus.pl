@@ -21,13 +21,10 @@
 #    node's postmaster restarted (pg_postmaster_start_time() unchanged);
 #  - no raw value of a cell masked for that session reaches the client, in
 #    rows or in messages;
-#  - the join returns exactly the masked rows (the superuser: the raw rows),
-#    or fails closed with pg_consent's refusal (42501).  Today it fails
-#    closed: pg_consent rewrites the whole query before Citus plans it, and
-#    Citus ships the rewrite's mask calls to the workers in SQL (and
-#    re-plans rewritten parts through the planner hook), where pg_consent
-#    refuses mask calls written in a query.  Returning the rows needs the
-#    Citus integration (docs/scaling.md); those checks are TODO until then.
+#  - the join returns exactly the session's rows (the superuser: the raw
+#    rows): the protected local table's masks run on the coordinator, in
+#    the subplan Citus plans for it, and the rest Citus sends to the
+#    workers carries the session's claim (docs/scaling.md, "Citus").
 # Also: the same join with an unprotected local table returns its rows (the
 # cluster works); EXPLAIN shows the ConsentMask node inside Citus's
 # subplan (the shape that crashed); other query shapes that put a
@@ -239,19 +236,9 @@ for my $case (@cases)
 	my $leaked = grep { my $v = $_; grep { index($_, $v) >= 0 } (@$lines, $err) } @masked;
 	is($leaked, 0, "$name: no value masked for the session reaches the client");
 
-	my $rows_right  = join("\n", @$lines) eq join("\n", @expected);
-	my $fails_closed = @$lines == 0 && $err =~ /called by the masking rewrite only/;
-	ok($rows_right || $fails_closed,
-		"$name: the join returns the session's view of the rows or fails closed (42501)")
-	  or diag("rows:\n" . join("\n", @$lines) . "\nstderr: $err");
-
-  TODO:
-	{
-		local $TODO =
-		  'pg_consent rewrites before Citus plans: Citus ships the mask calls to the workers, which refuse them (docs/scaling.md)';
-		is(join("\n", @$lines), join("\n", @expected),
-			"$name: the join returns " . ($role ? 'the masked rows' : 'the raw rows'));
-	}
+	is(join("\n", @$lines), join("\n", @expected),
+		"$name: the join returns " . ($role ? 'the masked rows' : 'the raw rows'))
+	  or diag("stderr: $err");
 }
 
 # ---- other shapes with a protected local table next to a distributed one --
