@@ -25,6 +25,7 @@
  * error out of a transaction callback.
  */
 #include "audit.h"
+#include "citus.h"
 #include "compat.h"
 #include "consent.h"
 #include "decision.h"
@@ -58,6 +59,7 @@ namespace consent {
 
 namespace detail {
 uint64 audit_epoch = 1;
+Oid audit_role = InvalidOid;
 }
 
 bool audit_counting = true;
@@ -818,10 +820,25 @@ void audit_add_counts(const WorkerCount &w, const WorkerNames &names, uint64 rev
 void audit_count(const ColumnRule &rule, Oid relid, AttrNumber attno, int purpose, uint64 context, bool revealed,
                  AuditSlot &slot)
 {
-    Oid role = GetOuterUserId();
+    Oid role = OidIsValid(detail::audit_role) ? detail::audit_role : GetOuterUserId();
+    /* a Citus shard's cells count as its distributed table's */
+    Oid parent = citus::shard_parent(relid);
+    bool shard_read = OidIsValid(parent) && relation_active(relid);
+    if (OidIsValid(parent)) {
+        AttrNumber parent_attno = pg([&] {
+            char *name = get_attname(relid, attno, true);
+            return name ? get_attnum(parent, name) : InvalidAttrNumber;
+        });
+        if (parent_attno != InvalidAttrNumber) {
+            relid = parent;
+            attno = parent_attno;
+        }
+    }
     size_t i = statement_entry(rule.category, relid, attno, role, purpose);
     LocalCount &c = counts[i];
     slot.epoch = 0;
+    if (shard_read)
+        c.allowed = true; /* the statement reads the shard */
     if (!c.allowed)
         return; /* a direct call naming a relation no running statement reads */
     slot = AuditSlot{detail::audit_epoch, &c.revealed, &c.masked, context};

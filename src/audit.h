@@ -35,6 +35,12 @@ extern uint64 audit_epoch;
 /* Where one call site of the mask function counts: the counters of its
  * entry, right while the epoch and the session context (its serial: the
  * role and the purpose, decision.h) stay. */
+namespace detail {
+/* The role cells are counted for when it is not the session's (Citus: the
+ * role another node's query claims); InvalidOid otherwise. */
+extern Oid audit_role;
+} // namespace detail
+
 struct AuditSlot {
     uint64 epoch = 0;
     uint64 *revealed = nullptr;

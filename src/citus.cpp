@@ -178,6 +178,11 @@ bool is_citus_table(Oid relid)
     return active() && pg([&] { return api.is_citus_table(relid); });
 }
 
+bool replaying_call()
+{
+    return replaying;
+}
+
 bool internal_backend()
 {
     const Api *a = citus_api();
@@ -415,5 +420,28 @@ CONSENT_FUNCTION(consent_cluster_call)
             citus::forward_call(fcinfo);
         fcinfo->isnull = isnull;
         return result;
+    });
+}
+
+/* consent._refuse_on_cluster(what): 0A000 when this database is a node of
+ * a Citus cluster with other nodes (what would change this node only). */
+CONSENT_FUNCTION(consent_refuse_on_cluster)
+{
+    return entry([&]() -> Datum {
+        if (!citus::active())
+            PG_RETURN_VOID();
+        std::vector<Row> rows;
+        {
+            Spi spi;
+            rows = spi.query("SELECT count(*) FROM pg_dist_node n WHERE n.isactive AND n.noderole = 'primary' "
+                             "AND n.groupid <> (SELECT groupid FROM pg_dist_local_group)");
+        }
+        if (!rows.empty() && rows[0][0] && rows[0][0].value() != "0") {
+            std::string what = PG_ARGISNULL(0) ? "this" : pg([&] { return std::string(text_to_cstring(PG_GETARG_TEXT_PP(0))); });
+            throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, what + " is not supported on a Citus cluster",
+                        "Its changes would stay on this node; the cluster's other nodes would not learn of them.",
+                        "Record the events with consent.grant() and consent.withdraw(), which reach every node.");
+        }
+        PG_RETURN_VOID();
     });
 }

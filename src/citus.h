@@ -30,6 +30,8 @@ Oid shard_parent(Oid relid);
 bool is_citus_table(Oid relid);
 /* This backend runs commands that another node of the cluster sent. */
 bool internal_backend();
+/* This backend is running a call another node forwarded (consent._replay()). */
+bool replaying_call();
 /* Sends this call of a function of ours (fcinfo: its arguments) to every
  * other node with metadata, as the current user, in the current
  * distributed transaction: it commits on every node or on none.  Nothing

@@ -37,6 +37,7 @@ struct ClaimedContext {
     uint64_t generation = 0;       /* taxonomy ctx was computed under; 0: not yet */
     uint64_t roles = 0;
     TimestampTz statement = 0;
+    Oid role_oid = InvalidOid;
     SessionContext ctx;
 };
 /* The claimed context, checked for the connected user (the claimed role

@@ -17,6 +17,7 @@
  * erase event or the returned report of an erasure.
  */
 #include "boundary.h"
+#include "citus.h"
 #include "cache.h"
 #include "consent.h"
 #include "spi.h"
@@ -31,6 +32,7 @@ extern "C" {
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "catalog/pg_authid.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
@@ -223,6 +225,31 @@ using Cells = std::vector<std::optional<std::string>>; /* one row: the tagged co
  * value and the auditor. */
 std::vector<Cells> read_cells(const Target &t, const std::string &pred, const std::string &key)
 {
+    if (citus::is_citus_table(t.relid)) {
+        /* A Citus table's rows are on the nodes holding its shards: read
+         * through Citus, each column claimed as the role these queries run
+         * as (the bootstrap superuser, spi.h), so the nodes reveal them. */
+        std::string role = pg([] { return std::string(GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false)); });
+        std::string claim = pg([&] {
+            return std::string(quote_literal_cstr(("{" + std::string(quote_identifier(role.c_str())) + ",NULL,NULL,f}").c_str()));
+        });
+        std::string sql = "SELECT ";
+        for (size_t c = 0; c < t.columns.size(); c++)
+            sql += std::string(c ? ", " : "") + "consent._mask_remote(" + quote_identifier(t.columns[c].name.c_str()) +
+                   ", " + claim + "::text[])::text";
+        if (t.columns.empty())
+            sql += "1";
+        sql += " FROM ONLY " + t.name + " WHERE " + pred;
+        std::vector<Cells> out;
+        Spi spi;
+        for (auto &r : spi.query(sql.c_str(), {key})) {
+            Cells row(t.columns.size());
+            for (size_t c = 0; c < t.columns.size(); c++)
+                row[c] = r[c];
+            out.push_back(std::move(row));
+        }
+        return out;
+    }
     std::vector<std::string> tids;
     {
         Spi spi;
@@ -632,7 +659,9 @@ CONSENT_FUNCTION(consent_erase_subject)
                         "Only superusers may erase a data subject.",
                         "Run it as a superuser, or through a SECURITY DEFINER function owned by one.");
         std::string key = subject_arg(fcinfo);
-        std::vector<Target> targets = protected_targets();
+        /* a Citus node replaying another node's erasure: the tables' cells
+         * are the cluster's (that node erased them), the ledger is ours */
+        std::vector<Target> targets = citus::replaying_call() ? std::vector<Target>{} : protected_targets();
 
         std::vector<Problem> problems = erasure_problems(targets);
         if (!problems.empty()) {
@@ -802,6 +831,7 @@ CONSENT_FUNCTION(consent_erase_subject)
                            ", \"tables\": [" + tables_json + "], \"ledger_events\": " + std::to_string(events) +
                            ", \"subject_state\": " + std::to_string(states) +
                            ", \"erase_event\": " + (erase_event ? *erase_event : "null") + "}";
+        citus::forward_call(fcinfo); /* the other nodes' ledgers */
         return as_jsonb(json);
     });
 }

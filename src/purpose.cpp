@@ -11,6 +11,7 @@
  * every statement; under the transaction scope, let a purpose reach a
  * transaction that did not set it.
  */
+#include "audit.h"
 #include "cache.h"
 #include "shared_state.h"
 #include "compat.h"
@@ -443,6 +444,7 @@ const SessionContext &detail::session_context_slow()
     context_dirty = false;
     ++detail::decision_stamp; /* decisions remembered under the old context */
     memo_owner = c.serial;
+    detail::audit_role = InvalidOid;
     return context;
 }
 
@@ -518,6 +520,7 @@ const SessionContext &claimed_context(ClaimedContext &claim)
         }
         c.serial = ++context_serial;
         c.at = now;
+        claim.role_oid = role;
         claim.ctx = c;
         claim.statement = now;
         claim.roles = roles_generation();
@@ -529,6 +532,7 @@ const SessionContext &claimed_context(ClaimedContext &claim)
         ++detail::decision_stamp;
         memo_owner = claim.ctx.serial;
         context_dirty = true;
+        detail::audit_role = claim.role_oid;
     }
     return claim.ctx;
 }

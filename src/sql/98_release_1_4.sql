@@ -301,6 +301,11 @@ END
 $$;
 REVOKE ALL ON FUNCTION consent._record_many(text) FROM PUBLIC;
 
+-- Citus: refuses (0A000) what would change this node only while the
+-- cluster has other nodes.
+CREATE FUNCTION consent._refuse_on_cluster(what text) RETURNS void
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'consent_refuse_on_cluster';
+
 -- Records every row of a table or view as a consent event; returns the
 -- number of events.  Columns: subject (text, bigint or uuid, stored as
 -- grant stores them: integers in decimal, uuids in canonical lowercase
@@ -320,6 +325,8 @@ DECLARE
     target text;
     items text[] := '{}';
 BEGIN
+    -- its events would stay on this node of a Citus cluster
+    PERFORM consent._refuse_on_cluster('consent.record_many()');
     IF events IS NULL THEN
         RAISE EXCEPTION 'events must not be null' USING ERRCODE = '22004';
     END IF;
@@ -472,3 +479,36 @@ ALTER FUNCTION consent.allow_recording(regrole) SET SCHEMA consent_local;
 CREATE FUNCTION consent.allow_recording(role regrole) RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'consent_cluster_call';
 REVOKE ALL ON FUNCTION consent.allow_recording(regrole) FROM PUBLIC;
+
+-- Citus: consent.disclosures of every node of the cluster (each node counts
+-- the cells it reads, under the distributed table and the role the query
+-- claims); on a server without Citus, this server's.
+CREATE FUNCTION consent.cluster_disclosures(OUT node text, OUT role name, OUT purpose text, OUT relation text,
+                                            OUT column_name name, OUT category text, OUT revealed bigint,
+                                            OUT masked bigint)
+    RETURNS SETOF record LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RETURN QUERY SELECT 'local'::text, d.role, d.purpose, d.relation, d.column_name, d.category, d.revealed,
+                            d.masked FROM consent.disclosures d;
+        RETURN;
+    END IF;
+    FOR r IN EXECUTE $run$SELECT nodeid, success, result FROM run_command_on_all_nodes($cmd$
+        SELECT coalesce(json_agg(d), '[]') FROM (SELECT role, purpose, relation, column_name, category, revealed,
+                                                        masked FROM consent.disclosures) d$cmd$)$run$ LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'cannot read consent.disclosures on node %: %', r.nodeid, r.result
+                USING ERRCODE = '08006';
+        END IF;
+        RETURN QUERY SELECT (SELECT n.nodename || ':' || n.nodeport FROM pg_dist_node n WHERE n.nodeid = r.nodeid),
+                            x.role, x.purpose, x.relation, x.column_name, x.category, x.revealed, x.masked
+                       FROM json_to_recordset(r.result::json) AS x(role name, purpose text, relation text,
+                                                                   column_name name, category text, revealed bigint,
+                                                                   masked bigint);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION consent.cluster_disclosures() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consent.cluster_disclosures() TO consent_auditor;

@@ -145,8 +145,11 @@ my $catalog = q{SELECT string_agg(x, ';' ORDER BY x) FROM (
     UNION ALL SELECT 'm:' || relation::regclass::text || '.' || column_name || ':' || mask FROM consent.column_masks
     UNION ALL SELECT 'r:' || role::text || ':' || purpose FROM consent.purpose_roles
     UNION ALL SELECT 'u:' || key FROM consent.purposes) c(x)};
-my $ledger = q{SELECT count(*) || ' events, ' || md5(string_agg(subject || category || purpose || action, ','
-               ORDER BY subject, category, purpose, recorded_at, action)) FROM consent.ledger};
+# (an erasure's pseudonym is each node's own unless consent.pseudonym_key
+# is set alike on every node)
+my $ledger = q{SELECT count(*) || ' events, ' || md5(string_agg(s || category || purpose || action, ','
+               ORDER BY s, category, purpose, recorded_at, action)) FROM consent.ledger,
+               LATERAL (SELECT CASE WHEN subject LIKE 'erased:%' THEN 'erased' ELSE subject END) x(s)};
 my $coord_catalog = $coord->safe_psql('postgres', $catalog);
 like($coord_catalog, qr/p:customers:id;p:orders:customer_id/, 'the coordinator holds the protections');
 is($coord_catalog, $single->safe_psql('postgres', $catalog), 'coordinator catalog = single server catalog');
@@ -328,6 +331,48 @@ for my $change (
 	my $l = $coord->safe_psql('postgres', $ledger);
 	is($_->safe_psql('postgres', $ledger), $l, "$label: recorded on every node") for @workers;
 }
+
+# ---- the audit: every node counts what it reads; the cluster's picture --------
+
+$_->safe_psql('postgres', 'SELECT consent.disclosures_reset()') for ($single, @nodes);
+my $audited = "SET consent.purpose = 'marketing';\nSELECT count(*) FROM customers WHERE email LIKE 'user%'";
+is((run($coord, 'app', $audited))[0], (run($single, 'app', $audited))[0], 'audited query: same result');
+my $cluster_counts = $coord->safe_psql('postgres',
+	q{SELECT role || '|' || purpose || '|' || relation || '|' || column_name || '|' || sum(revealed) || '|' || sum(masked)
+	    FROM consent.cluster_disclosures() GROUP BY role, purpose, relation, column_name ORDER BY 1});
+my $single_counts = $single->safe_psql('postgres',
+	q{SELECT role || '|' || purpose || '|' || relation || '|' || column_name || '|' || revealed || '|' || masked
+	    FROM consent.disclosures ORDER BY 1});
+like($single_counts, qr/^app\|marketing\|public\.customers\|email\|\d+\|\d+$/, "single server counted: $single_counts");
+is($cluster_counts, $single_counts,
+	'consent.cluster_disclosures(): the workers counted the cells under the distributed table and the claimed role, as one server counts them');
+my $nodes_counting = $coord->safe_psql('postgres', 'SELECT count(DISTINCT node) FROM consent.cluster_disclosures()');
+is($nodes_counting, '2', 'both workers counted cells (the coordinator read none)');
+
+# ---- what would stay on one node is refused -------------------------------------
+
+$coord->safe_psql('postgres', q{CREATE TABLE bulk_events (subject bigint, category text, purpose text, action text)});
+my ($bulk_rc, $bulk_out, $bulk_err) = $coord->psql('postgres',
+	q{INSERT INTO bulk_events VALUES (5, 'user.name', 'marketing', 'grant'); SELECT consent.record_many('bulk_events')});
+like($bulk_err, qr/consent\.record_many\(\) is not supported on a Citus cluster/,
+	'record_many() is refused on a cluster (its events would stay on one node)');
+is($coord->safe_psql('postgres', $ledger), $workers[0]->safe_psql('postgres', $ledger), 'and nothing was recorded');
+
+# ---- erasure: the cells (through Citus) and every node's ledger ----------------
+
+my $erase_id = $pick{email_shown};
+$coord->safe_psql('postgres', "SELECT consent.erase_subject(${erase_id}::bigint)");
+$single->safe_psql('postgres', "SELECT consent.erase_subject(${erase_id}::bigint)");
+is($coord->safe_psql('postgres', "SELECT name IS NULL AND email IS NULL FROM customers WHERE id = $erase_id"),
+	't', 'erase_subject nulled the subject\'s cells in the distributed table');
+for my $node (@nodes)
+{
+	is($node->safe_psql('postgres', "SELECT count(*) FROM consent.ledger WHERE subject = '$erase_id'"),
+		'0', $node->name . ': no ledger event names the erased subject');
+}
+is($coord->safe_psql('postgres', $ledger), $single->safe_psql('postgres', $ledger), 'coordinator ledger = single server ledger after the erasure');
+is($_->safe_psql('postgres', $ledger), $coord->safe_psql('postgres', $ledger), $_->name . ': same ledger after the erasure')
+  for @workers;
 
 # ---- on a worker ---------------------------------------------------------------
 
