@@ -76,7 +76,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps demo test bench bench-scale bench-standby fuzz format
+.PHONY: deps demo test bench bench-scale bench-standby bench-citus fuzz format
 # Install what is missing (apt-get), as root or through sudo.
 deps:
 	@test/harness/deps.sh
@@ -112,6 +112,12 @@ bench-standby: deps
 	@$(MAKE) --no-print-directory all PG_CONFIG="$(PG_CONFIG)"
 	@$(SUDO) $(MAKE) --no-print-directory install PG_CONFIG="$(PG_CONFIG)"
 	@PG_CONFIG="$(PG_CONFIG)" test/bench/standby.sh
+
+# Masked against raw on a Citus cluster (a coordinator and two workers).
+bench-citus: deps
+	@$(MAKE) --no-print-directory all PG_CONFIG="$(PG_CONFIG)"
+	@$(SUDO) $(MAKE) --no-print-directory install PG_CONFIG="$(PG_CONFIG)"
+	@PG_CONFIG="$(PG_CONFIG)" test/bench/citus.sh
 
 format:
 	clang-format -i src/*.cpp src/*.h

@@ -49,6 +49,7 @@ struct Api {
     bool (*internal_backend)(void);
     void (*send_to_metadata_nodes)(const char *command, const char *user, int nparams, const Oid *types,
                                    const char *const *values);
+    void (*send_to_worker)(const char *node_name, int32 node_port, const char *command);
 };
 
 enum class Found { Unknown, No, Yes };
@@ -85,6 +86,7 @@ const Api *citus_api()
                 resolve(api.is_citus_table, "IsCitusTable", complete);
                 resolve(api.internal_backend, "IsCitusInternalBackend", complete);
                 resolve(api.send_to_metadata_nodes, "SendCommandToRemoteMetadataNodesParams", complete);
+                resolve(api.send_to_worker, "SendCommandToWorker", complete);
             });
             if (!complete)
                 throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "this Citus version is not supported by pg_consent",
@@ -442,6 +444,24 @@ CONSENT_FUNCTION(consent_refuse_on_cluster)
                         "Its changes would stay on this node; the cluster's other nodes would not learn of them.",
                         "Record the events with consent.grant() and consent.withdraw(), which reach every node.");
         }
+        PG_RETURN_VOID();
+    });
+}
+
+/* consent._send_to_node(node_name, node_port, command): runs command on
+ * one node of the cluster, in the coordinated transaction (two-phase
+ * commit), as the current user (consent.citus_sync_node()). */
+CONSENT_FUNCTION(consent_send_to_node)
+{
+    return entry([&]() -> Datum {
+        if (!citus::active())
+            throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "Citus is not installed in this database");
+        pg([&] {
+            char *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+            int32 port = PG_GETARG_INT32(1);
+            char *command = text_to_cstring(PG_GETARG_TEXT_PP(2));
+            citus::api.send_to_worker(name, port, command);
+        });
         PG_RETURN_VOID();
     });
 }

@@ -489,6 +489,31 @@ const SessionContext &claimed_context(ClaimedContext &claim)
 {
     const Taxonomy &t = taxonomy();
     TimestampTz now = GetCurrentStatementStartTimestamp();
+    /* The call sites of one statement carry the same claim: the first
+     * computes the context, the others share it (and its serial: one row
+     * memo for the row's cells, as under the session's context). */
+    static struct {
+        bool valid = false;
+        std::string role, purpose, as_of;
+        Oid user = InvalidOid;
+        TimestampTz statement = 0;
+        uint64_t generation = 0, roles = 0;
+        Oid role_oid = InvalidOid;
+        SessionContext ctx;
+    } shared;
+    if (claim.generation != t.generation || claim.statement != now || claim.roles != roles_generation()) {
+        Oid user = GetUserId();
+        if (shared.valid && shared.statement == now && shared.generation == t.generation &&
+            shared.roles == roles_generation() && shared.user == user && shared.role == claim.role &&
+            shared.purpose == (claim.purpose ? claim.purpose : "") && shared.as_of == (claim.as_of ? claim.as_of : "") &&
+            (claim.purpose != nullptr) == !shared.purpose.empty() && (claim.as_of != nullptr) == !shared.as_of.empty()) {
+            claim.ctx = shared.ctx;
+            claim.role_oid = shared.role_oid;
+            claim.statement = now;
+            claim.roles = shared.roles;
+            claim.generation = shared.generation;
+        }
+    }
     if (claim.generation != t.generation || claim.statement != now || claim.roles != roles_generation()) {
         claim.generation = 0; /* until computed (a check may throw) */
         SessionContext c;
@@ -525,6 +550,17 @@ const SessionContext &claimed_context(ClaimedContext &claim)
         claim.statement = now;
         claim.roles = roles_generation();
         claim.generation = t.generation;
+        shared.valid = false; /* until every field is set (a string copy may throw) */
+        shared.role = claim.role;
+        shared.purpose = claim.purpose ? claim.purpose : "";
+        shared.as_of = claim.as_of ? claim.as_of : "";
+        shared.user = GetUserId();
+        shared.statement = now;
+        shared.generation = t.generation;
+        shared.roles = claim.roles;
+        shared.role_oid = role;
+        shared.ctx = c;
+        shared.valid = true;
     }
     if (memo_owner != claim.ctx.serial) {
         /* the row memo was decided in another context; and the session's

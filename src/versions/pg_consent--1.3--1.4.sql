@@ -513,3 +513,103 @@ END
 $$;
 REVOKE ALL ON FUNCTION consent.cluster_disclosures() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION consent.cluster_disclosures() TO consent_auditor;
+
+-- Citus: copies the consent catalog and the ledger of this node to a node
+-- added to the cluster later (Citus created the extension there; its
+-- ledger must be empty), in the caller's distributed transaction; returns
+-- the number of ledger events copied.
+CREATE FUNCTION consent._send_to_node(node_name text, node_port integer, command text) RETURNS void
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'consent_send_to_node';
+REVOKE ALL ON FUNCTION consent._send_to_node(text, integer, text) FROM PUBLIC;
+CREATE FUNCTION consent.citus_sync_node(node_name text, node_port integer) RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    r record;
+    last_id bigint := 0;
+    chunk json;
+    copied bigint := 0;
+    n bigint;
+BEGIN
+    IF node_name IS NULL OR node_port IS NULL THEN
+        RAISE EXCEPTION 'node_name and node_port must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'consent.citus_sync_node needs Citus' USING ERRCODE = '55000';
+    END IF;
+    PERFORM consent._send_to_node(node_name, node_port, $c$
+        DO $do$ BEGIN
+            IF EXISTS (SELECT FROM consent.ledger) THEN
+                RAISE EXCEPTION 'the node already holds consent events' USING ERRCODE = '55000',
+                    HINT = 'consent.citus_sync_node() copies to a node added to the cluster, before any event is recorded there.';
+            END IF;
+        END $do$ $c$);
+    -- categories and purposes of this cluster (not shipped), parents first
+    FOR r IN WITH RECURSIVE t AS (
+                 SELECT cat AS c, 0 AS depth FROM consent.categories cat WHERE cat.parent IS NULL
+                 UNION ALL SELECT cat, t.depth + 1 FROM consent.categories cat JOIN t ON cat.parent = (t.c).key)
+             SELECT (t.c).*, format_type((t.c).type, NULL) AS type_text, row_to_json(t.c)::text AS js,
+                    (SELECT ty.typname FROM pg_type ty WHERE ty.oid = (t.c).type) AS type_name
+               FROM t WHERE NOT (t.c).shipped ORDER BY depth, (t.c).key LOOP
+        PERFORM consent._send_to_node(node_name, node_port, format($c$
+            DO $do$ BEGIN
+                IF NOT EXISTS (SELECT FROM consent.categories WHERE key = %L) THEN
+                    IF to_regtype(%L) IS NULL THEN
+                        PERFORM consent_local.define_category(%L, %L::regtype, %L, %L, %L, %L);
+                    ELSE
+                        INSERT INTO consent.categories SELECT * FROM json_populate_record(NULL::consent.categories, %L);
+                    END IF;
+                END IF;
+            END $do$ $c$, r.key, r.type_text, r.key, format_type(r.base_type, NULL), r.type_name, r.default_mask,
+            r.special, r.label, r.js));
+    END LOOP;
+    FOR r IN WITH RECURSIVE t AS (
+                 SELECT pur AS p, 0 AS depth FROM consent.purposes pur WHERE pur.parent IS NULL
+                 UNION ALL SELECT pur, t.depth + 1 FROM consent.purposes pur JOIN t ON pur.parent = (t.p).key)
+             SELECT (t.p).* FROM t WHERE NOT (t.p).shipped ORDER BY depth, (t.p).key LOOP
+        PERFORM consent._send_to_node(node_name, node_port, format($c$
+            DO $do$ BEGIN
+                IF NOT EXISTS (SELECT FROM consent.purposes WHERE key = %L) THEN
+                    PERFORM consent_local.define_purpose(%L, %L, %L::text[], %L);
+                END IF;
+            END $do$ $c$, r.key, r.key, r.basis, r.necessary, r.label));
+    END LOOP;
+    FOR r IN SELECT role::text AS role, purpose FROM consent.purpose_roles LOOP
+        PERFORM consent._send_to_node(node_name, node_port,
+            format('SELECT consent_local.allow_purpose(%L::regrole, %L)', r.role, r.purpose));
+    END LOOP;
+    -- the protection of Citus tables (the node has their shells)
+    FOR r IN SELECT p.relation, p.subject_column FROM consent.protected_tables p
+              WHERE p.relation IN (SELECT logicalrelid FROM pg_dist_partition) LOOP
+        PERFORM consent._send_to_node(node_name, node_port,
+            format('SELECT consent_local.protect(%L::regclass, %L)', format('%I.%I', (SELECT nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid WHERE c.oid = r.relation), (SELECT relname FROM pg_class WHERE oid = r.relation)), r.subject_column));
+    END LOOP;
+    FOR r IN SELECT m.relation, m.column_name, m.mask FROM consent.column_masks m
+              WHERE m.relation IN (SELECT logicalrelid FROM pg_dist_partition) LOOP
+        PERFORM consent._send_to_node(node_name, node_port,
+            format('SELECT consent_local.set_mask(%L::regclass, %L, %L)', format('%I.%I', (SELECT nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid WHERE c.oid = r.relation), (SELECT relname FROM pg_class WHERE oid = r.relation)), r.column_name, r.mask));
+    END LOOP;
+    -- the ledger and its derived state, 10,000 rows a command
+    LOOP
+        SELECT json_agg(l ORDER BY l.id), count(*), max(l.id) INTO chunk, n, last_id
+          FROM (SELECT * FROM consent.ledger WHERE id > last_id ORDER BY id LIMIT 10000) l;
+        EXIT WHEN n = 0;
+        PERFORM consent._send_to_node(node_name, node_port, format(
+            'INSERT INTO consent.ledger OVERRIDING SYSTEM VALUE SELECT * FROM json_populate_recordset(NULL::consent.ledger, %L)',
+            chunk));
+        copied := copied + n;
+    END LOOP;
+    PERFORM consent._send_to_node(node_name, node_port,
+        format('SELECT setval(pg_get_serial_sequence(''consent.ledger'', ''id''), %s, %L)',
+               (SELECT greatest(coalesce(max(id), 0), 1) FROM consent.ledger),
+               (SELECT count(*) > 0 FROM consent.ledger)));
+    FOR chunk IN SELECT json_agg(s) FROM (SELECT s, (row_number() OVER (ORDER BY subject, category, purpose) - 1) / 10000 AS batch
+                                              FROM consent.subject_state s) x GROUP BY batch LOOP
+        PERFORM consent._send_to_node(node_name, node_port, format(
+            'INSERT INTO consent.subject_state SELECT * FROM json_populate_recordset(NULL::consent.subject_state, %L)',
+            chunk));
+    END LOOP;
+    RETURN copied;
+END
+$$;
+REVOKE ALL ON FUNCTION consent.citus_sync_node(text, integer) FROM PUBLIC;

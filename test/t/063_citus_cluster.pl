@@ -55,8 +55,8 @@ for my $name (qw(coordinator worker1 worker2))
 {
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init;
-	$node->append_conf(
-		'postgresql.conf', q{
+	# (citus.local_hostname: how Citus reaches its own node, for shard moves)
+	$node->append_conf('postgresql.conf', "citus.local_hostname = '" . $node->host . "'\n" . q{
 shared_preload_libraries = 'citus,pg_consent'
 max_worker_processes = 16
 max_prepared_transactions = 20
@@ -396,6 +396,56 @@ like($forged, qr/permission denied to decide consent as role "analyst"/,
 my (undef, $no_purpose) = run($w, 'app',
 	"SET citus.override_table_visibility = off;\nSELECT consent._mask_remote(email, '{app,unknown_purpose,NULL,f}') FROM $shard");
 like($no_purpose, qr/purpose "unknown_purpose" of a consent claim is not defined/, 'a claim of an unknown purpose is refused');
+
+# ---- a worker added later -------------------------------------------------------
+
+my $w3 = PostgreSQL::Test::Cluster->new('worker3');
+$w3->init;
+$w3->append_conf('postgresql.conf', "citus.local_hostname = '" . $w3->host . "'\n" . q{
+shared_preload_libraries = 'citus,pg_consent'
+max_worker_processes = 16
+max_prepared_transactions = 20
+citus.enable_statistics_collection = off
+});
+$w3->start;
+push @nodes, $w3;
+$w3->safe_psql('postgres', 'CREATE EXTENSION citus');
+$coord->safe_psql('postgres', sprintf("SELECT citus_add_node('%s', %d)", $w3->host, $w3->port));
+is($w3->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'pg_consent'"),
+	$coord->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'pg_consent'"),
+	'Citus created pg_consent on the node added later');
+is($w3->safe_psql('postgres', 'SELECT count(*) FROM consent.ledger'), '0', 'which starts without consent events');
+my $copied = $coord->safe_psql('postgres',
+	sprintf("SELECT consent.citus_sync_node('%s', %d)", $w3->host, $w3->port));
+is($w3->safe_psql('postgres', $ledger), $coord->safe_psql('postgres', $ledger),
+	"consent.citus_sync_node() copied the ledger ($copied events)");
+is($w3->safe_psql('postgres', $catalog), $workers[0]->safe_psql('postgres', $catalog),
+	'and the catalog: custom purposes, role grants, the protection of Citus tables, masks');
+my ($again_rc, $again_out, $again_err) =
+  $coord->psql('postgres', sprintf("SELECT consent.citus_sync_node('%s', %d)", $w3->host, $w3->port));
+like($again_err, qr/the node already holds consent events/, 'a second copy is refused (55000)');
+
+# move a shard of customers to the new node (Citus copies the reference
+# tables there first): its rows are masked there
+$coord->safe_psql('postgres', "SELECT replicate_reference_tables('block_writes')");
+my ($shardid, $from_host, $from_port) = split /\|/, $coord->safe_psql('postgres',
+	q{SELECT shardid, nodename, nodeport FROM citus_shards WHERE table_name = 'customers'::regclass ORDER BY shardid LIMIT 1});
+$coord->safe_psql('postgres', sprintf(
+	"SELECT citus_move_shard_placement(%d, '%s', %d, '%s', %d, shard_transfer_mode => 'block_writes')",
+	$shardid, $from_host, $from_port, $w3->host, $w3->port));
+is($coord->safe_psql('postgres', "SELECT nodeport FROM citus_shards WHERE shardid = $shardid"), $w3->port,
+	"shard $shardid moved to the new node");
+for my $s (@sessions[ 1 .. 3 ])
+{
+	my ($label, $role, $template) = @$s;
+	my $sql = sprintf($template, 'SELECT id, name, email, born, address FROM customers ORDER BY id');
+	is((run($coord, $role, $sql))[0], (run($single, $role, $sql))[0], "after the move, $label: same rows as one server");
+}
+my $change = "SELECT consent.withdraw($pick{email_masked}, 'user.contact.email', 'marketing')";
+$coord->safe_psql('postgres', "SET client_min_messages = warning; $change");
+$single->safe_psql('postgres', "SET client_min_messages = warning; $change");
+is($w3->safe_psql('postgres', $ledger), $coord->safe_psql('postgres', $ledger), 'a later withdrawal reaches the new node');
+is((run($coord, 'app', $probe))[0], (run($single, 'app', $probe))[0], 'and applies there');
 
 $_->stop for reverse @nodes;
 $single->stop;
