@@ -236,6 +236,13 @@ SELECT mail FROM au_clients WHERE id = 9102;                              -- au_
 SELECT mail FROM au_clients WHERE id = 9101;                              -- au_clients.mail 1/0
 RESET ROLE;
 SELECT relation, column_name, revealed, masked FROM consent.disclosures WHERE role = 'au_app';
+-- without Citus, consent.cluster_disclosures() is this server's disclosures
+SELECT node, role, purpose, relation, column_name, category, revealed, masked
+  FROM consent.cluster_disclosures() WHERE role = 'au_app'
+EXCEPT ALL
+SELECT 'local', role, purpose, relation, column_name, category, revealed, masked
+  FROM consent.disclosures WHERE role = 'au_app';
+SELECT count(*) > 0 AS counted FROM consent.cluster_disclosures() WHERE role = 'au_app' AND node = 'local';
 ALTER TABLE au_clients RENAME COLUMN mail TO email;
 ALTER TABLE au_clients RENAME TO au_customers;
 RESET consent.audit;

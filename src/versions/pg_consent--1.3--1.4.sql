@@ -485,7 +485,7 @@ REVOKE ALL ON FUNCTION consent.allow_recording(regrole) FROM PUBLIC;
 -- the cells it reads, under the distributed table and the role the query
 -- claims); on a server without Citus, this server's.
 CREATE FUNCTION consent.cluster_disclosures(OUT node text, OUT role name, OUT purpose text, OUT relation text,
-                                            OUT column_name name, OUT category text, OUT revealed bigint,
+                                            OUT column_name text, OUT category text, OUT revealed bigint,
                                             OUT masked bigint)
     RETURNS SETOF record LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -506,7 +506,7 @@ BEGIN
         RETURN QUERY SELECT (SELECT n.nodename || ':' || n.nodeport FROM pg_dist_node n WHERE n.nodeid = r.nodeid),
                             x.role, x.purpose, x.relation, x.column_name, x.category, x.revealed, x.masked
                        FROM json_to_recordset(r.result::json) AS x(role name, purpose text, relation text,
-                                                                   column_name name, category text, revealed bigint,
+                                                                   column_name text, category text, revealed bigint,
                                                                    masked bigint);
     END LOOP;
 END
