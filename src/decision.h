@@ -44,6 +44,10 @@ struct ClaimedContext {
  * must be one it can act as, the purpose defined here, as_of an
  * auditor's), computed once per statement; the row memo becomes its own. */
 const SessionContext &claimed_context(ClaimedContext &claim);
+/* A claim {role, purpose, as_of, strict} (a text[] datum) as a context to
+ * decide in, allocated in cxt; *strict: whether its cells are stored.
+ * Errors (22023) for a malformed claim: call with no C++ object alive. */
+ClaimedContext *make_claim(Datum array, MemoryContext cxt, bool *strict);
 /* The session's context as a claim: {acting role, purpose or nothing,
  * as_of in microseconds or nothing}. */
 std::vector<std::optional<std::string>> context_claim();

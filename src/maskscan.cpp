@@ -62,7 +62,7 @@ bool mask_scan_enabled = true;
 namespace {
 
 /* What one output column of the node is. */
-enum class Out : int { Column = 0, Mask = 1, Strict = 2 };
+enum class Out : int { Column = 0, Mask = 1, Strict = 2, Claimed = 3 };
 
 /* Per output column, in an integer list (no node per field to read at each
  * execution): kind, source column of the child (1-based), subject column of
@@ -72,7 +72,9 @@ enum class Out : int { Column = 0, Mask = 1, Strict = 2 };
  * and read the first element of its custom_private as a node (Citus's
  * IsCitusCustomScan(), on the plans of its subplans and whenever it asks
  * whether a plan is its own): an integer there is dereferenced as a
- * pointer and kills the backend. */
+ * pointer and kills the backend.  A second element, when some column is
+ * decided in a claimed context (Citus, consent._mask_claimed), lists per
+ * column the claim (a text[] Const) or NULL. */
 constexpr int FIELDS = 7;
 
 /* The integer list of the node's columns (see FIELDS). */
@@ -137,7 +139,15 @@ FuncExpr *mask_call_of(Expr *e, Index rti, const Taxonomy &t)
     if (!IsA(e, FuncExpr))
         return nullptr;
     auto *f = (FuncExpr *)e;
-    if ((f->funcid != t.mask_func && f->funcid != t.strict_func) || !f->funcvariadic || list_length(f->args) != 4)
+    bool claimed = f->funcid == t.claimed_func && OidIsValid(t.claimed_func) && list_length(f->args) == 5;
+    if (claimed) {
+        Node *claim = (Node *)list_nth(f->args, 4);
+        if (!IsA(claim, Const) || ((Const *)claim)->constisnull)
+            return nullptr;
+    } else if ((f->funcid != t.mask_func && f->funcid != t.strict_func) || list_length(f->args) != 4) {
+        return nullptr;
+    }
+    if (!f->funcvariadic)
         return nullptr;
     Node *value = (Node *)linitial(f->args), *subject = (Node *)lsecond(f->args);
     Node *relid = (Node *)lthird(f->args), *attno = (Node *)lfourth(f->args);
@@ -220,8 +230,8 @@ bool in_place(const TargetEntry *tle, int n, int src, List *physical)
 Plan *mask_scan(Scan *scan, Transform &tf)
 {
     Index rti = scan->scanrelid;
-    List *child_tlist = NIL, *priv = NIL;
-    bool masks = false;
+    List *child_tlist = NIL, *priv = NIL, *claims = NIL;
+    bool masks = false, any_claim = false;
     ListCell *lc;
     /* a plan another extension assembled may name range tables of a plan
      * it replaced: leave what cannot be read as it is */
@@ -248,6 +258,7 @@ Plan *mask_scan(Scan *scan, Transform &tf)
             priv = lappend_int(priv, src);
             for (int k = 2; k < FIELDS; k++)
                 priv = lappend_int(priv, 0);
+            claims = lappend(claims, nullptr);
             continue;
         }
         FuncExpr *f = mask_call_of(tle->expr, rti, tf.t);
@@ -258,7 +269,10 @@ Plan *mask_scan(Scan *scan, Transform &tf)
         int src = child_column(&child_tlist, value, physical);
         row = row && in_place(tle, n, src, child_tlist);
         int subj = IsA(subject, Var) ? child_column(&child_tlist, (Var *)subject, physical) : 0;
-        priv = lappend_int(priv, int(f->funcid == tf.t.strict_func ? Out::Strict : Out::Mask));
+        bool claimed = f->funcid == tf.t.claimed_func;
+        priv = lappend_int(priv, int(claimed ? Out::Claimed : f->funcid == tf.t.strict_func ? Out::Strict : Out::Mask));
+        claims = lappend(claims, claimed ? copyObjectImpl(list_nth(f->args, 4)) : nullptr);
+        any_claim = any_claim || claimed;
         priv = lappend_int(priv, src);
         priv = lappend_int(priv, subj);
         priv = lappend_int(priv, int(DatumGetObjectId(((Const *)lthird(f->args))->constvalue)));
@@ -310,7 +324,7 @@ Plan *mask_scan(Scan *scan, Transform &tf)
     if (ExecSupportsBackwardScan(child))
         cs->flags |= CUSTOMPATH_SUPPORT_BACKWARD_SCAN;
     cs->custom_scan_tlist = row ? NIL : child->targetlist;
-    cs->custom_private = list_make1(priv); /* a list of nodes: see FIELDS */
+    cs->custom_private = any_claim ? list_make2(priv, claims) : list_make1(priv); /* a list of nodes: see FIELDS */
     cs->custom_plans = list_make1(child);
     cs->methods = &plan_methods;
     /* A physical list is the scan tuple as it is: the scan gets none, so
@@ -468,6 +482,19 @@ Node *create_state(CustomScan *cs)
                 continue;
             SiteKey k{Oid(lfirst_int(&field[3])), AttrNumber(lfirst_int(&field[4])), c.kind == Out::Strict,
                       Oid(lfirst_int(&field[5])), Oid(lfirst_int(&field[6]))};
+            if (c.kind == Out::Claimed) {
+                /* decided in a claimed context: a site of this execution
+                 * (in the executor's memory), not a kept one */
+                auto *claim = (Const *)list_nth((List *)lsecond(cs->custom_private), i);
+                auto *site = new (palloc0(sizeof(MaskSite))) MaskSite();
+                site->relid = k.relid;
+                site->attno = k.attno;
+                site->value_type = k.value_type;
+                site->subject_type = k.subject_type;
+                site->claim = make_claim(claim->constvalue, CurrentMemoryContext, &site->strict);
+                ms->sites[i] = site;
+                continue;
+            }
             ms->sites[i] = site_for(k, i);
         }
     });

@@ -28,6 +28,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/plancache.h"
@@ -472,6 +473,24 @@ std::vector<std::optional<std::string>> context_claim()
         });
     }
     claim.push_back(as_of != NOW ? std::optional<std::string>(std::to_string(int64_t(as_of))) : std::nullopt);
+    return claim;
+}
+
+ClaimedContext *make_claim(Datum array, MemoryContext cxt, bool *strict)
+{
+    Datum *elems;
+    bool *nulls;
+    int n;
+    deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+    if (n != 4 || nulls[0] || nulls[3])
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed consent claim")));
+    MemoryContext old = MemoryContextSwitchTo(cxt);
+    auto *claim = new (palloc0(sizeof(ClaimedContext))) ClaimedContext();
+    claim->role = TextDatumGetCString(elems[0]);
+    claim->purpose = nulls[1] ? nullptr : TextDatumGetCString(elems[1]);
+    claim->as_of = nulls[2] ? nullptr : TextDatumGetCString(elems[2]);
+    *strict = strcmp(TextDatumGetCString(elems[3]), "t") == 0;
+    MemoryContextSwitchTo(old);
     return claim;
 }
 

@@ -690,20 +690,7 @@ pg_noinline MaskSite *describe_site(FunctionCallInfo fcinfo, bool strict)
         /* consent._mask_claimed: {role, purpose, as_of, strict} */
         if (PG_ARGISNULL(4))
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed consent claim")));
-        Datum *elems;
-        bool *nulls;
-        int n;
-        deconstruct_array(PG_GETARG_ARRAYTYPE_P(4), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-        if (n != 4 || nulls[0] || nulls[3])
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed consent claim")));
-        MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-        auto *claim = new (palloc0(sizeof(ClaimedContext))) ClaimedContext();
-        claim->role = TextDatumGetCString(elems[0]);
-        claim->purpose = nulls[1] ? nullptr : TextDatumGetCString(elems[1]);
-        claim->as_of = nulls[2] ? nullptr : TextDatumGetCString(elems[2]);
-        site->strict = strcmp(TextDatumGetCString(elems[3]), "t") == 0;
-        MemoryContextSwitchTo(old);
-        site->claim = claim;
+        site->claim = make_claim(PG_GETARG_DATUM(4), fcinfo->flinfo->fn_mcxt, &site->strict);
     }
     site->value_type = base_type_of(get_fn_expr_argtype(fcinfo->flinfo, 0));
     Oid subject_type = get_fn_expr_argtype(fcinfo->flinfo, 1);
