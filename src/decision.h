@@ -38,6 +38,7 @@ struct ClaimedContext {
     uint64_t roles = 0;
     TimestampTz statement = 0;
     Oid role_oid = InvalidOid;
+    uint64_t stamp = 0; /* decision_stamp when ctx was last handed out */
     SessionContext ctx;
 };
 /* The claimed context, checked for the connected user (the claimed role
@@ -122,6 +123,16 @@ inline bool cell_revealed(const Taxonomy &t, const SessionContext &ctx, const Co
         r.type == rule.subject_type)
         return (r.revealed >> rule.category) & 1;
     return detail::cell_revealed_slow(t, ctx, rule, subject, subject_null);
+}
+
+/* claimed_context() for the second to last cell of a statement: nothing
+ * it depends on changed since it handed ctx out (decision_stamp moves with
+ * the taxonomy, the cache and any other context's decisions). */
+inline const SessionContext &claimed_context_fast(ClaimedContext &claim)
+{
+    if (likely(claim.stamp == detail::decision_stamp && claim.statement == GetCurrentStatementStartTimestamp()))
+        return claim.ctx;
+    return claimed_context(claim);
 }
 
 } // namespace consent

@@ -53,7 +53,7 @@ pg_attribute_always_inline MaskedValue mask_cell(MaskSite &site, const Taxonomy 
     const ColumnRule *rule = site.rule;
     if (!rule)
         return {value, false}; /* no longer tagged: the plan is being replaced */
-    const SessionContext &ctx = likely(site.claim == nullptr) ? session_context() : claimed_context(*site.claim);
+    const SessionContext &ctx = likely(site.claim == nullptr) ? session_context() : claimed_context_fast(*site.claim);
     bool revealed = cell_revealed(t, ctx, *rule, subject, subject_null);
     audit_cell(*rule, site.relid, site.attno, ctx.purpose, ctx.serial, revealed, site.audit);
     if (revealed)

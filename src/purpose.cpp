@@ -589,6 +589,7 @@ const SessionContext &claimed_context(ClaimedContext &claim)
         context_dirty = true;
         detail::audit_role = claim.role_oid;
     }
+    claim.stamp = detail::decision_stamp;
     return claim.ctx;
 }
 
