@@ -37,48 +37,19 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::Bin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ConsentCitus;
 
-my $pkglibdir = `pg_config --pkglibdir`;
-my $sharedir  = `pg_config --sharedir`;
-chomp($pkglibdir, $sharedir);
-if (!-f "$pkglibdir/citus.so" || !-f "$sharedir/extension/citus.control")
-{
-	plan skip_all =>
-	  "Citus is not installed for this PostgreSQL (no $pkglibdir/citus.so); test/harness/citus.sh builds and installs it";
-}
+skip_without_citus();
 
 # ---- the cluster ---------------------------------------------------------
 
-my @nodes;
-for my $name (qw(coordinator worker1 worker2))
-{
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	$node->append_conf(
-		'postgresql.conf', q{
-shared_preload_libraries = 'citus,pg_consent'
-max_worker_processes = 16
-citus.shard_count = 4
-citus.shard_replication_factor = 1
-citus.enable_statistics_collection = off
-});
-	$node->start;
-	push @nodes, $node;
-}
+my @nodes = citus_cluster([qw(coordinator worker1 worker2)]);
 my ($coord, @workers) = @nodes;
-
-$_->safe_psql('postgres', 'CREATE EXTENSION citus') for @workers;
-$coord->safe_psql('postgres', 'CREATE EXTENSION citus');
-# Every node listens on a Unix socket in the same directory: the node name
-# Citus connects to is that directory.
-$coord->safe_psql('postgres',
-	sprintf("SELECT citus_set_coordinator_host('%s', %d)", $coord->host, $coord->port));
-$coord->safe_psql('postgres',
-	sprintf("SELECT citus_add_node('%s', %d)", $_->host, $_->port))
-  for @workers;
 is($coord->safe_psql('postgres', 'SELECT count(*) FROM citus_get_active_worker_nodes()'),
 	'2', 'the coordinator sees two workers');
 

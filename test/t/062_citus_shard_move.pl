@@ -39,19 +39,15 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::Bin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ConsentCitus;
 use Time::HiRes qw(usleep);
 
-my $pkglibdir = `pg_config --pkglibdir`;
-my $sharedir  = `pg_config --sharedir`;
-chomp($pkglibdir, $sharedir);
-if (!-f "$pkglibdir/citus.so" || !-f "$sharedir/extension/citus.control")
-{
-	plan skip_all =>
-	  "Citus is not installed for this PostgreSQL (no $pkglibdir/citus.so); test/harness/citus.sh builds and installs it";
-}
+skip_without_citus();
 
 # The log lines of a backend that found no free callback slot.
 sub callback_slot_errors
@@ -67,39 +63,14 @@ is(scalar(callback_slot_errors(
 
 # ---- the cluster ---------------------------------------------------------
 
-my @nodes;
-for my $name (qw(coordinator worker1 worker2))
-{
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	# wal_level = logical, max_wal_senders and max_replication_slots = 10,
-	# replication connections allowed
-	$node->init(allows_streaming => 'logical');
-	# (citus.local_hostname: how Citus connects to its own node, localhost
-	# over TCP by default; the nodes listen on a Unix socket only)
-	$node->append_conf(
-		'postgresql.conf', "citus.local_hostname = '" . $node->host . "'\n" . q{
-shared_preload_libraries = 'citus,pg_consent'
-max_worker_processes = 16
-max_replication_slots = 16
-max_wal_senders = 16
-log_replication_commands = on
-citus.shard_count = 4
-citus.shard_replication_factor = 1
-citus.enable_statistics_collection = off
-});
-	$node->start;
-	push @nodes, $node;
-}
+# wal_level = logical and replication connections allowed (a move copies a
+# shard through logical replication), with room for its slots and senders
+my @nodes = citus_cluster(
+	[qw(coordinator worker1 worker2)],
+	init => { allows_streaming => 'logical' },
+	conf => "max_replication_slots = 16\nmax_wal_senders = 16\nlog_replication_commands = on\n");
 my ($coord, $worker1, $worker2) = @nodes;
 my @workers = ($worker1, $worker2);
-
-$_->safe_psql('postgres', 'CREATE EXTENSION citus') for @nodes;
-# Every node listens on a Unix socket in the same directory: the node name
-# Citus connects to is that directory.
-$coord->safe_psql('postgres',
-	sprintf("SELECT citus_set_coordinator_host('%s', %d)", $coord->host, $coord->port));
-$coord->safe_psql('postgres', sprintf("SELECT citus_add_node('%s', %d)", $_->host, $_->port))
-  for @workers;
 is($coord->safe_psql('postgres', 'SELECT count(*) FROM citus_get_active_worker_nodes()'),
 	'2', 'the coordinator sees two workers');
 

@@ -30,18 +30,14 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::Bin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ConsentCitus;
 
-my $pkglibdir = `pg_config --pkglibdir`;
-my $sharedir  = `pg_config --sharedir`;
-chomp($pkglibdir, $sharedir);
-if (!-f "$pkglibdir/citus.so" || !-f "$sharedir/extension/citus.control")
-{
-	plan skip_all =>
-	  "Citus is not installed for this PostgreSQL (no $pkglibdir/citus.so); test/harness/citus.sh builds and installs it";
-}
+skip_without_citus();
 
 # ---- the servers ---------------------------------------------------------
 
@@ -50,28 +46,8 @@ $single->init;
 $single->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'");
 $single->start;
 
-my @nodes;
-for my $name (qw(coordinator worker1 worker2))
-{
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	# (citus.local_hostname: how Citus reaches its own node, for shard moves)
-	$node->append_conf('postgresql.conf', "citus.local_hostname = '" . $node->host . "'\n" . q{
-shared_preload_libraries = 'citus,pg_consent'
-max_worker_processes = 16
-max_prepared_transactions = 20
-citus.shard_count = 4
-citus.shard_replication_factor = 1
-citus.enable_statistics_collection = off
-});
-	$node->start;
-	push @nodes, $node;
-}
+my @nodes = citus_cluster([qw(coordinator worker1 worker2)]);
 my ($coord, @workers) = @nodes;
-$_->safe_psql('postgres', 'CREATE EXTENSION citus') for @nodes;
-$coord->safe_psql('postgres',
-	sprintf("SELECT citus_set_coordinator_host('%s', %d)", $coord->host, $coord->port));
-$coord->safe_psql('postgres', sprintf("SELECT citus_add_node('%s', %d)", $_->host, $_->port)) for @workers;
 
 # ---- one script, both setups ---------------------------------------------
 
@@ -399,17 +375,8 @@ like($no_purpose, qr/purpose "unknown_purpose" of a consent claim is not defined
 
 # ---- a worker added later -------------------------------------------------------
 
-my $w3 = PostgreSQL::Test::Cluster->new('worker3');
-$w3->init;
-$w3->append_conf('postgresql.conf', "citus.local_hostname = '" . $w3->host . "'\n" . q{
-shared_preload_libraries = 'citus,pg_consent'
-max_worker_processes = 16
-max_prepared_transactions = 20
-citus.enable_statistics_collection = off
-});
-$w3->start;
+my $w3 = citus_node('worker3');
 push @nodes, $w3;
-$w3->safe_psql('postgres', 'CREATE EXTENSION citus');
 $coord->safe_psql('postgres', sprintf("SELECT citus_add_node('%s', %d)", $w3->host, $w3->port));
 is($w3->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'pg_consent'"),
 	$coord->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'pg_consent'"),
