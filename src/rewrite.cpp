@@ -39,6 +39,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "utils/syscache.h"
+#include "nodes/extensible.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/clauses.h"
@@ -149,6 +150,9 @@ struct WalkContext {
     /* the statement reads a Citus table: every tagged column goes out
      * with a claim (remote_expr()) */
     bool citus_query = false;
+    /* ... and has an aggregate over DISTINCT values: every level reading a
+     * Citus table gets claim markers (add_claim_markers()) */
+    bool distinct_aggregates = false;
 };
 
 /* A column whose mask is a function of the user's that is not PARALLEL
@@ -176,17 +180,24 @@ bool is_write(const Query *q)
     return q->commandType == CMD_INSERT || q->commandType == CMD_UPDATE || q->commandType == CMD_MERGE;
 }
 
+struct FoundClaim {
+    Oid remote_func;
+    Oid claim_func;
+    Const *claim;
+};
+
 /* The claim of a query another node sent (the first consent._mask_remote
  * call's), nullptr when there is none. */
 bool find_claim(Node *node, void *context)
 {
     if (node == nullptr)
         return false;
-    auto *found = static_cast<std::pair<Oid, Const *> *>(context);
-    if (IsA(node, FuncExpr) && ((FuncExpr *)node)->funcid == found->first) {
+    auto *found = static_cast<FoundClaim *>(context);
+    if (IsA(node, FuncExpr) && (((FuncExpr *)node)->funcid == found->remote_func ||
+                                (((FuncExpr *)node)->funcid == found->claim_func && OidIsValid(found->claim_func)))) {
         Node *claim = (Node *)lsecond(((FuncExpr *)node)->args);
         if (IsA(claim, Const) && !((Const *)claim)->constisnull) {
-            found->second = (Const *)claim;
+            found->claim = (Const *)claim;
             return true;
         }
     }
@@ -194,6 +205,12 @@ bool find_claim(Node *node, void *context)
     if (IsA(node, Query))
         return query_tree_walker((Query *)node, fn, context, 0);
     return expression_tree_walker(node, fn, context);
+}
+
+/* Calls a std::function walker from PostgreSQL's tree walkers. */
+bool walk_fn(Node *node, void *fn)
+{
+    return (*static_cast<std::function<bool(Node *)> *>(fn))(node);
 }
 
 /* Whether a query reads a Citus table (at any level). */
@@ -414,6 +431,10 @@ Node *mutate_expr(Node *node, WalkContext *cx)
         return mutate_var((Var *)node, cx);
     if (IsA(node, FuncExpr) && ((FuncExpr *)node)->funcid == cx->tax->remote_func && OidIsValid(cx->tax->remote_func))
         return unwrap_remote((FuncExpr *)node, cx);
+    /* the claim marker of a query another node sent: its claim decides
+     * the statement (find_claim()); the qual itself is true */
+    if (IsA(node, FuncExpr) && ((FuncExpr *)node)->funcid == cx->tax->claim_func && OidIsValid(cx->tax->claim_func))
+        return (Node *)makeBoolConst(true, false);
     if (IsA(node, Query)) {
         /* a sublink: values it yields are stored when we are strict */
         mutate_query((Query *)node, cx->strict, cx);
@@ -474,6 +495,60 @@ List *mutate_list(List *list, bool strict, WalkContext *cx)
     return out;
 }
 
+/* Whether a statement has an aggregate over DISTINCT values (at any level). */
+bool distinct_aggregate(Node *node, void *)
+{
+    if (node == nullptr)
+        return false;
+    if (IsA(node, Aggref) && ((Aggref *)node)->aggdistinct != NIL)
+        return true;
+    auto *fn = reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(distinct_aggregate));
+    if (IsA(node, Query))
+        return query_tree_walker((Query *)node, fn, nullptr, 0);
+    return expression_tree_walker(node, fn, nullptr);
+}
+
+/* Citus: an aggregate over DISTINCT values of a tagged column of a Citus
+ * table is computed on the coordinator over the bare column, which Citus
+ * takes out of its claimed expression.  So that the nodes reading the
+ * shards decide that column in the session's context, in a statement with
+ * such an aggregate every Citus table with tagged columns, at every level,
+ * gets a qual consent._claim(<a tagged column>, claim), true wherever it
+ * runs, which Citus sends with the table's other quals (the claim of a
+ * query decides all its columns, find_claim()).  The claimed
+ * expression left on the coordinator then receives decided values
+ * (mark_claimed_aggregates()). */
+void add_claim_markers(Query *q, WalkContext *cx)
+{
+    if (!OidIsValid(cx->tax->claim_func))
+        return;
+    Index rti = 0;
+    ListCell *lc;
+    foreach (lc, q->rtable) {
+        auto *rte = (RangeTblEntry *)lfirst(lc);
+        ++rti;
+        if (rte->rtekind != RTE_RELATION || !citus::is_citus_table(rte->relid))
+            continue;
+        Relation rel = relation_open(rte->relid, NoLock);
+        TupleDesc desc = RelationGetDescr(rel);
+        Var *tagged = nullptr;
+        for (int i = 0; i < desc->natts && !tagged; i++) {
+            Form_pg_attribute att = TupleDescAttr(desc, i);
+            if (!att->attisdropped && tagged_category(att->atttypid) >= 0)
+                tagged = makeVar(int(rti), att->attnum, att->atttypid, att->atttypmod, att->attcollation, 0);
+        }
+        relation_close(rel, NoLock);
+        if (!tagged)
+            continue;
+        Const *claim = cx->claim ? (Const *)copyObjectImpl(cx->claim) : session_claim(false);
+        Expr *marker = (Expr *)makeFuncExpr(cx->tax->claim_func, BOOLOID, list_make2(tagged, claim), InvalidOid,
+                                            InvalidOid, COERCE_EXPLICIT_CALL);
+        q->jointree->quals = q->jointree->quals ? (Node *)make_and_qual(q->jointree->quals, (Node *)marker)
+                                                : (Node *)marker;
+        cx->remote = true;
+    }
+}
+
 void mutate_query(Query *q, bool strict_targets, WalkContext *cx)
 {
     cx->levels = lcons(q, cx->levels);
@@ -525,6 +600,8 @@ void mutate_query(Query *q, bool strict_targets, WalkContext *cx)
         ((MergeAction *)lfirst(lc))->targetList = (List *)lfirst(mt);
         mt = lnext(merge_targets, mt);
     }
+    if (cx->distinct_aggregates && q->commandType == CMD_SELECT)
+        add_claim_markers(q, cx);
     cx->levels = list_delete_first(cx->levels);
 }
 
@@ -560,6 +637,135 @@ bool calls_mask_function(Node *node, Calls *calls)
                                   (void *)calls);
 }
 
+/* Whether a finished plan reads a relation with tagged columns on this
+ * node (a scan of it, or a ConsentMask node); Citus's own scans read on
+ * other nodes (or through plans of their own, masked there). */
+bool reads_tagged_here(Plan *p, List *rtable);
+
+bool reads_tagged_in_list(List *plans, List *rtable)
+{
+    ListCell *lc;
+    foreach (lc, plans)
+        if (reads_tagged_here((Plan *)lfirst(lc), rtable))
+            return true;
+    return false;
+}
+
+bool reads_tagged_here(Plan *p, List *rtable)
+{
+    if (!p)
+        return false;
+    switch (nodeTag(p)) {
+    case T_SeqScan:
+    case T_SampleScan:
+    case T_IndexScan:
+    case T_IndexOnlyScan:
+    case T_BitmapHeapScan:
+    case T_TidScan:
+    case T_TidRangeScan: {
+        Index rti = ((Scan *)p)->scanrelid;
+        if (rti < 1 || int(rti) > list_length(rtable))
+            return true; /* cannot tell: as if it did */
+        RangeTblEntry *rte = rt_fetch(rti, rtable);
+        if (rte->rtekind != RTE_RELATION)
+            break;
+        Relation rel = relation_open(rte->relid, NoLock);
+        TupleDesc desc = RelationGetDescr(rel);
+        bool tagged = false;
+        for (int i = 0; i < desc->natts && !tagged; i++)
+            tagged = !TupleDescAttr(desc, i)->attisdropped && tagged_category(TupleDescAttr(desc, i)->atttypid) >= 0;
+        relation_close(rel, NoLock);
+        if (tagged)
+            return true;
+        break;
+    }
+    case T_CustomScan: {
+        auto *cs = (CustomScan *)p;
+        if (strcmp(cs->methods->CustomName, "ConsentMask") == 0)
+            return true;
+        if (strcmp(cs->methods->CustomName, "ConsentContext") == 0 && reads_tagged_in_list(cs->custom_plans, rtable))
+            return true;
+        return false; /* Citus: its tasks run elsewhere, its subplans are planned on their own */
+    }
+    case T_Append:
+        if (reads_tagged_in_list(((Append *)p)->appendplans, rtable))
+            return true;
+        break;
+    case T_MergeAppend:
+        if (reads_tagged_in_list(((MergeAppend *)p)->mergeplans, rtable))
+            return true;
+        break;
+    case T_SubqueryScan:
+        if (reads_tagged_here(((SubqueryScan *)p)->subplan, rtable))
+            return true;
+        break;
+    case T_ForeignScan:
+    case T_FunctionScan:
+    case T_WorkTableScan:
+    case T_CteScan:
+    case T_NamedTuplestoreScan:
+    case T_ValuesScan:
+    case T_TableFuncScan:
+    case T_Result:
+    default:
+        break;
+    }
+    return reads_tagged_here(p->lefttree, rtable) || reads_tagged_here(p->righttree, rtable);
+}
+
+/* Marks the claimed expressions inside DISTINCT aggregates of a plan's
+ * nodes (evaluated here over values the shards' nodes decided): the
+ * function passes the value on (consent_mask_remote). */
+bool mark_in_distinct(Node *node, void *context)
+{
+    if (node == nullptr)
+        return false;
+    Oid remote = *static_cast<Oid *>(context);
+    if (IsA(node, Aggref) && ((Aggref *)node)->aggdistinct != NIL) {
+        std::function<bool(Node *)> mark = [&](Node *n) -> bool {
+            if (n == nullptr)
+                return false;
+            if (IsA(n, FuncExpr) && ((FuncExpr *)n)->funcid == remote)
+                ((FuncExpr *)n)->funcvariadic = true;
+            return expression_tree_walker(n, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(walk_fn)),
+                                          &mark);
+        };
+        mark((Node *)((Aggref *)node)->args);
+        return false;
+    }
+    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(mark_in_distinct)),
+                                  context);
+}
+
+void mark_plan(Plan *p, Oid remote)
+{
+    if (!p)
+        return;
+    mark_in_distinct((Node *)p->targetlist, &remote);
+    mark_in_distinct((Node *)p->qual, &remote);
+    mark_plan(p->lefttree, remote);
+    mark_plan(p->righttree, remote);
+    if (IsA(p, SubqueryScan))
+        mark_plan(((SubqueryScan *)p)->subplan, remote);
+}
+
+/* Citus: see add_claim_markers().  Only when nothing of this plan reads a
+ * tagged column here (then every value it computes on came from a node
+ * that decided it in the claimed context); otherwise the claimed
+ * expression stays and fails closed when evaluated. */
+void mark_claimed_aggregates(PlannedStmt *stmt, const Taxonomy &t)
+{
+    if (!OidIsValid(t.remote_func) || reads_tagged_here(stmt->planTree, stmt->rtable))
+        return;
+    ListCell *lc;
+    foreach (lc, stmt->subplans)
+        if (reads_tagged_here((Plan *)lfirst(lc), stmt->rtable))
+            return;
+    mark_plan(stmt->planTree, t.remote_func);
+    foreach (lc, stmt->subplans)
+        mark_plan((Plan *)lfirst(lc), t.remote_func);
+}
+
 PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options, ParamListInfo params)
 {
     return entry([&] {
@@ -575,16 +781,17 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
                              errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
                              errhint("Select the column itself: it is masked automatically.")));
                 cx.citus_query = citus::active() && reads_citus_table((Node *)parse, nullptr);
+                cx.distinct_aggregates = cx.citus_query && distinct_aggregate((Node *)parse, nullptr);
                 if (OidIsValid(t.remote_func)) {
                     /* A query another node sent with its session's claim:
                      * every tagged column it reads is decided in that
                      * context, also the ones Citus moved out of the
                      * claimed expressions (into a subquery of its own, a
                      * GROUP BY, an aggregate's argument). */
-                    std::pair<Oid, Const *> found{t.remote_func, nullptr};
+                    FoundClaim found{t.remote_func, t.claim_func, nullptr};
                     find_claim((Node *)parse, &found);
-                    if (found.second)
-                        cx.claim = claim_with_strict(found.second, false);
+                    if (found.claim)
+                        cx.claim = claim_with_strict(found.claim, false);
                 }
                 mutate_query(parse, false, &cx);
                 /* parallel workers mask from the server's shared state;
@@ -599,6 +806,8 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
                  * none kept past a change of purpose or as_of */
                 stmt->dependsOnRole = true;
                 claims_planned();
+                if (cx.citus_query)
+                    mark_claimed_aggregates(stmt, t);
             }
             if (cx.inline_root) {
                 /* the inlined functions: a cached plan is dropped when one
@@ -821,9 +1030,25 @@ CONSENT_FUNCTION(consent_mask_claimed)
  * the rewrite did not see), nothing is revealed. */
 CONSENT_FUNCTION(consent_mask_remote)
 {
+    /* in a DISTINCT aggregate of a plan that reads no tagged column on
+     * this node: a value the shard's node decided (mark_claimed_aggregates) */
+    auto *call = reinterpret_cast<FuncExpr *>(fcinfo->flinfo->fn_expr);
+    if (call && IsA(call, FuncExpr) && call->funcvariadic) {
+        if (PG_ARGISNULL(0))
+            PG_RETURN_NULL();
+        return PG_GETARG_DATUM(0);
+    }
     return entry([&]() -> Datum {
         throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
                     "consent._mask_remote is replaced by the masking rewrite of the node that reads the rows",
                     "This query was not rewritten by pg_consent on the node that ran it.");
     });
+}
+
+/* consent._claim(value, claim): true.  The marker of a query sent to the
+ * nodes reading a Citus table's shards: its claim decides the query's
+ * tagged columns there (add_claim_markers()). */
+CONSENT_FUNCTION(consent_claim)
+{
+    PG_RETURN_BOOL(true);
 }

@@ -216,6 +216,7 @@ std::unique_ptr<Taxonomy> load()
     t->remote_func = lookup_function("_mask_remote", 2, remote_args);
     Oid claimed_args[5] = {ANYELEMENTOID, ANYOID, OIDOID, INT2OID, TEXTARRAYOID};
     t->claimed_func = lookup_function("_mask_claimed", 5, claimed_args);
+    t->claim_func = lookup_function("_claim", 2, remote_args);
     /* inside CREATE EXTENSION, before the mask functions exist */
     t->installed = OidIsValid(t->mask_func) && OidIsValid(t->strict_func);
     return t;

@@ -108,6 +108,7 @@ struct Taxonomy {
      * the nodes that read its shards, with the sender's session context */
     Oid remote_func = InvalidOid;  /* consent._mask_remote(value, claim) */
     Oid claimed_func = InvalidOid; /* consent._mask_claimed(value, subject, relid, attno, claim) */
+    Oid claim_func = InvalidOid;   /* consent._claim(value, claim): a query's claim as a qual */
     std::vector<Category> categories;
     /* With at most 64 categories (decide_all()): per category, itself and
      * its descendants as one word; empty with more categories. */

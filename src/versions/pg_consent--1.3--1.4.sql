@@ -613,3 +613,9 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION consent.citus_sync_node(text, integer) FROM PUBLIC;
+-- Citus: consent._claim(value, claim) is true; as a qual it carries a
+-- query's claim to the nodes reading a Citus table's shards when Citus
+-- takes the table's tagged columns out of their claimed expressions (an
+-- aggregate over DISTINCT values).
+CREATE FUNCTION consent._claim(value anyelement, claim text[]) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'consent_claim';
