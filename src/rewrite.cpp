@@ -637,6 +637,25 @@ bool calls_mask_function(Node *node, Calls *calls)
                                   (void *)calls);
 }
 
+/* Whether a scan of range table entry rti reads a relation with tagged
+ * columns that is not a Citus table (whose rows are on other nodes);
+ * unknown (0 for a join a foreign scan pushed down): as unknown says. */
+bool scans_tagged_relation(Index rti, List *rtable, bool unknown)
+{
+    if (rti < 1 || int(rti) > list_length(rtable))
+        return unknown;
+    RangeTblEntry *rte = rt_fetch(rti, rtable);
+    if (rte->rtekind != RTE_RELATION || citus::is_citus_table(rte->relid))
+        return false;
+    Relation rel = relation_open(rte->relid, NoLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    bool tagged = false;
+    for (int i = 0; i < desc->natts && !tagged; i++)
+        tagged = !TupleDescAttr(desc, i)->attisdropped && tagged_category(TupleDescAttr(desc, i)->atttypid) >= 0;
+    relation_close(rel, NoLock);
+    return tagged;
+}
+
 /* Whether a finished plan reads a relation with tagged columns on this
  * node (a scan of it, or a ConsentMask node); Citus's own scans read on
  * other nodes (or through plans of their own, masked there). */
@@ -662,30 +681,21 @@ bool reads_tagged_here(Plan *p, List *rtable)
     case T_IndexOnlyScan:
     case T_BitmapHeapScan:
     case T_TidScan:
-    case T_TidRangeScan: {
-        Index rti = ((Scan *)p)->scanrelid;
-        if (rti < 1 || int(rti) > list_length(rtable))
-            return true; /* cannot tell: as if it did */
-        RangeTblEntry *rte = rt_fetch(rti, rtable);
-        if (rte->rtekind != RTE_RELATION)
-            break;
-        Relation rel = relation_open(rte->relid, NoLock);
-        TupleDesc desc = RelationGetDescr(rel);
-        bool tagged = false;
-        for (int i = 0; i < desc->natts && !tagged; i++)
-            tagged = !TupleDescAttr(desc, i)->attisdropped && tagged_category(TupleDescAttr(desc, i)->atttypid) >= 0;
-        relation_close(rel, NoLock);
-        if (tagged)
+    case T_TidRangeScan:
+    case T_ForeignScan:
+        if (scans_tagged_relation(((Scan *)p)->scanrelid, rtable, true))
             return true;
         break;
-    }
     case T_CustomScan: {
         auto *cs = (CustomScan *)p;
         if (strcmp(cs->methods->CustomName, "ConsentMask") == 0)
             return true;
         if (strcmp(cs->methods->CustomName, "ConsentContext") == 0 && reads_tagged_in_list(cs->custom_plans, rtable))
             return true;
-        return false; /* Citus: its tasks run elsewhere, its subplans are planned on their own */
+        /* another extension's scan of a relation of this node (Citus's
+         * columnar scan); Citus's own scans read other nodes (their tasks)
+         * or run plans of their own (subplans, masked when planned) */
+        return cs->scan.scanrelid > 0 && scans_tagged_relation(cs->scan.scanrelid, rtable, false);
     }
     case T_Append:
         if (reads_tagged_in_list(((Append *)p)->appendplans, rtable))
@@ -699,7 +709,6 @@ bool reads_tagged_here(Plan *p, List *rtable)
         if (reads_tagged_here(((SubqueryScan *)p)->subplan, rtable))
             return true;
         break;
-    case T_ForeignScan:
     case T_FunctionScan:
     case T_WorkTableScan:
     case T_CteScan:
