@@ -359,6 +359,16 @@ ok(length $shard_ids, 'the shard read directly returns rows') or diag($direct_er
 my ($single_view) = run($single, 'app', "SELECT id, email FROM customers WHERE id IN ($shard_ids) ORDER BY id");
 is($direct, $single_view, 'a shard read directly on a worker is masked as its distributed table is');
 
+# the shards' tagged columns keep no planner statistics (pg_stats would
+# show their most common values to any role that may read the shard)
+$w->safe_psql('postgres', "SET citus.override_table_visibility = off; ANALYZE $shard");
+is($w->safe_psql('postgres', qq{SELECT string_agg(attname || '=' || attstattarget, ',' ORDER BY attname) FROM pg_attribute
+	WHERE attrelid = '$shard'::regclass AND attname IN ('email', 'name', 'city')}),
+	'city=-1,email=0,name=0', "the shard's tagged columns have statistics target 0");
+is($w->safe_psql('postgres', qq{SET citus.override_table_visibility = off;
+	SELECT count(*) FROM pg_stats WHERE tablename = '$shard' AND attname IN ('email', 'name', 'born', 'address')}),
+	'0', 'after ANALYZE of the shard, pg_stats holds nothing of its tagged columns');
+
 my (undef, $forged) = run($w, 'app',
 	"SET citus.override_table_visibility = off;\nSELECT consent._mask_remote(email, '{analyst,analytics,NULL,f}') FROM $shard");
 like($forged, qr/permission denied to decide consent as role "analyst"/,
