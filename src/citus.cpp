@@ -241,23 +241,12 @@ void forward_call(FunctionCallInfo fcinfo)
     forward(call, args);
 }
 
-bool distributes_tables(Oid fn)
+bool distributes_tables(const FormData_pg_proc *proc)
 {
-    if (!active())
-        return false;
-    return pg([&] {
-        HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-        if (!HeapTupleIsValid(tup))
-            return false;
-        auto *proc = (Form_pg_proc)GETSTRUCT(tup);
-        const char *name = NameStr(proc->proname);
-        bool ours = proc->pronamespace == PG_CATALOG_NAMESPACE && proc->prolang == ClanguageId &&
-                    (strcmp(name, "create_distributed_table") == 0 || strcmp(name, "create_reference_table") == 0 ||
-                     strcmp(name, "citus_add_local_table_to_metadata") == 0 ||
-                     strcmp(name, "alter_distributed_table") == 0);
-        ReleaseSysCache(tup);
-        return ours;
-    });
+    const char *name = NameStr(proc->proname);
+    return proc->pronamespace == PG_CATALOG_NAMESPACE && proc->prolang == ClanguageId &&
+           (strcmp(name, "create_distributed_table") == 0 || strcmp(name, "create_reference_table") == 0 ||
+            strcmp(name, "citus_add_local_table_to_metadata") == 0 || strcmp(name, "alter_distributed_table") == 0);
 }
 
 void sync_tables()
@@ -267,12 +256,10 @@ void sync_tables()
     std::vector<Row> tables, masks;
     {
         Spi spi;
-        tables = spi.query("SELECT p.relation::oid, p.subject_column, "
-                           "quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM consent.protected_tables p "
-                           "JOIN pg_class c ON c.oid = p.relation JOIN pg_namespace n ON n.oid = c.relnamespace");
-        masks = spi.query("SELECT m.relation::oid, m.column_name, m.mask, "
-                          "quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM consent.column_masks m "
-                          "JOIN pg_class c ON c.oid = m.relation JOIN pg_namespace n ON n.oid = c.relnamespace");
+        /* (relation::text is qualified: these queries' search_path has no
+         * user schema, spi.h) */
+        tables = spi.query("SELECT relation::oid, subject_column, relation::text FROM consent.protected_tables");
+        masks = spi.query("SELECT relation::oid, column_name, mask, relation::text FROM consent.column_masks");
     }
     for (auto &t : tables)
         if (is_citus_table(Oid(std::stoul(t[0].value()))))

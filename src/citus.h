@@ -15,6 +15,7 @@
 
 extern "C" {
 #include "fmgr.h"
+#include "catalog/pg_proc.h"
 }
 
 namespace consent::citus {
@@ -38,10 +39,11 @@ bool replaying_call();
  * when Citus is not active or the call itself came from another node. */
 void forward_call(FunctionCallInfo fcinfo);
 
-/* Whether fn is a Citus function that makes tables Citus tables
- * (create_distributed_table(), create_reference_table(), ...): the other
- * nodes must then learn which of them are protected. */
-bool distributes_tables(Oid fn);
+/* Whether proc (a pg_proc row) is a Citus function that makes tables
+ * Citus tables (create_distributed_table(), create_reference_table(),
+ * ...): the other nodes must then learn which of them are protected.
+ * Reads the row only. */
+bool distributes_tables(const FormData_pg_proc *proc);
 /* The protection and masks of every protected Citus table, sent to the
  * other nodes (after such a function, in its transaction). */
 void sync_tables();

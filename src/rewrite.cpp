@@ -58,7 +58,9 @@ extern "C" {
 #include "utils/builtins.h"
 }
 
+#include <algorithm>
 #include <unordered_map>
+#include <vector>
 
 namespace consent {
 
@@ -81,6 +83,9 @@ Oid base_type_of(Oid type)
 }
 needs_fmgr_hook_type prev_needs_fmgr = nullptr;
 fmgr_hook_type prev_fmgr = nullptr;
+/* Citus's functions that distribute tables, as needs_fmgr() met them: the
+ * fmgr hook acts at their end only. */
+std::vector<Oid> distribution_fns;
 
 /* Functions known not to be set-returning SQL functions, direct-mapped by
  * OID: every execution sets up the same few (operators, output functions,
@@ -123,12 +128,15 @@ bool needs_fmgr(Oid fn_oid)
         return false;
     auto *proc = (Form_pg_proc)GETSTRUCT(tup);
     bool sql_srf = proc->prolang == SQLlanguageId && proc->proretset;
-    bool c_function = proc->prolang == ClanguageId;
+    bool distributes = citus::distributes_tables(proc);
     ReleaseSysCache(tup);
     /* Citus: after a function that distributes tables, the fmgr hook
      * tells the other nodes which of them are protected */
-    if (c_function && IsTransactionState() && entry([&] { return citus::distributes_tables(fn_oid); }))
+    if (distributes && IsTransactionState() && entry([] { return citus::active(); })) {
+        if (std::find(distribution_fns.begin(), distribution_fns.end(), fn_oid) == distribution_fns.end())
+            distribution_fns.push_back(fn_oid);
         return true;
+    }
     if (!sql_srf)
         not_sql_srf[fn_oid & 255] = {fn_oid, proc_generation};
     return sql_srf && IsTransactionState() && taxonomy().installed;
@@ -180,39 +188,6 @@ bool is_write(const Query *q)
     return q->commandType == CMD_INSERT || q->commandType == CMD_UPDATE || q->commandType == CMD_MERGE;
 }
 
-struct FoundClaim {
-    Oid remote_func;
-    Oid claim_func;
-    Const *claim;
-};
-
-/* The claim of a query another node sent (the first consent._mask_remote
- * call's), nullptr when there is none. */
-bool find_claim(Node *node, void *context)
-{
-    if (node == nullptr)
-        return false;
-    auto *found = static_cast<FoundClaim *>(context);
-    if (IsA(node, FuncExpr) && (((FuncExpr *)node)->funcid == found->remote_func ||
-                                (((FuncExpr *)node)->funcid == found->claim_func && OidIsValid(found->claim_func)))) {
-        Node *claim = (Node *)lsecond(((FuncExpr *)node)->args);
-        if (IsA(claim, Const) && !((Const *)claim)->constisnull) {
-            found->claim = (Const *)claim;
-            return true;
-        }
-    }
-    auto *fn = reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(find_claim));
-    if (IsA(node, Query))
-        return query_tree_walker((Query *)node, fn, context, 0);
-    return expression_tree_walker(node, fn, context);
-}
-
-/* Calls a std::function walker from PostgreSQL's tree walkers. */
-bool walk_fn(Node *node, void *fn)
-{
-    return (*static_cast<std::function<bool(Node *)> *>(fn))(node);
-}
-
 /* Whether a query reads a Citus table (at any level). */
 bool reads_citus_table(Node *node, void *)
 {
@@ -230,6 +205,15 @@ bool reads_citus_table(Node *node, void *)
                                   nullptr);
 }
 
+/* A claim as the text[] constant a query carries. */
+Const *claim_const(Datum *elems, bool *nulls, int n)
+{
+    int dims[1] = {n};
+    int lbs[1] = {1};
+    ArrayType *a = construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT);
+    return makeConst(TEXTARRAYOID, -1, InvalidOid, -1, PointerGetDatum(a), false, false);
+}
+
 /* Citus: the session's context as the claim a query sent to other nodes
  * carries: {acting role, purpose, as_of, strict}. */
 Const *session_claim(bool strict)
@@ -242,10 +226,7 @@ Const *session_claim(bool strict)
         nulls[i] = !claim[i];
         elems[i] = claim[i] ? CStringGetTextDatum(claim[i]->c_str()) : (Datum)0;
     }
-    int dims[1] = {int(claim.size())};
-    int lbs[1] = {1};
-    ArrayType *a = construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT);
-    return makeConst(TEXTARRAYOID, -1, InvalidOid, -1, PointerGetDatum(a), false, false);
+    return claim_const(elems, nulls, int(claim.size()));
 }
 
 /* A claim's strict element (the 4th): whether the sender stores the value. */
@@ -273,10 +254,7 @@ Const *claim_with_strict(const Const *claim, bool strict)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed consent claim")));
     elems[3] = CStringGetTextDatum(strict ? "t" : "f");
     nulls[3] = false;
-    int dims[1] = {n};
-    int lbs[1] = {1};
-    a = construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT);
-    return makeConst(TEXTARRAYOID, -1, InvalidOid, -1, PointerGetDatum(a), false, false);
+    return claim_const(elems, nulls, n);
 }
 
 /* A tagged column of a Citus table: its rows are read on the nodes that
@@ -432,7 +410,7 @@ Node *mutate_expr(Node *node, WalkContext *cx)
     if (IsA(node, FuncExpr) && ((FuncExpr *)node)->funcid == cx->tax->remote_func && OidIsValid(cx->tax->remote_func))
         return unwrap_remote((FuncExpr *)node, cx);
     /* the claim marker of a query another node sent: its claim decides
-     * the statement (find_claim()); the qual itself is true */
+     * the statement (calls_mask_function()); the qual itself is true */
     if (IsA(node, FuncExpr) && ((FuncExpr *)node)->funcid == cx->tax->claim_func && OidIsValid(cx->tax->claim_func))
         return (Node *)makeBoolConst(true, false);
     if (IsA(node, Query)) {
@@ -515,7 +493,7 @@ bool distinct_aggregate(Node *node, void *)
  * such an aggregate every Citus table with tagged columns, at every level,
  * gets a qual consent._claim(<a tagged column>, claim), true wherever it
  * runs, which Citus sends with the table's other quals (the claim of a
- * query decides all its columns, find_claim()).  The claimed
+ * query decides all its columns, calls_mask_function()).  The claimed
  * expression left on the coordinator then receives decided values
  * (mark_claimed_aggregates()). */
 void add_claim_markers(Query *q, WalkContext *cx)
@@ -613,21 +591,31 @@ struct Calls {
     const Taxonomy *t;
     Oid consent_schema;
     bool decides; /* a function of the consent schema (granted(), a policy's any_granted()) */
+    /* Citus: the claim of a query another node sent (its first
+     * consent._mask_remote or consent._claim call's), nullptr if none */
+    Const *claim;
 };
 
 /* Whether the query calls the mask functions itself (refused); notes in
- * calls->decides whether it calls other functions of ours. */
+ * calls->decides whether it calls other functions of ours, and in
+ * calls->claim the claim it carries. */
 bool calls_mask_function(Node *node, Calls *calls)
 {
     if (node == nullptr)
         return false;
     if (IsA(node, FuncExpr)) {
-        Oid f = ((FuncExpr *)node)->funcid;
-        if (f == calls->t->mask_func || f == calls->t->strict_func ||
-            (f == calls->t->claimed_func && OidIsValid(f)))
+        const Taxonomy *t = calls->t;
+        auto *call = (FuncExpr *)node;
+        Oid f = call->funcid;
+        if (f == t->mask_func || f == t->strict_func || (f == t->claimed_func && OidIsValid(f)))
             return true;
         if (!calls->decides && f >= FirstNormalObjectId && get_func_namespace(f) == calls->consent_schema)
             calls->decides = true;
+        if (!calls->claim && OidIsValid(f) && (f == t->remote_func || f == t->claim_func)) {
+            Node *claim = (Node *)lsecond(call->args);
+            if (IsA(claim, Const) && !((Const *)claim)->constisnull)
+                calls->claim = (Const *)claim;
+        }
     }
     if (IsA(node, Query))
         return query_tree_walker((Query *)node,
@@ -645,15 +633,7 @@ bool scans_tagged_relation(Index rti, List *rtable, bool unknown)
     if (rti < 1 || int(rti) > list_length(rtable))
         return unknown;
     RangeTblEntry *rte = rt_fetch(rti, rtable);
-    if (rte->rtekind != RTE_RELATION || citus::is_citus_table(rte->relid))
-        return false;
-    Relation rel = relation_open(rte->relid, NoLock);
-    TupleDesc desc = RelationGetDescr(rel);
-    bool tagged = false;
-    for (int i = 0; i < desc->natts && !tagged; i++)
-        tagged = !TupleDescAttr(desc, i)->attisdropped && tagged_category(TupleDescAttr(desc, i)->atttypid) >= 0;
-    relation_close(rel, NoLock);
-    return tagged;
+    return rte->rtekind == RTE_RELATION && !citus::is_citus_table(rte->relid) && relation_has_tagged_column(rte->relid);
 }
 
 /* Whether a finished plan reads a relation with tagged columns on this
@@ -709,41 +689,34 @@ bool reads_tagged_here(Plan *p, List *rtable)
         if (reads_tagged_here(((SubqueryScan *)p)->subplan, rtable))
             return true;
         break;
-    case T_FunctionScan:
-    case T_WorkTableScan:
-    case T_CteScan:
-    case T_NamedTuplestoreScan:
-    case T_ValuesScan:
-    case T_TableFuncScan:
-    case T_Result:
     default:
         break;
     }
     return reads_tagged_here(p->lefttree, rtable) || reads_tagged_here(p->righttree, rtable);
 }
 
-/* Marks the claimed expressions inside DISTINCT aggregates of a plan's
- * nodes (evaluated here over values the shards' nodes decided): the
- * function passes the value on (consent_mask_remote). */
-bool mark_in_distinct(Node *node, void *context)
+/* Marks every claimed expression in node as passing its value on. */
+bool mark_claimed(Node *node, void *remote)
 {
     if (node == nullptr)
         return false;
-    Oid remote = *static_cast<Oid *>(context);
-    if (IsA(node, Aggref) && ((Aggref *)node)->aggdistinct != NIL) {
-        std::function<bool(Node *)> mark = [&](Node *n) -> bool {
-            if (n == nullptr)
-                return false;
-            if (IsA(n, FuncExpr) && ((FuncExpr *)n)->funcid == remote)
-                ((FuncExpr *)n)->funcvariadic = true;
-            return expression_tree_walker(n, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(walk_fn)),
-                                          &mark);
-        };
-        mark((Node *)((Aggref *)node)->args);
+    if (IsA(node, FuncExpr) && ((FuncExpr *)node)->funcid == *static_cast<Oid *>(remote))
+        ((FuncExpr *)node)->funcvariadic = true;
+    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(mark_claimed)),
+                                  remote);
+}
+
+/* Marks the claimed expressions inside DISTINCT aggregates of a plan's
+ * nodes (evaluated here over values the shards' nodes decided): the
+ * function passes the value on (consent_mask_remote). */
+bool mark_in_distinct(Node *node, void *remote)
+{
+    if (node == nullptr)
         return false;
-    }
+    if (IsA(node, Aggref) && ((Aggref *)node)->aggdistinct != NIL)
+        return mark_claimed((Node *)((Aggref *)node)->args, remote);
     return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(mark_in_distinct)),
-                                  context);
+                                  remote);
 }
 
 void mark_plan(Plan *p, Oid remote)
@@ -781,7 +754,7 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
         return pg([&] {
             const Taxonomy &t = taxonomy();
             WalkContext cx{NIL, false, &t, nullptr};
-            Calls calls{&t, InvalidOid, false};
+            Calls calls{&t, InvalidOid, false, nullptr};
             if (t.installed && !t.type_category.empty()) {
                 calls.consent_schema = get_func_namespace(t.mask_func);
                 if (calls_mask_function((Node *)parse, &calls))
@@ -791,17 +764,13 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
                              errhint("Select the column itself: it is masked automatically.")));
                 cx.citus_query = citus::active() && reads_citus_table((Node *)parse, nullptr);
                 cx.distinct_aggregates = cx.citus_query && distinct_aggregate((Node *)parse, nullptr);
-                if (OidIsValid(t.remote_func)) {
-                    /* A query another node sent with its session's claim:
-                     * every tagged column it reads is decided in that
-                     * context, also the ones Citus moved out of the
-                     * claimed expressions (into a subquery of its own, a
-                     * GROUP BY, an aggregate's argument). */
-                    FoundClaim found{t.remote_func, t.claim_func, nullptr};
-                    find_claim((Node *)parse, &found);
-                    if (found.claim)
-                        cx.claim = claim_with_strict(found.claim, false);
-                }
+                /* A query another node sent with its session's claim:
+                 * every tagged column it reads is decided in that context,
+                 * also the ones Citus moved out of the claimed expressions
+                 * (into a subquery of its own, a GROUP BY, an aggregate's
+                 * argument). */
+                if (calls.claim)
+                    cx.claim = claim_with_strict(calls.claim, false);
                 mutate_query(parse, false, &cx);
                 /* parallel workers mask from the server's shared state;
                  * without it each would load the consent state again */
@@ -996,11 +965,9 @@ void install_planner_hook()
     fmgr_hook = [](FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg) {
         if (prev_fmgr)
             prev_fmgr(event, flinfo, arg);
-        if (event == FHET_END)
-            entry([&] {
-                if (citus::distributes_tables(flinfo->fn_oid))
-                    citus::sync_tables();
-            });
+        if (event == FHET_END &&
+            std::find(distribution_fns.begin(), distribution_fns.end(), flinfo->fn_oid) != distribution_fns.end())
+            entry([] { citus::sync_tables(); });
     };
     prev_needs_fmgr = needs_fmgr_hook;
     register_invalidation_callbacks();

@@ -581,12 +581,13 @@ BEGIN
     FOR r IN SELECT p.relation, p.subject_column FROM consent.protected_tables p
               WHERE p.relation IN (SELECT logicalrelid FROM pg_dist_partition) LOOP
         PERFORM consent._send_to_node(node_name, node_port,
-            format('SELECT consent_local.protect(%L::regclass, %L)', format('%I.%I', (SELECT nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid WHERE c.oid = r.relation), (SELECT relname FROM pg_class WHERE oid = r.relation)), r.subject_column));
+            -- (qualified: this function's search_path has no user schema)
+            format('SELECT consent_local.protect(%L::regclass, %L)', r.relation::text, r.subject_column));
     END LOOP;
     FOR r IN SELECT m.relation, m.column_name, m.mask FROM consent.column_masks m
               WHERE m.relation IN (SELECT logicalrelid FROM pg_dist_partition) LOOP
         PERFORM consent._send_to_node(node_name, node_port,
-            format('SELECT consent_local.set_mask(%L::regclass, %L, %L)', format('%I.%I', (SELECT nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid WHERE c.oid = r.relation), (SELECT relname FROM pg_class WHERE oid = r.relation)), r.column_name, r.mask));
+            format('SELECT consent_local.set_mask(%L::regclass, %L, %L)', r.relation::text, r.column_name, r.mask));
     END LOOP;
     -- the ledger and its derived state, 10,000 rows a command
     LOOP
