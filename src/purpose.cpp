@@ -379,6 +379,37 @@ void statement_resumed()
     synced_at = now;
 }
 
+namespace {
+
+/* The purpose setting in effect for this statement ("" for none).  Under
+ * the transaction scope, before the transaction's first statement has
+ * cleared a purpose from before it (a procedure's simple expressions after
+ * a ROLLBACK that restored one), that purpose decides nothing. */
+const char *purpose_in_effect()
+{
+    const char *setting = purpose_setting ? purpose_setting : "";
+    if (purpose_scope == SCOPE_TRANSACTION && !scope_checked && !purpose_set_in_xact && !IsParallelWorker())
+        setting = "";
+    return setting;
+}
+
+/* consent.as_of as a time (NOW: none).  A parallel worker reads its
+ * leader's value at its first use, under the leader's DateStyle and
+ * TimeZone, restored by then. */
+TimestampTz as_of_in_effect()
+{
+    if (as_of_value == AS_OF_LATER) {
+        std::string text(as_of_setting ? as_of_setting : "");
+        as_of_value = pg([&] {
+            return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text.c_str()),
+                                                           ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        });
+    }
+    return as_of_value;
+}
+
+} // namespace
+
 const SessionContext &detail::session_context_slow()
 {
     if (!context_dirty)
@@ -396,12 +427,7 @@ const SessionContext &detail::session_context_slow()
         bool bypass = false;
         int purpose = -1;
     } last;
-    const char *setting = purpose_setting ? purpose_setting : "";
-    /* Under the transaction scope, before the transaction's first statement
-     * has cleared a purpose from before it (a procedure's simple expressions
-     * after a ROLLBACK that restored one), that purpose decides nothing. */
-    if (purpose_scope == SCOPE_TRANSACTION && !scope_checked && !purpose_set_in_xact && !IsParallelWorker())
-        setting = "";
+    const char *setting = purpose_in_effect();
     const Taxonomy &t = taxonomy();
     if (last.valid && last.role == role && last.taxonomy == t.generation && last.roles == roles_generation() &&
         last.setting == setting) {
@@ -423,16 +449,7 @@ const SessionContext &detail::session_context_slow()
         last.purpose = c.purpose;
         last.valid = true;
     }
-    if (as_of_value == AS_OF_LATER) {
-        /* a parallel worker: its leader's value, under the leader's
-         * DateStyle and TimeZone, restored by now */
-        std::string text(as_of_setting ? as_of_setting : "");
-        as_of_value = pg([&] {
-            return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text.c_str()),
-                                                           ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-        });
-    }
-    if (as_of_value != NOW) {
+    if (as_of_in_effect() != NOW) {
         if (!pg([&] { return role_is_auditor(role); }))
             throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to use consent.as_of",
                         "The acting role is not a member of consent_auditor.",
@@ -449,29 +466,13 @@ const SessionContext &detail::session_context_slow()
     return context;
 }
 
-/* The purpose setting in effect for this statement ("" for none). */
-const char *purpose_in_effect()
-{
-    const char *setting = purpose_setting ? purpose_setting : "";
-    if (purpose_scope == SCOPE_TRANSACTION && !scope_checked && !purpose_set_in_xact && !IsParallelWorker())
-        setting = "";
-    return setting;
-}
-
 std::vector<std::optional<std::string>> context_claim()
 {
     std::vector<std::optional<std::string>> claim;
     claim.push_back(std::string(pg([] { return GetUserNameFromId(GetOuterUserId(), false); })));
     const char *purpose = purpose_in_effect();
     claim.push_back(purpose[0] ? std::optional<std::string>(purpose) : std::nullopt);
-    TimestampTz as_of = as_of_value;
-    if (as_of == AS_OF_LATER) {
-        std::string text(as_of_setting ? as_of_setting : "");
-        as_of = pg([&] {
-            return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text.c_str()),
-                                                           ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-        });
-    }
+    TimestampTz as_of = as_of_in_effect();
     claim.push_back(as_of != NOW ? std::optional<std::string>(std::to_string(int64_t(as_of))) : std::nullopt);
     return claim;
 }
