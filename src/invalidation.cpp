@@ -14,6 +14,7 @@
  * than mark state stale.
  */
 #include "invalidation.h"
+#include "bypass.h"
 
 extern "C" {
 #include "utils/inval.h"
@@ -36,8 +37,10 @@ void relation_changed(Datum, Oid relid)
 void role_changed(Datum, int cacheid, uint32)
 {
     taxonomy_roles_changed();
-    if (cacheid == AUTHOID)
-        audit_names_changed(); /* role names in the audit's counters */
+    if (cacheid == AUTHOID) {
+        audit_names_changed();    /* role names in the audit's counters */
+        unmasked_roles_changed(); /* superuser or BYPASSRLS may have changed */
+    }
 }
 
 void namespace_changed(Datum, int, uint32)

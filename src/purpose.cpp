@@ -12,6 +12,7 @@
  * transaction that did not set it.
  */
 #include "audit.h"
+#include "bypass.h"
 #include "cache.h"
 #include "shared_state.h"
 #include "compat.h"
@@ -503,6 +504,7 @@ void claims_planned()
 void role_changed()
 {
     drop_claiming_plans();
+    unmasked_roles_changed(); /* plans made for a role that sees every value */
 }
 
 const SessionContext &claimed_context(ClaimedContext &claim)

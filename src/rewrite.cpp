@@ -19,6 +19,7 @@
  */
 #include "audit.h"
 #include "boundary.h"
+#include "bypass.h"
 #include "citus.h"
 #include "compat.h"
 #include "consent.h"
@@ -51,6 +52,7 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/snapmgr.h"
 #include "parser/parsetree.h"
+#include "rewrite/rewriteManip.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/inval.h"
@@ -161,6 +163,10 @@ struct WalkContext {
     /* ... and has an aggregate over DISTINCT values: every level reading a
      * Citus table gets claim markers (add_claim_markers()) */
     bool distinct_aggregates = false;
+    /* planned for a role that sees every value (bypass.cpp): the tagged
+     * columns read are noted instead of masked */
+    bool bypass = false;
+    UnmaskedReads reads;
 };
 
 /* A column whose mask is a function of the user's that is not PARALLEL
@@ -357,6 +363,21 @@ Node *mask_whole_row(Var *var, Oid relid, WalkContext *cx)
     return (Node *)row;
 }
 
+/* A whole-row reference read by a role that sees every value: all the
+ * relation's tagged columns are read. */
+Node *note_whole_row(Var *var, Oid relid, WalkContext *cx)
+{
+    Relation rel = relation_open(relid, NoLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        if (!att->attisdropped && column_rule(relid, att->attnum))
+            note_unmasked_read(cx->reads, relid, att->attnum);
+    }
+    relation_close(rel, NoLock);
+    return (Node *)var;
+}
+
 Node *mutate_var(Var *var, WalkContext *cx)
 {
     if (var->varattno < 0 || var->varlevelsup >= (Index)list_length(cx->levels))
@@ -365,18 +386,36 @@ Node *mutate_var(Var *var, WalkContext *cx)
     if (var->varno < 1 || int(var->varno) > list_length(q->rtable))
         return (Node *)var;
     RangeTblEntry *rte = rt_fetch(var->varno, q->rtable);
+    if (cx->bypass && rte->rtekind == RTE_JOIN) {
+        /* a column of a join (USING): the columns it stands for are read
+         * (the walk skips the join's alias lists when noting reads: they
+         * name every column of the joined relations) */
+        for (int i = 0; i < list_length(rte->joinaliasvars); i++) {
+            if (var->varattno != 0 && var->varattno != i + 1)
+                continue;
+            Node *alias = (Node *)copyObjectImpl(list_nth(rte->joinaliasvars, i));
+            if (var->varlevelsup)
+                IncrementVarSublevelsUp(alias, int(var->varlevelsup), 0);
+            mutate_expr(alias, cx);
+        }
+        return (Node *)var;
+    }
     if (rte->rtekind != RTE_RELATION)
         return (Node *)var;
     /* INSERT ... ON CONFLICT: EXCLUDED holds the values being written */
     if (q->onConflict && (int)var->varno == q->onConflict->exclRelIndex)
         return (Node *)var;
     if (var->varattno == 0)
-        return mask_whole_row(var, rte->relid, cx);
+        return cx->bypass ? note_whole_row(var, rte->relid, cx) : mask_whole_row(var, rte->relid, cx);
     if (tagged_category(var->vartype) < 0)
         return (Node *)var;
     const ColumnRule *rule = column_rule(rte->relid, var->varattno);
     if (!rule)
         return (Node *)var;
+    if (cx->bypass) {
+        note_unmasked_read(cx->reads, rte->relid, var->varattno);
+        return (Node *)var;
+    }
     note_mask(*rule, cx);
     return (Node *)mask_expr(var, rte->relid, *rule, cx);
 }
@@ -567,7 +606,8 @@ void mutate_query(Query *q, bool strict_targets, WalkContext *cx)
      * function RTEs, join alias lists) sees masked values */
     bool saved = cx->strict;
     cx->strict = false;
-    query_tree_mutator(q, as_mutator(mutate_expr), (void *)cx, QTW_DONT_COPY_QUERY | QTW_IGNORE_RC_SUBQUERIES);
+    query_tree_mutator(q, as_mutator(mutate_expr), (void *)cx,
+                       QTW_DONT_COPY_QUERY | QTW_IGNORE_RC_SUBQUERIES | (cx->bypass ? QTW_IGNORE_JOINALIASES : 0));
     cx->strict = saved;
 
     q->targetList = targets;
@@ -607,7 +647,8 @@ bool calls_mask_function(Node *node, Calls *calls)
         const Taxonomy *t = calls->t;
         auto *call = (FuncExpr *)node;
         Oid f = call->funcid;
-        if (f == t->mask_func || f == t->strict_func || (f == t->claimed_func && OidIsValid(f)))
+        if (f == t->mask_func || f == t->strict_func || (f == t->claimed_func && OidIsValid(f)) ||
+            (f == t->unmasked_func && OidIsValid(f)))
             return true;
         if (!calls->decides && f >= FirstNormalObjectId && get_func_namespace(f) == calls->consent_schema)
             calls->decides = true;
@@ -748,6 +789,16 @@ void mark_claimed_aggregates(PlannedStmt *stmt, const Taxonomy &t)
         mark_plan((Plan *)lfirst(lc), t.remote_func);
 }
 
+/* Whether a statement is planned without masking: a plain query (no
+ * write, no claim of another node, no Citus table) while the acting role
+ * (GetOuterUserId(), as for every decision: SECURITY DEFINER functions do
+ * not change it) sees every value (bypass.cpp). */
+bool plans_unmasked(const Query *parse, const Taxonomy &t, const Calls &calls, const WalkContext &cx)
+{
+    return OidIsValid(t.unmasked_func) && !calls.claim && !cx.citus_query && parse->commandType == CMD_SELECT &&
+           !parse->hasModifyingCTE && role_bypasses(GetOuterUserId());
+}
+
 PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options, ParamListInfo params)
 {
     return entry([&] {
@@ -755,7 +806,11 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
             const Taxonomy &t = taxonomy();
             WalkContext cx{NIL, false, &t, nullptr};
             Calls calls{&t, InvalidOid, false, nullptr};
-            if (t.installed && !t.type_category.empty()) {
+            bool consent_here = t.installed && !t.type_category.empty();
+            /* the query as it was before planning, when the plan made for
+             * a bypass role cannot count what it reads */
+            Query *to_mask = nullptr;
+            if (consent_here) {
                 calls.consent_schema = get_func_namespace(t.mask_func);
                 if (calls_mask_function((Node *)parse, &calls))
                     ereport(ERROR,
@@ -771,7 +826,10 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
                  * argument). */
                 if (calls.claim)
                     cx.claim = claim_with_strict(calls.claim, false);
+                cx.bypass = plans_unmasked(parse, t, calls, cx);
                 mutate_query(parse, false, &cx);
+                if (cx.reads.relids != NIL)
+                    to_mask = (Query *)copyObjectImpl(parse);
                 /* parallel workers mask from the server's shared state;
                  * without it each would load the consent state again */
                 if (cx.leader_only_mask || (cx.masked && !shared::enabled()))
@@ -779,6 +837,21 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
             }
             PlannedStmt *stmt = prev_planner ? prev_planner(parse, query_string, cursor_options, params)
                                              : standard_planner(parse, query_string, cursor_options, params);
+            bool counted = false;
+            if (to_mask) {
+                counted = mark_unmasked_reads(stmt, cx.reads, GetOuterUserId(), t.unmasked_func);
+                if (!counted) {
+                    /* a scan it cannot count (a foreign or custom scan):
+                     * masked as for any role, which counts every cell */
+                    PlannerInfo *inlined = cx.inline_root;
+                    cx = WalkContext{NIL, false, &t, inlined};
+                    mutate_query(to_mask, false, &cx);
+                    if (cx.leader_only_mask || (cx.masked && !shared::enabled()))
+                        cursor_options &= ~CURSOR_OPT_PARALLEL_OK;
+                    stmt = prev_planner ? prev_planner(to_mask, query_string, cursor_options, params)
+                                        : standard_planner(to_mask, query_string, cursor_options, params);
+                }
+            }
             if (cx.remote) {
                 /* the claim names the acting role: a plan per role, and
                  * none kept past a change of purpose or as_of */
@@ -793,10 +866,10 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
                 stmt->invalItems = list_concat(stmt->invalItems, cx.inline_root->glob->invalItems);
                 stmt->dependsOnRole |= cx.inline_root->glob->dependsOnRole;
             }
-            if (t.installed && !t.type_category.empty()) {
+            if (consent_here) {
                 mask_scans(stmt, t);
-                /* workers decide in their leader's context */
-                if (stmt->parallelModeNeeded && (cx.masked || calls.decides))
+                /* workers decide (and count) in their leader's context */
+                if (stmt->parallelModeNeeded && (cx.masked || calls.decides || counted))
                     add_parallel_context(stmt);
             }
             return stmt;

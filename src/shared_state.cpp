@@ -934,8 +934,11 @@ Found lookup(std::string_view subject, Copy &out)
         } else {
             std::string_view key = db_key(MyDatabaseId, subject, key_buf);
             found = probe(key, subject_hash(key), &out) >= 0;
-            /* in order again when the record found was the expected one */
-            in_order = found && out.record == expected;
+            /* in order again when the record found was the expected one;
+             * a subject without a record (no consent at all) leaves the
+             * order as it was: the next subject is still the next record */
+            if (found)
+                in_order = out.record == expected;
         }
         next_record_gen = g;
         pg_read_barrier();

@@ -217,6 +217,8 @@ std::unique_ptr<Taxonomy> load()
     Oid claimed_args[5] = {ANYELEMENTOID, ANYOID, OIDOID, INT2OID, TEXTARRAYOID};
     t->claimed_func = lookup_function("_mask_claimed", 5, claimed_args);
     t->claim_func = lookup_function("_claim", 2, remote_args);
+    Oid unmasked_args[4] = {OIDOID, OIDOID, INT2ARRAYOID, ANYOID};
+    t->unmasked_func = lookup_function("_read_unmasked", 4, unmasked_args);
     /* inside CREATE EXTENSION, before the mask functions exist */
     t->installed = OidIsValid(t->mask_func) && OidIsValid(t->strict_func);
     return t;

@@ -109,6 +109,9 @@ struct Taxonomy {
     Oid remote_func = InvalidOid;  /* consent._mask_remote(value, claim) */
     Oid claimed_func = InvalidOid; /* consent._mask_claimed(value, subject, relid, attno, claim) */
     Oid claim_func = InvalidOid;   /* consent._claim(value, claim): a query's claim as a qual */
+    /* consent._read_unmasked(relation, role, columns, cells...): the
+     * audit's count of a scan planned for a bypass role (bypass.cpp) */
+    Oid unmasked_func = InvalidOid;
     std::vector<Category> categories;
     /* With at most 64 categories (decide_all()): per category, itself and
      * its descendants as one word; empty with more categories. */

@@ -619,3 +619,9 @@ REVOKE ALL ON FUNCTION consent.citus_sync_node(text, integer) FROM PUBLIC;
 -- aggregate over DISTINCT values).
 CREATE FUNCTION consent._claim(value anyelement, claim text[]) RETURNS boolean
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'consent_claim';
+-- The audit's count of a scan planned for a role that sees every value
+-- (superuser, BYPASSRLS), which reads the plain columns: the planner puts
+-- it last among the scan's quals; true, it counts the row's non-NULL
+-- tagged cells as revealed.  Refused when called otherwise.
+CREATE FUNCTION consent._read_unmasked(relation oid, role oid, columns smallint[], VARIADIC cells "any")
+    RETURNS boolean LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'consent_read_unmasked';

@@ -1,0 +1,183 @@
+-- Reads by roles that see every value (superuser, BYPASSRLS): planned
+-- without masking, counted for the audit by one qual per scan, and never
+-- reused for a role whose reads are masked.
+SET client_min_messages = warning;
+CREATE TABLE bp_customers (id bigint PRIMARY KEY, email consent.email, name consent.name, note text);
+-- subjects no other test of the suite uses
+INSERT INTO bp_customers VALUES (7101, 'ann@example.com', 'Ann Smith', 'a'), (7102, 'bob@example.com', NULL, 'b'),
+    (7103, NULL, 'Cem Yilmaz', 'c');
+SELECT consent.protect('bp_customers', 'id');
+SELECT consent.grant(7101, 'user.contact.email', 'personalize') > 0 AS granted;
+CREATE TABLE bp_orders (order_id int PRIMARY KEY, customer_id bigint, shipping consent.address);
+INSERT INTO bp_orders VALUES (10, 7101, 'Hauptstraße 1'), (11, 7102, 'Ringweg 2');
+SELECT consent.protect('bp_orders', 'customer_id');
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bp_app') THEN CREATE ROLE bp_app; END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bp_bypass') THEN CREATE ROLE bp_bypass BYPASSRLS; END IF;
+END $$;
+GRANT SELECT ON bp_customers, bp_orders TO bp_app, bp_bypass;
+SELECT consent.allow_purpose('bp_app', 'personalize');
+SET consent.track_disclosures = on;
+SELECT consent.disclosures_reset();
+-- plans with the OIDs the counting qual names left out
+CREATE FUNCTION bp_explain(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF, VERBOSE) ' || q LOOP
+        RETURN NEXT regexp_replace(line, '''\d+''::oid', '''N''::oid', 'g');
+    END LOOP;
+END
+$$;
+CREATE FUNCTION bp_counts(r name) RETURNS TABLE (relation text, column_name text, revealed bigint, masked bigint)
+    LANGUAGE sql AS $$ SELECT relation, column_name, revealed, masked FROM consent.disclosures
+                       WHERE role = r ORDER BY 1, 2 $$;
+
+-- the superuser's plan: plain columns, one counting qual per scan
+SELECT bp_explain($q$SELECT email, name FROM bp_customers WHERE id > 0$q$);
+SELECT bp_explain($q$SELECT count(*) FROM bp_customers$q$);
+SELECT id, email, name FROM bp_customers ORDER BY id;
+-- counted as revealed: the non-NULL cells of the columns read, per row read
+SELECT * FROM bp_counts(current_user);
+SELECT count(*) FROM bp_customers;
+SELECT * FROM bp_counts(current_user);
+
+-- a BYPASSRLS role: the same, counted under its name
+SET ROLE bp_bypass;
+SELECT c.name, o.shipping FROM bp_orders o JOIN bp_customers c ON c.id = o.customer_id ORDER BY o.order_id;
+-- a column of a join (USING) is read on both sides
+SELECT bp_explain($q$SELECT name FROM bp_customers JOIN bp_customers b2 USING (id, name)$q$);
+-- a predicate on a tagged column sees the plain value, and may use an index
+SELECT id FROM bp_customers WHERE email = 'bob@example.com';
+RESET ROLE;
+SELECT * FROM bp_counts('bp_bypass');
+
+-- an index-only scan of a tagged column counts the index's cells
+CREATE INDEX bp_email ON bp_customers (email);
+VACUUM ANALYZE bp_customers;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT bp_explain($q$SELECT email FROM bp_customers WHERE email > 'a'$q$);
+SELECT consent.disclosures_reset();
+SELECT email FROM bp_customers WHERE email > 'a' ORDER BY email;
+SELECT * FROM bp_counts(current_user);
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+
+-- a partitioned table: the partitions' scans count under the table read
+CREATE TABLE bp_parted (id bigint, email consent.email) PARTITION BY RANGE (id);
+CREATE TABLE bp_parted_1 PARTITION OF bp_parted FOR VALUES FROM (0) TO (10);
+CREATE TABLE bp_parted_2 (email consent.email, id bigint);
+ALTER TABLE bp_parted ATTACH PARTITION bp_parted_2 FOR VALUES FROM (10) TO (20);
+INSERT INTO bp_parted VALUES (1, 'p1@example.com'), (11, 'p11@example.com'), (12, NULL);
+SELECT consent.protect('bp_parted', 'id');
+SELECT consent.disclosures_reset();
+SELECT bp_explain($q$SELECT email FROM bp_parted$q$);
+SELECT email FROM bp_parted ORDER BY 1;
+SELECT * FROM bp_counts(current_user);
+
+-- a prepared statement planned for the superuser is planned again for a
+-- role whose reads are masked (SET ROLE, set_config('role'))
+PREPARE bp_q AS SELECT email FROM bp_customers WHERE id = 7102;
+EXECUTE bp_q; EXECUTE bp_q; EXECUTE bp_q; EXECUTE bp_q; EXECUTE bp_q; EXECUTE bp_q;
+SET ROLE bp_app;
+SET consent.purpose = 'personalize';
+EXECUTE bp_q;
+RESET ROLE;
+EXECUTE bp_q;
+SELECT set_config('role', 'bp_app', false) IS NOT NULL AS role_set;
+EXECUTE bp_q;
+RESET ROLE;
+-- a role that loses BYPASSRLS: its cached plans are made again
+GRANT bp_bypass TO bp_app;
+SET ROLE bp_bypass;
+PREPARE bp_q2 AS SELECT email FROM bp_customers WHERE id = 7102;
+EXECUTE bp_q2; EXECUTE bp_q2; EXECUTE bp_q2; EXECUTE bp_q2; EXECUTE bp_q2; EXECUTE bp_q2;
+RESET ROLE;
+ALTER ROLE bp_bypass NOBYPASSRLS;
+SET ROLE bp_bypass;
+EXECUTE bp_q2;
+RESET ROLE;
+ALTER ROLE bp_bypass BYPASSRLS;
+DEALLOCATE bp_q2;
+
+-- a cursor opened by the superuser refuses to go on under a masked role,
+-- whether its rows were computed ahead (a sort) or are read at each fetch
+BEGIN;
+DECLARE bp_c CURSOR FOR SELECT email FROM bp_customers ORDER BY id;
+FETCH 1 FROM bp_c;
+SET ROLE bp_app;
+FETCH 1 FROM bp_c;
+ROLLBACK;
+BEGIN;
+DECLARE bp_c CURSOR FOR SELECT email FROM bp_customers WHERE id > 0;
+FETCH 1 FROM bp_c;
+SET ROLE bp_app;
+FETCH 1 FROM bp_c;
+ROLLBACK;
+RESET ROLE;
+-- opened by a masked role, fetched by the superuser: decided at each fetch
+SET ROLE bp_app;
+BEGIN;
+DECLARE bp_c2 CURSOR FOR SELECT email FROM bp_customers WHERE id = 7102;
+RESET ROLE;
+FETCH 1 FROM bp_c2;
+ROLLBACK;
+RESET ROLE;
+
+-- a superuser-owned SECURITY DEFINER function called by a masked role:
+-- the acting role decides, and the function's cached plan follows it
+CREATE FUNCTION bp_definer(bigint) RETURNS text LANGUAGE plpgsql SECURITY DEFINER
+    AS $$ DECLARE e text; BEGIN SELECT email INTO e FROM bp_customers WHERE id = $1; RETURN e; END $$;
+SELECT bp_definer(7102) AS superuser_sees;
+SET ROLE bp_app;
+SELECT bp_definer(7102) AS app_sees;
+RESET ROLE;
+SELECT bp_definer(7102) AS superuser_sees_again;
+
+-- parallel workers count the cells they read
+CREATE TABLE bp_many (id bigint PRIMARY KEY, email consent.email);
+INSERT INTO bp_many SELECT g, CASE WHEN g % 3 <> 0 THEN 'm' || g || '@example.com' END
+  FROM generate_series(1, 30000) g;
+SELECT consent.protect('bp_many', 'id');
+ANALYZE bp_many;
+CREATE FUNCTION bp_workers_launched(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+        IF line ~ 'Workers Launched: [1-9]' THEN
+            RETURN true;
+        END IF;
+    END LOOP;
+    RETURN false;
+END
+$$;
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET parallel_leader_participation = off;
+SELECT bp_workers_launched('SELECT count(email) FROM bp_many') AS workers_launched;
+SELECT consent.disclosures_reset();
+SELECT count(email) FROM bp_many;
+SELECT * FROM bp_counts(current_user);
+DROP FUNCTION bp_workers_launched(text);
+RESET max_parallel_workers_per_gather;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET parallel_leader_participation;
+
+-- the counting function is the planner's: called in SQL it is refused
+SELECT consent._read_unmasked('bp_customers'::regclass, 10, '{2}', email) FROM bp_customers;
+SELECT 1 FROM bp_customers WHERE consent._read_unmasked('bp_customers'::regclass, 10, '{2}', email);
+SET ROLE bp_app;
+SELECT consent._read_unmasked('bp_customers'::regclass, 10, '{2}', VARIADIC ARRAY['x']);
+RESET ROLE;
+
+DROP FUNCTION bp_definer(bigint);
+DROP FUNCTION bp_counts(name);
+DROP FUNCTION bp_explain(text);
+DROP TABLE bp_customers, bp_orders, bp_parted, bp_many;
+REVOKE bp_bypass FROM bp_app;
+SELECT consent.revoke_purpose('bp_app', 'personalize');
+DROP ROLE bp_app, bp_bypass;
