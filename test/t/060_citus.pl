@@ -155,9 +155,13 @@ for my $role ('', 'app')
 
 # ---- the shape that crashed ----------------------------------------------
 
-my $plan = $coord->safe_psql('postgres', "EXPLAIN (COSTS OFF) $join");
+my $plan = $coord->safe_psql('postgres', "SET ROLE app; EXPLAIN (COSTS OFF) $join");
 like($plan, qr/Distributed Subplan.*\n\s*->\s+Custom Scan \(ConsentMask\) on customers_local/,
 	'the protected local table is a subplan of Citus, masked by a ConsentMask node');
+# a superuser's subplan reads the plain columns and counts them
+$plan = $coord->safe_psql('postgres', "EXPLAIN (COSTS OFF) $join");
+like($plan, qr/Distributed Subplan.*\n\s*->\s+Seq Scan on customers_local l\n\s*Filter: consent._read_unmasked/,
+	'a superuser\'s subplan of the local table reads it unmasked, with the counting qual');
 
 # ---- the join, per session -----------------------------------------------
 
