@@ -11,11 +11,13 @@ SELECT consent.grant(7101, 'user.contact.email', 'personalize') > 0 AS granted;
 CREATE TABLE bp_orders (order_id int PRIMARY KEY, customer_id bigint, shipping consent.address);
 INSERT INTO bp_orders VALUES (10, 7101, 'Hauptstraße 1'), (11, 7102, 'Ringweg 2');
 SELECT consent.protect('bp_orders', 'customer_id');
+CREATE TABLE bp_people (id bigint PRIMARY KEY, name consent.name);
+SELECT consent.protect('bp_people', 'id');
 DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bp_app') THEN CREATE ROLE bp_app; END IF;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bp_bypass') THEN CREATE ROLE bp_bypass BYPASSRLS; END IF;
 END $$;
-GRANT SELECT ON bp_customers, bp_orders TO bp_app, bp_bypass;
+GRANT SELECT ON bp_customers, bp_orders, bp_people TO bp_app, bp_bypass;
 SELECT consent.allow_purpose('bp_app', 'personalize');
 SET consent.track_disclosures = on;
 SELECT consent.disclosures_reset();
@@ -45,7 +47,9 @@ SELECT * FROM bp_counts(current_user);
 SET ROLE bp_bypass;
 SELECT c.name, o.shipping FROM bp_orders o JOIN bp_customers c ON c.id = o.customer_id ORDER BY o.order_id;
 -- a column of a join (USING) is read on both sides
-SELECT bp_explain($q$SELECT name FROM bp_customers JOIN bp_customers b2 USING (id, name)$q$);
+SELECT substring(l FROM 'consent\._read_unmasked\([^)]*\)') AS counting
+  FROM bp_explain($q$SELECT name FROM bp_customers JOIN bp_people USING (id, name)$q$) l
+ WHERE l ~ 'read_unmasked' ORDER BY 1;
 -- a predicate on a tagged column sees the plain value, and may use an index
 SELECT id FROM bp_customers WHERE email = 'bob@example.com';
 RESET ROLE;
@@ -177,7 +181,7 @@ RESET ROLE;
 DROP FUNCTION bp_definer(bigint);
 DROP FUNCTION bp_counts(name);
 DROP FUNCTION bp_explain(text);
-DROP TABLE bp_customers, bp_orders, bp_parted, bp_many;
+DROP TABLE bp_customers, bp_orders, bp_parted, bp_many, bp_people;
 REVOKE bp_bypass FROM bp_app;
 SELECT consent.revoke_purpose('bp_app', 'personalize');
 DROP ROLE bp_app, bp_bypass;
