@@ -25,6 +25,7 @@
  * instead), or count a cell for a relation the statement does not read.
  */
 #include "bypass.h"
+#include "plan_tree.h"
 #include "audit.h"
 #include "boundary.h"
 #include "consent.h"
@@ -193,18 +194,9 @@ Expr *counting_qual(Marking &m, Scan *scan, bool countable)
     return (Expr *)f;
 }
 
-void mark_plan(Marking &m, Plan *p);
-
-void mark_list(Marking &m, List *plans)
-{
-    ListCell *lc;
-    foreach (lc, plans)
-        mark_plan(m, (Plan *)lfirst(lc));
-}
-
 void mark_plan(Marking &m, Plan *p)
 {
-    if (!p || !m.ok)
+    if (!m.ok)
         return;
     switch (nodeTag(p)) {
     case T_SeqScan:
@@ -220,26 +212,13 @@ void mark_plan(Marking &m, Plan *p)
     case T_ForeignScan:
         counting_qual(m, (Scan *)p, false);
         break;
-    case T_CustomScan: {
-        auto *cs = (CustomScan *)p;
-        counting_qual(m, &cs->scan, false);
-        mark_list(m, cs->custom_plans);
-        break;
-    }
-    case T_Append:
-        mark_list(m, ((Append *)p)->appendplans);
-        break;
-    case T_MergeAppend:
-        mark_list(m, ((MergeAppend *)p)->mergeplans);
-        break;
-    case T_SubqueryScan:
-        mark_plan(m, ((SubqueryScan *)p)->subplan);
+    case T_CustomScan:
+        counting_qual(m, &((CustomScan *)p)->scan, false);
         break;
     default:
         break;
     }
-    mark_plan(m, p->lefttree);
-    mark_plan(m, p->righttree);
+    for_each_child_plan(p, [&](Plan *&child) { mark_plan(m, child); });
 }
 
 } // namespace
@@ -252,7 +231,7 @@ bool mark_unmasked_reads(PlannedStmt *stmt, const UnmaskedReads &reads, Oid role
     Plan *tree = (Plan *)copyObjectImpl(stmt->planTree);
     List *subplans = (List *)copyObjectImpl(stmt->subplans);
     mark_plan(m, tree);
-    mark_list(m, subplans);
+    for_each_plan_in(subplans, [&](Plan *&sub) { mark_plan(m, sub); });
     if (!m.ok)
         return false;
     stmt->planTree = tree;

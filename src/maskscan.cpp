@@ -34,6 +34,7 @@
 #include "compat.h"
 #include "consent.h"
 #include "maskscan.h"
+#include "plan_tree.h"
 #include "taxonomy.h"
 
 extern "C" {
@@ -160,38 +161,11 @@ FuncExpr *mask_call_of(Expr *e, Index rti, const Taxonomy &t)
     return f;
 }
 
-int max_plan_node_id(Plan *p);
-
-int max_in_list(List *plans)
-{
-    int m = -1;
-    ListCell *lc;
-    foreach (lc, plans)
-        m = std::max(m, max_plan_node_id((Plan *)lfirst(lc)));
-    return m;
-}
-
 int max_plan_node_id(Plan *p)
 {
-    if (!p)
-        return -1;
-    int m = std::max({p->plan_node_id, max_plan_node_id(p->lefttree), max_plan_node_id(p->righttree)});
-    switch (nodeTag(p)) {
-    case T_Append:
-        return std::max(m, max_in_list(((Append *)p)->appendplans));
-    case T_MergeAppend:
-        return std::max(m, max_in_list(((MergeAppend *)p)->mergeplans));
-    case T_BitmapAnd:
-        return std::max(m, max_in_list(((BitmapAnd *)p)->bitmapplans));
-    case T_BitmapOr:
-        return std::max(m, max_in_list(((BitmapOr *)p)->bitmapplans));
-    case T_SubqueryScan:
-        return std::max(m, max_plan_node_id(((SubqueryScan *)p)->subplan));
-    case T_CustomScan:
-        return std::max(m, max_in_list(((CustomScan *)p)->custom_plans));
-    default:
-        return m;
-    }
+    int m = p->plan_node_id;
+    for_each_child_plan(p, [&](Plan *&child) { m = std::max(m, max_plan_node_id(child)); });
+    return m;
 }
 
 struct Transform {
@@ -337,29 +311,19 @@ Plan *mask_scan(Scan *scan, Transform &tf)
 
 Plan *transform(Plan *p, Transform &tf);
 
-void transform_list(List *plans, Transform &tf)
-{
-    ListCell *lc;
-    foreach (lc, plans)
-        lfirst(lc) = transform((Plan *)lfirst(lc), tf);
-}
-
 Plan *transform(Plan *p, Transform &tf)
 {
-    if (!p)
+    /* another extension's custom scan runs the plans it holds its own way:
+     * they keep their masking expressions */
+    if (IsA(p, CustomScan)) {
+        if (p->lefttree)
+            p->lefttree = transform(p->lefttree, tf);
+        if (p->righttree)
+            p->righttree = transform(p->righttree, tf);
         return p;
-    p->lefttree = transform(p->lefttree, tf);
-    p->righttree = transform(p->righttree, tf);
+    }
+    for_each_child_plan(p, [&](Plan *&child) { child = transform(child, tf); });
     switch (nodeTag(p)) {
-    case T_Append:
-        transform_list(((Append *)p)->appendplans, tf);
-        return p;
-    case T_MergeAppend:
-        transform_list(((MergeAppend *)p)->mergeplans, tf);
-        return p;
-    case T_SubqueryScan:
-        ((SubqueryScan *)p)->subplan = transform(((SubqueryScan *)p)->subplan, tf);
-        return p;
     case T_SeqScan:
     case T_IndexScan:
     case T_BitmapHeapScan:
@@ -615,7 +579,9 @@ void rescan_child(CustomScanState *node)
 
 int max_plan_node_id(const PlannedStmt *stmt)
 {
-    return std::max(max_plan_node_id(stmt->planTree), max_in_list(stmt->subplans));
+    int m = max_plan_node_id(stmt->planTree);
+    for_each_plan_in(stmt->subplans, [&](Plan *&sub) { m = std::max(m, max_plan_node_id(sub)); });
+    return m;
 }
 
 void mask_scans(PlannedStmt *stmt, const Taxonomy &t)
@@ -624,7 +590,7 @@ void mask_scans(PlannedStmt *stmt, const Taxonomy &t)
         return;
     Transform tf{t, stmt->rtable, max_plan_node_id(stmt) + 1};
     stmt->planTree = transform(stmt->planTree, tf);
-    transform_list(stmt->subplans, tf);
+    for_each_plan_in(stmt->subplans, [&](Plan *&sub) { sub = transform(sub, tf); });
 }
 
 void register_mask_scan()

@@ -32,6 +32,7 @@
 #include "cache.h"
 #include "compat.h"
 #include "maskscan.h"
+#include "plan_tree.h"
 #include "shared_state.h"
 
 extern "C" {
@@ -365,25 +366,6 @@ const CustomScanMethods plan_methods = {"ConsentContext", create_state};
 
 /* ---- the plan --------------------------------------------------------- */
 
-/* The plan's direct sub-plans other than lefttree and righttree. */
-List *other_children(Plan *p)
-{
-    switch (nodeTag(p)) {
-    case T_Append:
-        return ((Append *)p)->appendplans;
-    case T_MergeAppend:
-        return ((MergeAppend *)p)->mergeplans;
-    case T_BitmapAnd:
-        return ((BitmapAnd *)p)->bitmapplans;
-    case T_BitmapOr:
-        return ((BitmapOr *)p)->bitmapplans;
-    case T_CustomScan:
-        return ((CustomScan *)p)->custom_plans;
-    default:
-        return NIL;
-    }
-}
-
 Plan *context_over(Plan *child, int &next_id)
 {
     auto *cs = makeNode(CustomScan);
@@ -425,19 +407,8 @@ Plan *context_over(Plan *child, int &next_id)
     return plan;
 }
 
-void add_to(Plan *p, int &next_id);
-
-void add_to_list(List *plans, int &next_id)
+void add_to(Plan *&p, int &next_id)
 {
-    ListCell *lc;
-    foreach (lc, plans)
-        add_to((Plan *)lfirst(lc), next_id);
-}
-
-void add_to(Plan *p, int &next_id)
-{
-    if (!p)
-        return;
     if (IsA(p, Gather) || IsA(p, GatherMerge)) {
         /* not over a lone Result (force_parallel_mode puts a Gather over a
          * PL/pgSQL simple expression, and PL/pgSQL expects the Result right
@@ -447,11 +418,7 @@ void add_to(Plan *p, int &next_id)
             p->lefttree = context_over(child, next_id);
         return; /* no Gather runs under another */
     }
-    add_to(p->lefttree, next_id);
-    add_to(p->righttree, next_id);
-    add_to_list(other_children(p), next_id);
-    if (IsA(p, SubqueryScan))
-        add_to(((SubqueryScan *)p)->subplan, next_id);
+    for_each_child_plan(p, [&](Plan *&child) { add_to(child, next_id); });
 }
 
 } // namespace
@@ -460,7 +427,7 @@ void add_parallel_context(PlannedStmt *stmt)
 {
     int next_id = max_plan_node_id(stmt) + 1;
     add_to(stmt->planTree, next_id);
-    add_to_list(stmt->subplans, next_id);
+    for_each_plan_in(stmt->subplans, [&](Plan *&sub) { add_to(sub, next_id); });
 }
 
 namespace {

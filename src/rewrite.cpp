@@ -27,6 +27,7 @@
 #include "invalidation.h"
 #include "maskscan.h"
 #include "parallel.h"
+#include "plan_tree.h"
 #include "shared_state.h"
 #include "taxonomy.h"
 
@@ -634,6 +635,7 @@ struct Calls {
     /* Citus: the claim of a query another node sent (its first
      * consent._mask_remote or consent._claim call's), nullptr if none */
     Const *claim;
+    Oid refused; /* the function of ours called directly that made the query refused */
 };
 
 /* Whether the query calls the mask functions itself (refused); notes in
@@ -648,8 +650,10 @@ bool calls_mask_function(Node *node, Calls *calls)
         auto *call = (FuncExpr *)node;
         Oid f = call->funcid;
         if (f == t->mask_func || f == t->strict_func || (f == t->claimed_func && OidIsValid(f)) ||
-            (f == t->unmasked_func && OidIsValid(f)))
+            (f == t->unmasked_func && OidIsValid(f))) {
+            calls->refused = f;
             return true;
+        }
         if (!calls->decides && f >= FirstNormalObjectId && get_func_namespace(f) == calls->consent_schema)
             calls->decides = true;
         if (!calls->claim && OidIsValid(f) && (f == t->remote_func || f == t->claim_func)) {
@@ -680,21 +684,8 @@ bool scans_tagged_relation(Index rti, List *rtable, bool unknown)
 /* Whether a finished plan reads a relation with tagged columns on this
  * node (a scan of it, or a ConsentMask node); Citus's own scans read on
  * other nodes (or through plans of their own, masked there). */
-bool reads_tagged_here(Plan *p, List *rtable);
-
-bool reads_tagged_in_list(List *plans, List *rtable)
-{
-    ListCell *lc;
-    foreach (lc, plans)
-        if (reads_tagged_here((Plan *)lfirst(lc), rtable))
-            return true;
-    return false;
-}
-
 bool reads_tagged_here(Plan *p, List *rtable)
 {
-    if (!p)
-        return false;
     switch (nodeTag(p)) {
     case T_SeqScan:
     case T_SampleScan:
@@ -711,29 +702,19 @@ bool reads_tagged_here(Plan *p, List *rtable)
         auto *cs = (CustomScan *)p;
         if (strcmp(cs->methods->CustomName, "ConsentMask") == 0)
             return true;
-        if (strcmp(cs->methods->CustomName, "ConsentContext") == 0 && reads_tagged_in_list(cs->custom_plans, rtable))
-            return true;
         /* another extension's scan of a relation of this node (Citus's
          * columnar scan); Citus's own scans read other nodes (their tasks)
          * or run plans of their own (subplans, masked when planned) */
-        return cs->scan.scanrelid > 0 && scans_tagged_relation(cs->scan.scanrelid, rtable, false);
+        if (strcmp(cs->methods->CustomName, "ConsentContext") != 0)
+            return cs->scan.scanrelid > 0 && scans_tagged_relation(cs->scan.scanrelid, rtable, false);
+        break;
     }
-    case T_Append:
-        if (reads_tagged_in_list(((Append *)p)->appendplans, rtable))
-            return true;
-        break;
-    case T_MergeAppend:
-        if (reads_tagged_in_list(((MergeAppend *)p)->mergeplans, rtable))
-            return true;
-        break;
-    case T_SubqueryScan:
-        if (reads_tagged_here(((SubqueryScan *)p)->subplan, rtable))
-            return true;
-        break;
     default:
         break;
     }
-    return reads_tagged_here(p->lefttree, rtable) || reads_tagged_here(p->righttree, rtable);
+    bool found = false;
+    for_each_child_plan(p, [&](Plan *&child) { found = found || reads_tagged_here(child, rtable); });
+    return found;
 }
 
 /* Marks every claimed expression in node as passing its value on. */
@@ -760,16 +741,11 @@ bool mark_in_distinct(Node *node, void *remote)
                                   remote);
 }
 
-void mark_plan(Plan *p, Oid remote)
+void mark_claimed_plan(Plan *p, Oid remote)
 {
-    if (!p)
-        return;
     mark_in_distinct((Node *)p->targetlist, &remote);
     mark_in_distinct((Node *)p->qual, &remote);
-    mark_plan(p->lefttree, remote);
-    mark_plan(p->righttree, remote);
-    if (IsA(p, SubqueryScan))
-        mark_plan(((SubqueryScan *)p)->subplan, remote);
+    for_each_child_plan(p, [&](Plan *&child) { mark_claimed_plan(child, remote); });
 }
 
 /* Citus: see add_claim_markers().  Only when nothing of this plan reads a
@@ -780,13 +756,12 @@ void mark_claimed_aggregates(PlannedStmt *stmt, const Taxonomy &t)
 {
     if (!OidIsValid(t.remote_func) || reads_tagged_here(stmt->planTree, stmt->rtable))
         return;
-    ListCell *lc;
-    foreach (lc, stmt->subplans)
-        if (reads_tagged_here((Plan *)lfirst(lc), stmt->rtable))
-            return;
-    mark_plan(stmt->planTree, t.remote_func);
-    foreach (lc, stmt->subplans)
-        mark_plan((Plan *)lfirst(lc), t.remote_func);
+    bool found = false;
+    for_each_plan_in(stmt->subplans, [&](Plan *&sub) { found = found || reads_tagged_here(sub, stmt->rtable); });
+    if (found)
+        return;
+    mark_claimed_plan(stmt->planTree, t.remote_func);
+    for_each_plan_in(stmt->subplans, [&](Plan *&sub) { mark_claimed_plan(sub, t.remote_func); });
 }
 
 /* Whether a statement is planned without masking: a plain query (no
@@ -799,13 +774,26 @@ bool plans_unmasked(const Query *parse, const Taxonomy &t, const Calls &calls, c
            !parse->hasModifyingCTE && role_bypasses(GetOuterUserId());
 }
 
+/* A query calling one of the functions only the rewrite puts in */
+static void refuse_direct_call(Oid f, const Taxonomy &t)
+{
+    if (f == t.mask_func || f == t.strict_func)
+        ereport(ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                 errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
+                 errhint("Select the column itself: it is masked automatically.")));
+    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                    errmsg("consent.%s is called by the masking rewrite only", get_func_name(f)),
+                    errhint("Select the column itself: it is masked or counted automatically.")));
+}
+
 PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options, ParamListInfo params)
 {
     return entry([&] {
         return pg([&] {
             const Taxonomy &t = taxonomy();
             WalkContext cx{NIL, false, &t, nullptr};
-            Calls calls{&t, InvalidOid, false, nullptr};
+            Calls calls{&t, InvalidOid, false, nullptr, InvalidOid};
             bool consent_here = t.installed && !t.type_category.empty();
             /* the query as it was before planning, when the plan made for
              * a bypass role cannot count what it reads */
@@ -813,10 +801,7 @@ PlannedStmt *planner(Query *parse, const char *query_string, int cursor_options,
             if (consent_here) {
                 calls.consent_schema = get_func_namespace(t.mask_func);
                 if (calls_mask_function((Node *)parse, &calls))
-                    ereport(ERROR,
-                            (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                             errmsg("consent._mask and consent._mask_strict are called by the masking rewrite only"),
-                             errhint("Select the column itself: it is masked automatically.")));
+                    refuse_direct_call(calls.refused, t);
                 cx.citus_query = citus::active() && reads_citus_table((Node *)parse, nullptr);
                 cx.distinct_aggregates = cx.citus_query && distinct_aggregate((Node *)parse, nullptr);
                 /* A query another node sent with its session's claim:
