@@ -205,6 +205,7 @@ steady_tps() { # role purpose file
         | awk -v w="$warm" '/^progress:/ { t = $2 + 0; if (t > w) { s += $4; n++ } } END { if (n) printf "%.0f", s / n }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n / (ms / 1000) }'; } # events, milliseconds
 
 agg() { # relation
     cat > "$work/agg_$1.sql" <<SQL
@@ -369,13 +370,46 @@ mem=$(PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personaliz
     -c "SELECT count(email) FROM customers" -c "SELECT subjects || ' ' || bytes FROM consent.cache_stats()" | tail -n 1)
 r[cache_subjects]=${mem% *}
 r[cache_bytes]=${mem#* }
+echo "bulk consent (consent.record_many) ..."
+# BENCH_BULK events (default 350,000): the seven survey attributes of new
+# subjects under analytics at the survey's rates, recorded in one call,
+# then the same events again (every pair then has a state); against it, the
+# same rows written by plain INSERTs into tables of the ledger's and the
+# derived state's shape (their keys, no triggers): what the writes cost
+bulk_subjects=$(( ${BENCH_BULK:-350000} / 7 ))
+psql -X -q -v n="$bulk_subjects" <<'SQL'
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS bulk_events, bulk_ledger, bulk_state;
+CREATE TABLE bulk_events AS
+SELECT 'bulk' || g AS subject, c.key AS category, 'analytics' AS purpose,
+       CASE WHEN (hashint8(g * 7 + c.k) & 1023) < c.rate * 1024 THEN 'grant' ELSE 'withdraw' END AS action
+FROM generate_series(1, :n) g,
+     (VALUES (1, 'user.contact.email', 0.57), (2, 'user.name', 0.41), (3, 'user.demographic.date_of_birth', 0.36),
+             (4, 'user.contact.address', 0.35), (5, 'user.biometric.fingerprint', 0.04),
+             (6, 'user.health_and_medical.genetic', 0.02), (7, 'user.behavior.search_history', 0.03)) AS c(k, key, rate);
+CREATE TABLE bulk_ledger (LIKE consent.ledger INCLUDING INDEXES);
+CREATE TABLE bulk_state (LIKE consent.subject_state INCLUDING INDEXES);
+VACUUM ANALYZE bulk_events;
+CHECKPOINT;
+SQL
+timed() { psql -X -q -A -t -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'; }
+r[bulk_events]=$((bulk_subjects * 7))
+r[bulk_new_ms]=$(timed "SELECT consent.record_many('bulk_events')")
+r[bulk_again_ms]=$(timed "SELECT consent.record_many('bulk_events')")
+r[bulk_plain_ms]=$(timed "WITH e AS (SELECT row_number() OVER () AS n, e.subject, c.key AS category, p.key AS purpose, e.action
+    FROM bulk_events e JOIN consent.categories c ON c.key = e.category JOIN consent.purposes p ON p.key = e.purpose),
+  l AS (INSERT INTO bulk_ledger (id, subject, category, purpose, action, recorded_at, recorded_by)
+    SELECT n, subject, category, purpose, action, now(), 'bench' FROM e)
+  INSERT INTO bulk_state (subject, category, purpose, event_id, action, recorded_at)
+    SELECT subject, category, purpose, n, action, now() FROM e")
+psql -X -q -c "DROP TABLE bulk_events, bulk_ledger, bulk_state"
 events=$(psql -X -A -t -c "SELECT count(*) FROM consent.ledger")
 settings=$(psql -X -A -t -c "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'jit', 'max_parallel_workers_per_gather', 'data_checksums', 'io_method')")
 server=$(psql -X -A -t -c "SELECT current_setting('server_version')")
 database=$(psql -X -A -t -c "SELECT 'encoding ' || pg_encoding_to_char(encoding) || ', collation ' || datcollate FROM pg_database WHERE datname = current_database()")
 # the command that reproduces this run: the BENCH_ variables it was given
 command="BENCH_ROWS=$rows"
-for v in BENCH_REPS BENCH_SECONDS BENCH_WARMUP BENCH_TPS_ROUNDS BENCH_CPU BENCH_NO_EXISTS BENCH_SLOW_REPS BENCH_SHARED_SIZE; do
+for v in BENCH_REPS BENCH_SECONDS BENCH_WARMUP BENCH_TPS_ROUNDS BENCH_CPU BENCH_NO_EXISTS BENCH_SLOW_REPS BENCH_SHARED_SIZE BENCH_BULK; do
     [ -z "${!v:-}" ] || command+=" $v=${!v}"
 done
 command+=" make bench"
@@ -402,6 +436,7 @@ echo
 echo "- row filtering, \`SELECT count(*)\` under marketing (${r[rows_visible]} of $rows rows visible): no policy ${r[rows_nopolicy]} ms, require_consent ${r[rows_require]} ms, hand-written EXISTS policy on the ledger ${r[rows_exists]} ms ($(ratio "${r[rows_nopolicy]}" "${r[rows_require]}") × the speed without policy, $(ratio "${r[rows_exists]}" "${r[rows_require]}") × faster than the EXISTS policy)"
 echo "- consent changes (grant + withdraw) per second, 2 clients, one change per transaction: ${r[changes]} (a plain one-row INSERT per transaction, the disk's limit here: ${r[plain_inserts]}/s; with synchronous_commit = off, i.e. CPU only: ${r[changes_async]}/s)"
 echo "- consent changes per second when a form records the seven survey attributes in one transaction, 2 clients: ${r[changes_form]}"
+echo "- bulk consent, \`consent.record_many\` of ${r[bulk_events]} events in one call: $(rate "${r[bulk_events]}" "${r[bulk_new_ms]}") events/s for new pairs, $(rate "${r[bulk_events]}" "${r[bulk_again_ms]}") events/s when every pair has a state (the same rows as plain INSERTs into tables of the ledger's and the state's shape, without triggers or conflict checks: $(rate "${r[bulk_events]}" "${r[bulk_plain_ms]}") events/s)"
 echo "- point look-ups while 100 consent changes/s are committed: ${r[point_under_changes]} TPS ($(ratio "${r[point_under_changes]}" "${r[point_quiet]}") × the ${r[point_quiet]} TPS without changes, rounds in turn; the raw table under the same changes, the machine's share: ${r[raw_under_changes]} TPS, $(ratio "${r[raw_under_changes]}" "${r[raw_quiet]}") × its ${r[raw_quiet]} TPS without)"
 echo "- a new session's first masked look-up: ${r[cold_first]} ms (the raw table's: ${r[cold_first_raw]} ms; the session's next masked look-up: ${r[cold_second]} ms)"
 echo "- a new connection per transaction (\`pgbench -C\`, point look-ups, 2 clients): ${r[connect_consent]} TPS, the raw table ${r[connect_raw]} TPS ($(ratio "${r[connect_consent]}" "${r[connect_raw]}") ×)"

@@ -6,9 +6,8 @@
 # its raw twin.  Reports: the time to build the shared state (the first
 # masked statement after a restart), its memory, a masked point look-up and
 # a full-scan aggregate against the raw table, and a backend's private
-# memory.  The consent rows are written straight into consent.ledger and
-# consent.subject_state (what consent.grant() writes), as run.sh's setup
-# does; consent.record_many()'s rate is measured by run.sh.
+# memory.  The consent events are recorded by consent.record_many() in
+# batches, and its rate at this size reported.
 # Runs in run.sh's throwaway cluster (run.sh execs it when BENCH_SCALE=1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,20 +33,28 @@ DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench_app') THE
     CREATE ROLE bench_app LOGIN PASSWORD 'bench'; END IF; END $$;
 GRANT SELECT ON customers, customers_raw TO bench_app;
 SELECT consent.allow_purpose('bench_app', 'personalize');
--- three events per subject at the survey's rates (57 % e-mail, 41 % name,
--- 36 % birth date granted; the others withdrawn)
-INSERT INTO consent.ledger (subject, category, purpose, action, recorded_at, recorded_by, source)
-SELECT g::text, c.key, 'personalize',
-       CASE WHEN (hashint8(g * 7 + c.k) & 1023) < c.rate * 1024 THEN 'grant' ELSE 'withdraw' END,
-       now() - interval '1 day', 'bench', 'scale'
-FROM generate_series(1, :n) g,
+VACUUM ANALYZE customers, customers_raw;
+SQL
+# three events per subject at the survey's rates (57 % e-mail, 41 % name,
+# 36 % birth date granted; the others withdrawn), recorded by
+# consent.record_many() in batches of BENCH_BULK_SUBJECTS subjects (one
+# transaction each)
+chunk=${BENCH_BULK_SUBJECTS:-500000}
+t1=$(date +%s%N)
+for lo in $(seq 1 "$chunk" "$n"); do
+    hi=$(( lo + chunk - 1 < n ? lo + chunk - 1 : n ))
+    psql -X -q -A -t -v ON_ERROR_STOP=1 -v lo="$lo" -v hi="$hi" >/dev/null <<'SQL'
+CREATE OR REPLACE VIEW scale_events AS
+SELECT g::text AS subject, c.key AS category, 'personalize' AS purpose,
+       CASE WHEN (hashint8(g * 7 + c.k) & 1023) < c.rate * 1024 THEN 'grant' ELSE 'withdraw' END AS action
+FROM generate_series(:lo::bigint, :hi::bigint) g,
      (VALUES (1, 'user.contact.email', 0.57), (2, 'user.name', 0.41), (3, 'user.demographic.date_of_birth', 0.36))
          AS c(k, key, rate);
-INSERT INTO consent.subject_state (subject, category, purpose, event_id, action, valid_until, recorded_at)
-SELECT subject, category, purpose, id, action, valid_until, recorded_at FROM consent.ledger WHERE source = 'scale';
-VACUUM ANALYZE customers, customers_raw, consent.ledger, consent.subject_state;
-CHECKPOINT;
+SELECT consent.record_many('scale_events');
 SQL
+done
+record_ms=$(( ($(date +%s%N) - t1) / 1000000 ))
+psql -X -q -c "DROP VIEW scale_events" -c "VACUUM ANALYZE consent.ledger, consent.subject_state" -c "CHECKPOINT"
 setup_s=$(( $(date +%s) - t0 ))
 events=$(psql -X -A -t -c "SELECT count(*) FROM consent.subject_state")
 
@@ -108,6 +115,7 @@ echo "| point look-up by primary key, a new session's second statement (ms) | $p
 echo "| full-scan aggregate over 3 tagged columns, warm (ms) | $agg_consent | $agg_raw | $(awk -v a="$agg_raw" -v b="$agg_consent" 'BEGIN{printf "%.2f", a/b}') × speed |"
 echo "| private memory of a backend after the scan (RssAnon, MB) | $(awk -v k="$priv_consent" 'BEGIN{printf "%.1f", k/1024}') | $(awk -v k="$priv_raw" 'BEGIN{printf "%.1f", k/1024}') | +$(awk -v a="$priv_consent" -v b="$priv_raw" 'BEGIN{printf "%.1f", (a-b)/1024}') MB |"
 echo
+echo "- consent recorded by \`consent.record_many\` in batches of $((chunk * 3)) events: $events events in $((record_ms / 1000)) s, $(awk -v e="$events" -v ms="$record_ms" 'BEGIN{printf "%.0f", e / (ms / 1000)}') events/s"
 echo "- shared consent state: $status, $subjects subjects in $(awk -v b="$bytes" 'BEGIN{printf "%.0f", b/1048576}') MB (of $(awk -v b="$capacity" 'BEGIN{printf "%.0f", b/1048576}') MB reserved), built in $build_ms ms by the server's first masked statement (which took $first ms in all)"
 } > "$out"
 cat "$out"
