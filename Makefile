@@ -76,7 +76,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps demo test bench bench-scale bench-standby bench-citus fuzz format
+.PHONY: deps demo test bench bench-scale bench-varied bench-standby bench-citus fuzz format
 # Install what is missing (apt-get), as root or through sudo.
 deps:
 	@test/harness/deps.sh
@@ -106,6 +106,13 @@ bench-scale: deps
 	@$(MAKE) --no-print-directory all PG_CONFIG="$(PG_CONFIG)"
 	@$(SUDO) $(MAKE) --no-print-directory install PG_CONFIG="$(PG_CONFIG)"
 	@BENCH_SCALE=1 test/bench/run.sh
+
+# The full-scan figures on five data sets (subject order, uuid and text
+# subjects, non-ASCII values, consent through parent categories).
+bench-varied: deps
+	@$(MAKE) --no-print-directory all PG_CONFIG="$(PG_CONFIG)"
+	@$(SUDO) $(MAKE) --no-print-directory install PG_CONFIG="$(PG_CONFIG)"
+	@BENCH_VARIED=1 test/bench/run.sh
 
 # Point look-ups on a hot standby while the primary commits consent changes.
 bench-standby: deps

@@ -87,6 +87,8 @@ if [ -z "${BENCH_CLUSTER:-}" ]; then
 fi
 # make bench-scale: the shared consent state at 10 million subjects (scale.sh)
 [ -z "${BENCH_SCALE:-}" ] || exec "$here/scale.sh"
+# make bench-varied: the scan figures on five data sets (varied.sh)
+[ -z "${BENCH_VARIED:-}" ] || exec "$here/varied.sh"
 rows=${BENCH_ROWS:-1000000}
 reps=${BENCH_REPS:-5}
 secs=${BENCH_SECONDS:-10}
