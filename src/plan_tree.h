@@ -1,8 +1,8 @@
 /*
  * plan_tree.h — the direct sub-plans of a finished plan node, for the
  * walkers over planned statements (rewrite.cpp, bypass.cpp, maskscan.cpp,
- * parallel.cpp).  PostgreSQL has no plan-tree walker of its own before 16
- * (planstate_tree_walker walks executor state, not plans).
+ * parallel.cpp).  PostgreSQL's planstate_tree_walker walks executor
+ * state; these walkers run on plans, before execution.
  */
 #pragma once
 
