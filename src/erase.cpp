@@ -230,9 +230,17 @@ std::vector<Cells> read_cells(const Target &t, const std::string &pred, const st
          * through Citus, each column claimed as the role these queries run
          * as (the bootstrap superuser, spi.h), so the nodes reveal them. */
         std::string role = pg([] { return std::string(GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false)); });
-        std::string claim = pg([&] {
-            return std::string(quote_literal_cstr(("{" + std::string(quote_identifier(role.c_str())) + ",NULL,NULL,f}").c_str()));
-        });
+        /* an array literal (a constant, as the planner finds claims): the
+         * name double-quoted with backslash escapes, as array_in reads it */
+        std::string element = "\"";
+        for (char ch : role) {
+            if (ch == '"' || ch == '\\')
+                element += '\\';
+            element += ch;
+        }
+        element += '"';
+        std::string claim =
+            pg([&] { return std::string(quote_literal_cstr(("{" + element + ",NULL,NULL,f}").c_str())); });
         std::string sql = "SELECT ";
         for (size_t c = 0; c < t.columns.size(); c++)
             sql += std::string(c ? ", " : "") + "consent._mask_remote(" + quote_identifier(t.columns[c].name.c_str()) +
