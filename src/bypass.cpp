@@ -198,25 +198,13 @@ void mark_plan(Marking &m, Plan *p)
 {
     if (!m.ok)
         return;
-    switch (nodeTag(p)) {
-    case T_SeqScan:
-    case T_SampleScan:
-    case T_IndexScan:
-    case T_IndexOnlyScan:
-    case T_BitmapHeapScan:
-    case T_TidScan:
-    case T_TidRangeScan:
+    if (scans_heap(p)) {
         if (Expr *q = counting_qual(m, (Scan *)p, true))
             p->qual = lappend(p->qual, q);
-        break;
-    case T_ForeignScan:
+    } else if (IsA(p, ForeignScan)) {
         counting_qual(m, (Scan *)p, false);
-        break;
-    case T_CustomScan:
+    } else if (IsA(p, CustomScan)) {
         counting_qual(m, &((CustomScan *)p)->scan, false);
-        break;
-    default:
-        break;
     }
     for_each_child_plan(p, [&](Plan *&child) { mark_plan(m, child); });
 }

@@ -14,6 +14,24 @@ extern "C" {
 
 namespace consent {
 
+/* Whether p is one of PostgreSQL's scans of a table's own rows (its
+ * scanrelid names the relation read; foreign and custom scans aside). */
+inline bool scans_heap(const Plan *p)
+{
+    switch (nodeTag(p)) {
+    case T_SeqScan:
+    case T_SampleScan:
+    case T_IndexScan:
+    case T_IndexOnlyScan:
+    case T_BitmapHeapScan:
+    case T_TidScan:
+    case T_TidRangeScan:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Calls fn(Plan *&child) for each direct sub-plan of p that is not NULL:
  * lefttree, righttree, Append's, MergeAppend's, BitmapAnd's and
  * BitmapOr's lists, a SubqueryScan's subplan and a CustomScan's

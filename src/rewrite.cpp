@@ -686,19 +686,9 @@ bool scans_tagged_relation(Index rti, List *rtable, bool unknown)
  * other nodes (or through plans of their own, masked there). */
 bool reads_tagged_here(Plan *p, List *rtable)
 {
-    switch (nodeTag(p)) {
-    case T_SeqScan:
-    case T_SampleScan:
-    case T_IndexScan:
-    case T_IndexOnlyScan:
-    case T_BitmapHeapScan:
-    case T_TidScan:
-    case T_TidRangeScan:
-    case T_ForeignScan:
-        if (scans_tagged_relation(((Scan *)p)->scanrelid, rtable, true))
-            return true;
-        break;
-    case T_CustomScan: {
+    if ((scans_heap(p) || IsA(p, ForeignScan)) && scans_tagged_relation(((Scan *)p)->scanrelid, rtable, true))
+        return true;
+    if (IsA(p, CustomScan)) {
         auto *cs = (CustomScan *)p;
         if (strcmp(cs->methods->CustomName, "ConsentMask") == 0)
             return true;
@@ -707,10 +697,6 @@ bool reads_tagged_here(Plan *p, List *rtable)
          * or run plans of their own (subplans, masked when planned) */
         if (strcmp(cs->methods->CustomName, "ConsentContext") != 0)
             return cs->scan.scanrelid > 0 && scans_tagged_relation(cs->scan.scanrelid, rtable, false);
-        break;
-    }
-    default:
-        break;
     }
     bool found = false;
     for_each_child_plan(p, [&](Plan *&child) { found = found || reads_tagged_here(child, rtable); });
