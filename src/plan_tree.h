@@ -32,6 +32,20 @@ inline bool scans_heap(const Plan *p)
     }
 }
 
+/* Calls fn(Plan *&child) for each plan of a list that is not NULL (a
+ * statement's subplans); fn may replace the child it is given. */
+template <typename F> void for_each_plan_in(List *plans, F &&fn)
+{
+    ListCell *lc;
+    foreach (lc, plans) {
+        auto *child = (Plan *)lfirst(lc);
+        if (child) {
+            fn(child);
+            lfirst(lc) = child;
+        }
+    }
+}
+
 /* Calls fn(Plan *&child) for each direct sub-plan of p that is not NULL:
  * lefttree, righttree, Append's, MergeAppend's, BitmapAnd's and
  * BitmapOr's lists, a SubqueryScan's subplan and a CustomScan's
@@ -70,29 +84,12 @@ template <typename F> void for_each_child_plan(Plan *p, F &&fn)
     default:
         return;
     }
-    ListCell *lc;
-    foreach (lc, plans) {
-        auto *child = (Plan *)lfirst(lc);
-        if (child && child == left)
-            lfirst(lc) = p->lefttree;
-        else if (child) {
+    for_each_plan_in(plans, [&](Plan *&child) {
+        if (child == left)
+            child = p->lefttree;
+        else
             fn(child);
-            lfirst(lc) = child;
-        }
-    }
-}
-
-/* The same over a list of plans (a statement's subplans). */
-template <typename F> void for_each_plan_in(List *plans, F &&fn)
-{
-    ListCell *lc;
-    foreach (lc, plans) {
-        auto *child = (Plan *)lfirst(lc);
-        if (child) {
-            fn(child);
-            lfirst(lc) = child;
-        }
-    }
+    });
 }
 
 } // namespace consent
