@@ -299,8 +299,9 @@ SELECT * FROM mk_both('SELECT v.cid, c.* FROM (VALUES (3), (1), (3), (2), (9)) v
 RESET enable_hashjoin;
 RESET enable_nestloop;
 RESET enable_sort;
--- aggregates: their mask calls stay in the aggregate (the scan below returns
--- plain columns, no node); results and audit counts are the same both ways
+-- aggregates: the mask calls that run for every row are computed by a node
+-- under the aggregate, the others stay calls (32_aggregates); results and
+-- audit counts are the same both ways
 SELECT * FROM mk_both('SELECT count(*) FILTER (WHERE email LIKE ''%***%''), max(name), sum(length(note || email)) FROM mk_customers');
 SELECT * FROM mk_both('SELECT note, max(email), count(born) FROM mk_customers GROUP BY note ORDER BY note');
 SELECT * FROM mk_both('SELECT max(email), min(email) FROM mk_customers');

@@ -105,6 +105,14 @@ inline void *guc_extra_alloc(size_t size)
 #endif
 }
 
+/* PostgreSQL's tree mutators take an untyped callback (typed from 16 on,
+ * through a macro that casts whatever it is given). */
+using TreeMutator = Node *(*)();
+template <typename Context> TreeMutator as_mutator(Node *(*fn)(Node *, Context *))
+{
+    return reinterpret_cast<TreeMutator>(reinterpret_cast<void (*)()>(fn));
+}
+
 } // namespace consent
 
 /* The shared transaction-id counters (renamed in 17). */

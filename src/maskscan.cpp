@@ -35,6 +35,7 @@
 #include "consent.h"
 #include "maskscan.h"
 #include "plan_tree.h"
+#include "shared_state.h"
 #include "taxonomy.h"
 
 extern "C" {
@@ -78,11 +79,20 @@ enum class Out : int { Column = 0, Mask = 1, Strict = 2, Claimed = 3 };
  * column the claim (a text[] Const) or NULL. */
 constexpr int FIELDS = 7;
 
-/* The integer list of the node's columns (see FIELDS). */
-const List *column_fields(const CustomScan *cs)
+/* The integer list of the node: its options (below), then per column the
+ * FIELDS integers. */
+const List *node_fields(const CustomScan *cs)
 {
     return cs->custom_private != NIL ? (const List *)linitial(cs->custom_private) : NIL;
 }
+
+/* Options of a node (the first integer of its list). */
+enum : int {
+    /* The node's parent reads every row it returns before it returns
+     * anything (a plain or hashed aggregate): the node may read rows of its
+     * scan ahead of the one it returns (set_whole_input()). */
+    WHOLE_INPUT = 1,
+};
 
 Node *create_state(CustomScan *cs);
 const CustomScanMethods plan_methods = {"ConsentMask", create_state};
@@ -204,7 +214,7 @@ bool in_place(const TargetEntry *tle, int n, int src, List *physical)
 Plan *mask_scan(Scan *scan, Transform &tf)
 {
     Index rti = scan->scanrelid;
-    List *child_tlist = NIL, *priv = NIL, *claims = NIL;
+    List *child_tlist = NIL, *priv = list_make1_int(0), *claims = NIL;
     bool masks = false, any_claim = false;
     ListCell *lc;
     /* a plan another extension assembled may name range tables of a plan
@@ -309,10 +319,248 @@ Plan *mask_scan(Scan *scan, Transform &tf)
     return plan;
 }
 
+/* ---- aggregates over a scan ------------------------------------------ */
+
+/* An aggregate right over a scan of a protected table evaluates the mask
+ * calls of its arguments for every row, each as a function call on the
+ * scan's columns (the planner leaves the scan's output as the bare
+ * columns).  Lifting moves each call that runs for every row into the
+ * scan's output list, where the ConsentMask node computes it with the
+ * row's other masks, and the aggregate reads the masked column instead.
+ * A call runs for every row when it is in the arguments of an aggregate
+ * without FILTER, or in a FILTER, and not under a CASE, a COALESCE, the
+ * second or later operand of AND/OR, a sub-plan or any other expression
+ * that may skip it: the cells decided (and counted for the audit) per row
+ * stay exactly those the aggregate decided itself.  Aggregates that share
+ * one transition state (the executor evaluates their arguments once) share
+ * the lifted columns. */
+struct Lift {
+    const Taxonomy &t;
+    Index rti;
+    List *scan_tlist; /* the scan's output list, grown by the lifted calls */
+    bool in_aggregate = false;
+    bool every_row = false;
+    List *done = NIL; /* pairs of aggregates: as planned, lifted */
+};
+
+/* The scan's own column behind an OUTER_VAR of the aggregate, or nullptr. */
+Var *scan_column(Node *n, const Lift &c)
+{
+    if (!n || !IsA(n, Var) || ((Var *)n)->varno != OUTER_VAR || ((Var *)n)->varlevelsup != 0)
+        return nullptr;
+    int k = ((Var *)n)->varattno;
+    if (k < 1 || k > list_length(c.scan_tlist))
+        return nullptr;
+    Node *e = (Node *)((TargetEntry *)list_nth(c.scan_tlist, k - 1))->expr;
+    return own_var(e, c.rti) && ((Var *)e)->varattno > 0 ? (Var *)e : nullptr;
+}
+
+/* The OUTER_VAR of a new output column of the scan computing the mask call
+ * f (the rewrite's shape, on the scan's columns), or nullptr. */
+Node *lift_call(FuncExpr *f, Lift &c)
+{
+    if (f->funcid != c.t.mask_func || !OidIsValid(c.t.mask_func) || list_length(f->args) != 4 || !f->funcvariadic)
+        return nullptr;
+    Node *subject = (Node *)lsecond(f->args), *relid = (Node *)lthird(f->args), *attno = (Node *)lfourth(f->args);
+    Var *value = scan_column((Node *)linitial(f->args), c);
+    Var *subject_col = scan_column(subject, c);
+    if (!value || (!subject_col && !(IsA(subject, Const) && ((Const *)subject)->constisnull)))
+        return nullptr;
+    if (!IsA(relid, Const) || ((Const *)relid)->constisnull || !IsA(attno, Const) || ((Const *)attno)->constisnull)
+        return nullptr;
+    auto *call = (FuncExpr *)palloc(sizeof(FuncExpr));
+    memcpy(call, f, sizeof(FuncExpr));
+    call->args = list_make4(copyObjectImpl(value), subject_col ? copyObjectImpl(subject_col) : copyObjectImpl(subject),
+                            copyObjectImpl(relid), copyObjectImpl(attno));
+    int resno = list_length(c.scan_tlist) + 1;
+    c.scan_tlist = lappend(c.scan_tlist, makeTargetEntry((Expr *)call, AttrNumber(resno), nullptr, false));
+    return (Node *)makeVar(OUTER_VAR, AttrNumber(resno), exprType((Node *)f), exprTypmod((Node *)f),
+                           exprCollation((Node *)f), 0);
+}
+
+Node *lift_mutator(Node *n, Lift *cxt);
+
+/* n's children, with every_row as given. */
+Node *lift_children(Node *n, Lift &c, bool every_row)
+{
+    bool saved = c.every_row;
+    c.every_row = every_row;
+    Node *r = expression_tree_mutator(n, as_mutator(lift_mutator), &c);
+    c.every_row = saved;
+    return r;
+}
+
+Node *lift_mutator(Node *n, Lift *cxt)
+{
+    Lift &c = *cxt;
+    if (!n)
+        return nullptr;
+    switch (nodeTag(n)) {
+    case T_FuncExpr:
+        if (c.in_aggregate && c.every_row)
+            if (Node *v = lift_call((FuncExpr *)n, c))
+                return v;
+        return lift_children(n, c, c.every_row);
+    case T_Aggref: {
+        auto *orig = (Aggref *)n;
+        auto *a = (Aggref *)palloc(sizeof(Aggref));
+        memcpy(a, orig, sizeof(Aggref));
+        /* the arguments and FILTER of a transition state are evaluated
+         * once per row, whichever of its aggregates names them */
+        for (int i = 0; i + 1 < list_length(c.done); i += 2) {
+            auto *planned = (Aggref *)list_nth(c.done, i), *lifted = (Aggref *)list_nth(c.done, i + 1);
+            if (planned->aggtransno == orig->aggtransno && equal(planned->args, orig->args) &&
+                equal(planned->aggfilter, orig->aggfilter)) {
+                a->args = lifted->args;
+                a->aggfilter = lifted->aggfilter;
+                return (Node *)a;
+            }
+        }
+        bool in = c.in_aggregate, every = c.every_row;
+        c.in_aggregate = true;
+        c.every_row = orig->aggfilter == nullptr;
+        a->args = (List *)expression_tree_mutator((Node *)orig->args, as_mutator(lift_mutator), &c);
+        c.every_row = true;
+        a->aggfilter = (Expr *)lift_mutator((Node *)orig->aggfilter, &c);
+        c.in_aggregate = in;
+        c.every_row = every;
+        /* direct arguments are evaluated once per group: left as they are */
+        c.done = lappend(lappend(c.done, orig), a);
+        return (Node *)a;
+    }
+    case T_BoolExpr: {
+        /* AND and OR stop at the first operand that decides */
+        auto *b = (BoolExpr *)palloc(sizeof(BoolExpr));
+        memcpy(b, n, sizeof(BoolExpr));
+        List *args = NIL;
+        bool every = c.every_row;
+        ListCell *lc;
+        foreach (lc, ((BoolExpr *)n)->args) {
+            args = lappend(args, lift_mutator((Node *)lfirst(lc), &c));
+            if (b->boolop != NOT_EXPR)
+                c.every_row = false;
+        }
+        c.every_row = every;
+        b->args = args;
+        return (Node *)b;
+    }
+    /* expressions that evaluate every operand */
+    case T_List:
+    case T_TargetEntry:
+    case T_OpExpr:
+    case T_DistinctExpr:
+    case T_NullIfExpr:
+    case T_ScalarArrayOpExpr:
+    case T_RelabelType:
+    case T_CoerceViaIO:
+    case T_CoerceToDomain:
+    case T_NullTest:
+    case T_BooleanTest:
+    case T_MinMaxExpr:
+    case T_ArrayExpr:
+    case T_RowExpr:
+    case T_FieldSelect:
+        return lift_children(n, c, c.every_row);
+    default:
+        /* anything else may skip an operand (CASE, COALESCE, sub-plans):
+         * its mask calls stay calls; aggregates below it still run for
+         * every row */
+        return lift_children(n, c, false);
+    }
+}
+
+/* The aggregate's references to its scan's columns: with numbers unset,
+ * notes each column read (as 1); with numbers set, renumbers them. */
+struct Renumber {
+    AttrNumber *numbers; /* by column of the scan, 1-based */
+    int columns;
+    bool set = false;
+};
+Node *outer_columns(Node *n, Renumber *r)
+{
+    if (!n)
+        return nullptr;
+    if (IsA(n, Var) && ((Var *)n)->varno == OUTER_VAR && ((Var *)n)->varattno > 0 &&
+        ((Var *)n)->varattno <= r->columns) {
+        auto *v = (Var *)n;
+        if (!r->set) {
+            r->numbers[v->varattno] = 1;
+            return n;
+        }
+        Var *moved = (Var *)copyObjectImpl(v);
+        moved->varattno = r->numbers[v->varattno];
+        return (Node *)moved;
+    }
+    return expression_tree_mutator(n, as_mutator(outer_columns), r);
+}
+
+/* Lifts the mask calls of an aggregate right over a scan (see Lift) when
+ * the scan's output is one a ConsentMask node can compute. */
+void lift_aggregate_masks(Agg *agg, Transform &tf)
+{
+    Plan *child = agg->plan.lefttree;
+    if (!child || agg->groupingSets != NIL || agg->chain != NIL || DO_AGGSPLIT_COMBINE(agg->aggsplit))
+        return;
+    if (!IsA(child, SeqScan) && !IsA(child, IndexScan) && !IsA(child, BitmapHeapScan))
+        return;
+    Index rti = ((Scan *)child)->scanrelid;
+    if (rti < 1 || int(rti) > list_length(tf.rtable) || rt_fetch(rti, tf.rtable)->rtekind != RTE_RELATION)
+        return;
+    ListCell *lc;
+    foreach (lc, child->targetlist) {
+        Node *e = (Node *)((TargetEntry *)lfirst(lc))->expr;
+        if (!own_var(e, rti) && !mask_call_of((Expr *)e, rti, tf.t))
+            return;
+    }
+    Lift c{tf.t, rti, list_copy(child->targetlist)};
+    int before = list_length(c.scan_tlist);
+    List *tlist = (List *)lift_mutator((Node *)agg->plan.targetlist, &c);
+    List *qual = (List *)lift_mutator((Node *)agg->plan.qual, &c);
+    if (list_length(c.scan_tlist) == before)
+        return;
+    /* The scan's output keeps only the columns the aggregate still reads
+     * (the planner gives a scan its relation's whole row when nothing
+     * needs less): the node then reads no more of each row than those. */
+    int n = list_length(c.scan_tlist);
+    auto *renumber = static_cast<AttrNumber *>(palloc0(sizeof(AttrNumber) * size_t(n + 1)));
+    Renumber r{renumber, n};
+    outer_columns((Node *)tlist, &r);
+    outer_columns((Node *)qual, &r);
+    for (int i = 0; i < agg->numCols; i++)
+        renumber[agg->grpColIdx[i]] = 1;
+    List *kept = NIL;
+    for (int i = 1; i <= n; i++) {
+        if (!renumber[i])
+            continue;
+        auto *tle = (TargetEntry *)flatCopyTargetEntry((TargetEntry *)list_nth(c.scan_tlist, i - 1));
+        renumber[i] = AttrNumber(list_length(kept) + 1);
+        tle->resno = renumber[i];
+        kept = lappend(kept, tle);
+    }
+    for (int i = 0; i < agg->numCols; i++)
+        agg->grpColIdx[i] = renumber[agg->grpColIdx[i]];
+    r.set = true;
+    agg->plan.targetlist = (List *)outer_columns((Node *)tlist, &r);
+    agg->plan.qual = (List *)outer_columns((Node *)qual, &r);
+    child->targetlist = kept;
+}
+
+/* The ConsentMask node plan now is (or is over), when its parent reads its
+ * whole input first: it may read ahead. */
+void set_whole_input(Plan *plan)
+{
+    if (!plan || !IsA(plan, CustomScan) || ((CustomScan *)plan)->methods != &plan_methods)
+        return;
+    auto *fields = (List *)linitial(((CustomScan *)plan)->custom_private);
+    fields->elements[0].int_value |= WHOLE_INPUT;
+}
+
 Plan *transform(Plan *p, Transform &tf);
 
 Plan *transform(Plan *p, Transform &tf)
 {
+    if (IsA(p, Agg) && (((Agg *)p)->aggstrategy == AGG_PLAIN || ((Agg *)p)->aggstrategy == AGG_HASHED))
+        lift_aggregate_masks((Agg *)p, tf);
     /* another extension's custom scan runs the plans it holds its own way:
      * they keep their masking expressions */
     if (IsA(p, CustomScan)) {
@@ -323,6 +571,8 @@ Plan *transform(Plan *p, Transform &tf)
         return p;
     }
     for_each_child_plan(p, [&](Plan *&child) { child = transform(child, tf); });
+    if (IsA(p, Agg) && (((Agg *)p)->aggstrategy == AGG_PLAIN || ((Agg *)p)->aggstrategy == AGG_HASHED))
+        set_whole_input(p->lefttree);
     switch (nodeTag(p)) {
     case T_SeqScan:
     case T_IndexScan:
@@ -341,6 +591,16 @@ struct Column {
     int subj; /* child column of the subject, 0: none */
 };
 
+/* Read-ahead (a node whose parent reads its whole input): rows of the scan
+ * are copied into a ring, and for each the subject's place in the shared
+ * state is loaded into the CPU cache while earlier rows are masked.  It
+ * starts once the node has seen that its rows do not come in subject
+ * order (in order, the shared state is read in its own order and the
+ * hardware reads ahead by itself). */
+constexpr int RING = 16;
+constexpr int RECORD_LATER = 8; /* rows between loading a slot and its record */
+constexpr uint64_t ORDER_SAMPLE = 512; /* rows seen before deciding */
+
 struct MaskScanState {
     CustomScanState css;
     PlanState *child;
@@ -348,6 +608,17 @@ struct MaskScanState {
     int maxsrc;
     Column *cols;
     MaskSite **sites; /* per output column, NULL for plain columns */
+    /* read-ahead */
+    bool whole_input;  /* the parent reads every row: reading ahead is allowed */
+    int subject_col;   /* child column of the subject (0: none) */
+    Oid subject_type;  /* its base type */
+    bool ahead;        /* reading ahead now */
+    uint64_t rows;     /* rows returned before deciding */
+    uint64_t unordered_at_start;
+    TupleTableSlot **ring; /* RING copies of child rows */
+    uint64_t hashes[RING];
+    int ring_len, ring_next;
+    bool child_done;
 };
 
 /* The mask sites of this backend, one per column and argument types, kept
@@ -416,15 +687,17 @@ void mark_pos(CustomScanState *node);
 void restr_pos(CustomScanState *node);
 void explain_scan(CustomScanState *node, List *ancestors, ExplainState *es);
 
+void rescan(CustomScanState *node);
+
 const CustomExecMethods exec_methods = {
-    "ConsentMask", begin_scan, exec_scan, end_scan, rescan_child, mark_pos, restr_pos,
+    "ConsentMask", begin_scan, exec_scan, end_scan, rescan, mark_pos, restr_pos,
     nullptr,       nullptr,    nullptr,   nullptr,  nullptr, explain_scan,
 };
 
 Node *create_state(CustomScan *cs)
 {
-    const List *fields = column_fields(cs);
-    int n = list_length(fields) / FIELDS;
+    const List *fields = node_fields(cs);
+    int n = std::max(list_length(fields) - 1, 0) / FIELDS;
     /* the state, its columns and their sites in one allocation */
     size_t cols_at = MAXALIGN(sizeof(MaskScanState)), sites_at = cols_at + MAXALIGN(sizeof(Column) * size_t(n));
     char *block = static_cast<char *>(palloc0(sites_at + sizeof(MaskSite *) * size_t(std::max(n, 1))));
@@ -434,8 +707,9 @@ Node *create_state(CustomScan *cs)
     ms->ncols = n;
     ms->cols = reinterpret_cast<Column *>(block + cols_at);
     ms->sites = reinterpret_cast<MaskSite **>(block + sites_at);
+    ms->whole_input = (fields != NIL && (linitial_int(fields) & WHOLE_INPUT) != 0);
     entry([&] {
-        const ListCell *field = n > 0 ? fields->elements : nullptr;
+        const ListCell *field = n > 0 ? fields->elements + 1 : nullptr;
         for (int i = 0; i < n; i++, field += FIELDS) {
             Column &c = ms->cols[i];
             c.kind = Out(lfirst_int(&field[0]));
@@ -460,6 +734,10 @@ Node *create_state(CustomScan *cs)
                 continue;
             }
             ms->sites[i] = site_for(k, i);
+            if (ms->subject_col == 0 && c.subj > 0 && c.kind != Out::Claimed) {
+                ms->subject_col = c.subj;
+                ms->subject_type = k.subject_type;
+            }
         }
     });
     return (Node *)ms;
@@ -488,6 +766,10 @@ void begin_scan(CustomScanState *node, EState *estate, int eflags)
      * cursor's current row of the table (execCurrentOf() looks for scan
      * states that name the relation).  Nothing else reads it after set-up. */
     node->ss.ss_currentRelation = nullptr;
+    /* reading ahead keeps no position of its own: never for a node asked
+     * to mark, restore or go backwards */
+    if (eflags & (EXEC_FLAG_MARK | EXEC_FLAG_BACKWARD) || ms->subject_col == 0)
+        ms->whole_input = false;
 }
 
 /* EXPLAIN VERBOSE of a node that describes its rows by the relation: its
@@ -495,6 +777,9 @@ void begin_scan(CustomScanState *node, EState *estate, int eflags)
 void explain_scan(CustomScanState *node, List *ancestors, ExplainState *es)
 {
     auto *cs = (CustomScan *)node->ss.ps.plan;
+    /* EXPLAIN ANALYZE: whether the node read ahead (rows in no subject order) */
+    if (es->analyze && reinterpret_cast<MaskScanState *>(node)->ahead)
+        ExplainPropertyBool("Read Ahead", true, es);
     if (!es->verbose || cs->custom_exprs == NIL)
         return;
     List *context = set_deparse_context_plan(es->deparse_cxt, &cs->scan.plan, ancestors);
@@ -525,12 +810,83 @@ void fill(MaskScanState *ms, TupleTableSlot *in, TupleTableSlot *out)
     }
 }
 
+/* Reads the child's next row into the ring (false at its end): starts
+ * loading its subject's slot, and the record of the row read LATER rows
+ * before it (whose slot has arrived by now), into the CPU cache. */
+bool read_ahead(MaskScanState *ms)
+{
+    if (ms->child_done)
+        return false;
+    TupleTableSlot *in = ExecProcNode(ms->child);
+    if (TupIsNull(in)) {
+        ms->child_done = true;
+        for (int i = 0; i < std::min(ms->ring_len, RECORD_LATER); i++)
+            shared::prefetch_record(ms->hashes[(ms->ring_next + ms->ring_len - 1 - i) % RING]);
+        return false;
+    }
+    if (!ms->ring) {
+        /* the slots of the copies, of the child's rows' type (its scan
+         * tuple's when it returns it as it is) */
+        EState *estate = ms->css.ss.ps.state;
+        MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+        ms->ring = static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * RING));
+        for (int i = 0; i < RING; i++)
+            ms->ring[i] = ExecAllocTableSlot(&estate->es_tupleTable, in->tts_tupleDescriptor, &TTSOpsHeapTuple);
+        MemoryContextSwitchTo(old);
+    }
+    int at = (ms->ring_next + ms->ring_len) % RING;
+    TupleTableSlot *copy = ExecCopySlot(ms->ring[at], in);
+    slot_getsomeattrs(copy, ms->subject_col);
+    char buf[64];
+    uint64_t h = 0;
+    if (!copy->tts_isnull[ms->subject_col - 1]) {
+        /* a text subject stored out of line is read in the row's memory */
+        MemoryContext old = MemoryContextSwitchTo(ms->css.ss.ps.ps_ExprContext->ecxt_per_tuple_memory);
+        h = shared::prefetch_slot(subject_key(copy->tts_values[ms->subject_col - 1], ms->subject_type, buf));
+        MemoryContextSwitchTo(old);
+    }
+    ms->hashes[at] = h;
+    if (ms->ring_len >= RECORD_LATER)
+        shared::prefetch_record(ms->hashes[(at + RING - RECORD_LATER) % RING]);
+    ms->ring_len++;
+    return true;
+}
+
+/* The child's next row: from the ring when reading ahead.  The ring holds
+ * up to RING - 1 rows ahead: the row returned last stays untouched until
+ * the next call. */
+TupleTableSlot *next_row(MaskScanState *ms)
+{
+    if (!ms->ahead) {
+        if (ms->whole_input) {
+            /* rows in no subject order: most look-ups were not the next record */
+            if (ms->rows == 0)
+                ms->unordered_at_start = shared::unordered_lookups();
+            else if (ms->rows == ORDER_SAMPLE) {
+                ms->ahead = shared::unordered_lookups() - ms->unordered_at_start > ORDER_SAMPLE / 2;
+                ms->whole_input = ms->ahead;
+            }
+            ms->rows++;
+        }
+        if (!ms->ahead)
+            return ExecProcNode(ms->child);
+    }
+    while (ms->ring_len < RING - 1 && read_ahead(ms)) {
+    }
+    if (ms->ring_len == 0)
+        return nullptr;
+    TupleTableSlot *row = ms->ring[ms->ring_next];
+    ms->ring_next = (ms->ring_next + 1) % RING;
+    ms->ring_len--;
+    return row;
+}
+
 TupleTableSlot *exec_scan(CustomScanState *node)
 {
     auto *ms = reinterpret_cast<MaskScanState *>(node);
     ExprContext *econtext = node->ss.ps.ps_ExprContext;
     ResetExprContext(econtext);
-    TupleTableSlot *in = ExecProcNode(ms->child);
+    TupleTableSlot *in = next_row(ms);
     if (TupIsNull(in))
         return nullptr;
     slot_getsomeattrs(in, ms->maxsrc);
@@ -554,7 +910,16 @@ void end_scan(CustomScanState *node)
 }
 
 
-/* Marks and restores are the scan's: the node keeps no rows of its own. */
+void rescan(CustomScanState *node)
+{
+    auto *ms = reinterpret_cast<MaskScanState *>(node);
+    ms->ring_len = ms->ring_next = 0;
+    ms->child_done = false;
+    rescan_child(node);
+}
+
+/* Marks and restores are the scan's: a node asked for them keeps no rows
+ * of its own (it does not read ahead). */
 void mark_pos(CustomScanState *node)
 {
     ExecMarkPos(reinterpret_cast<MaskScanState *>(node)->child);

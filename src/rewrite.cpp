@@ -183,13 +183,6 @@ void note_mask(const ColumnRule &rule, WalkContext *cx)
 Node *mutate_expr(Node *node, WalkContext *cx);
 void mutate_query(Query *q, bool strict_targets, WalkContext *cx);
 
-/* PostgreSQL's tree mutators take an untyped callback. */
-using Mutator = Node *(*)();
-Mutator as_mutator(Node *(*fn)(Node *, WalkContext *))
-{
-    return reinterpret_cast<Mutator>(reinterpret_cast<void (*)()>(fn));
-}
-
 bool is_write(const Query *q)
 {
     return q->commandType == CMD_INSERT || q->commandType == CMD_UPDATE || q->commandType == CMD_MERGE;

@@ -203,6 +203,7 @@ uint64_t next_record_gen = UINT64_MAX;
  * record worth reading first (in random order it would be one more cache
  * miss per look-up). */
 bool in_order = true;
+uint64_t n_unordered = 0;
 
 /* Reads the record at r into out if it holds key; bounds checked, so a
  * region being rewritten is read harmlessly (the caller retries). */
@@ -939,6 +940,7 @@ Found lookup(std::string_view subject, Copy &out)
              * order as it was: the next subject is still the next record */
             if (found)
                 in_order = out.record == expected;
+            ++n_unordered;
         }
         next_record_gen = g;
         pg_read_barrier();
@@ -949,6 +951,53 @@ Found lookup(std::string_view subject, Copy &out)
             return found ? Found::YES : Found::NO;
         }
     }
+}
+
+uint64_t prefetch_slot(std::string_view subject) noexcept
+{
+    /* the key as db_key() makes it, on the stack (no allocation: called
+     * outside entry()); longer subjects are not read ahead */
+    char key[68];
+    if (!H || subject.size() > sizeof key - 4)
+        return 0;
+    memcpy(key, &MyDatabaseId, 4);
+    memcpy(key + 4, subject.data(), subject.size());
+    uint64_t hash = subject_hash({key, subject.size() + 4});
+    uint64_t size = *reinterpret_cast<volatile uint64_t *>(&H->slots_used);
+    if (size != 0 && size <= H->nslots)
+        __builtin_prefetch(&slots[hash & (size - 1)]);
+    return hash;
+}
+
+void prefetch_record(uint64_t hash) noexcept
+{
+    if (!H)
+        return;
+    uint64_t size = *reinterpret_cast<volatile uint64_t *>(&H->slots_used);
+    if (size == 0 || size > H->nslots)
+        return;
+    /* the first slot with the key's tag, as probe() goes (the slots after
+     * the first are mostly in the same cache line) */
+    uint32_t tag = uint32_t(hash >> 32);
+    for (uint64_t n = 0; n < 8; n++) {
+        uint64_t s = pg_atomic_read_u64(&slots[(hash + n) & (size - 1)]);
+        if (s == 0)
+            return;
+        if (uint32_t(s >> 32) != tag)
+            continue;
+        /* the record's header and key, and what follows (most subjects' events) */
+        uint64_t r = uint32_t(s) - 1;
+        if (r + 8 < H->arena_words) {
+            __builtin_prefetch(&arena[r]);
+            __builtin_prefetch(&arena[r + 8]);
+        }
+        return;
+    }
+}
+
+uint64_t unordered_lookups() noexcept
+{
+    return n_unordered;
 }
 
 void install(std::string_view subject, const Copy &seen, const std::vector<Event> &events,

@@ -56,6 +56,19 @@ enum class Found { YES, NO, NOT_READY, OFF };
  * is given up (too small), or has no room for this database. */
 Found lookup(std::string_view subject, Copy &out);
 
+/* Read-ahead for scans whose rows come in no subject order (hints only:
+ * they read nothing they rely on and take no lock).  prefetch_slot()
+ * starts loading the subject's first slot into the CPU cache and returns
+ * the hash of its key; prefetch_record(hash), some rows later, starts
+ * loading the record that slot points to.  A look-up of the subject after
+ * both finds them in the cache instead of waiting for memory twice. */
+uint64_t prefetch_slot(std::string_view subject) noexcept;
+void prefetch_record(uint64_t hash) noexcept;
+/* Look-ups of this backend that did not find their subject right after
+ * the one read before (a scan compares it before and after some rows to
+ * see whether its rows come in subject order). */
+uint64_t unordered_lookups() noexcept;
+
 /* Replaces the record read into seen (if no mark replaced it since) with
  * freshly loaded events and the pending transactions still running. */
 void install(std::string_view subject, const Copy &seen, const std::vector<Event> &events,

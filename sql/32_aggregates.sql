@@ -1,0 +1,162 @@
+-- Aggregates over a scan of a protected table.  The mask calls that run for
+-- every row (arguments of aggregates without FILTER, FILTER clauses, outside
+-- CASE, COALESCE and the later operands of AND/OR) move into a ConsentMask
+-- node under the aggregate; the others stay calls.  Results and audit
+-- counts are those of the plain calls (consent.mask_scan = off), and the
+-- node reads rows ahead when they come in no subject order.
+SET client_min_messages = warning;
+CREATE TABLE ag_customers (id bigint PRIMARY KEY, cust bigint NOT NULL, email consent.email, name consent.name,
+                           born consent.birthdate, note text);
+-- 3,000 rows whose subjects (cust) come in no order: a permutation of
+-- 900001..903000 (subjects no other test uses)
+INSERT INTO ag_customers
+SELECT g, 900001 + (g * 1237) % 3000, 'a' || g || '@example.com', CASE WHEN g % 10 <> 0 THEN 'Agnes Nr' || g END,
+       date '1960-01-01' + g, 'n' || g % 4
+FROM generate_series(1, 3000) g;
+ANALYZE ag_customers;
+SELECT consent.protect('ag_customers', 'cust') IS NOT NULL AS protected;
+SELECT count(consent.grant(cust, 'user.contact', 'personalize')) FROM ag_customers WHERE cust % 2 = 0;
+SELECT count(consent.grant(cust, 'user.name', 'personalize')) FROM ag_customers WHERE cust % 3 = 0;
+SELECT count(consent.withdraw(cust, 'user.contact.email', 'personalize')) FROM ag_customers WHERE cust % 5 = 0;
+-- the same rows in subject order
+CREATE TABLE ag_ordered AS SELECT * FROM ag_customers ORDER BY cust;
+SELECT consent.protect('ag_ordered', 'cust') IS NOT NULL AS protected;
+CREATE ROLE ag_app;
+GRANT SELECT ON ag_customers, ag_ordered TO ag_app;
+SELECT consent.allow_purpose('ag_app', 'personalize') IS NOT NULL AS allowed;
+CREATE FUNCTION ag_explain(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN ' || q LOOP
+        RETURN NEXT regexp_replace(line, '''[0-9]+''::oid', '''<relid>''::oid', 'g');
+    END LOOP;
+END
+$$;
+-- the audit counts of a statement, by column: taken before (ag_mark) and
+-- after (ag_count) it, as the superuser
+CREATE TABLE ag_counts (variant text, q int, column_name text, revealed bigint, masked bigint);
+CREATE FUNCTION ag_mark() RETURNS void LANGUAGE sql AS $$
+    DROP TABLE IF EXISTS ag_before;
+    CREATE TABLE ag_before AS
+    SELECT column_name, revealed, masked FROM consent.disclosures
+    WHERE relation = 'public.ag_customers' AND role = 'ag_app';
+$$;
+SELECT ag_mark();
+CREATE FUNCTION ag_count(variant text, q int) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO ag_counts
+    SELECT variant, q, d.column_name, d.revealed - coalesce(b.revealed, 0), d.masked - coalesce(b.masked, 0)
+    FROM consent.disclosures d LEFT JOIN ag_before b USING (column_name)
+    WHERE d.relation = 'public.ag_customers' AND d.role = 'ag_app';
+$$;
+SET consent.track_disclosures = on;
+SET consent.purpose = 'personalize';
+SET enable_indexscan = off;
+SET enable_bitmapscan = off;
+
+-- the calls that run for every row are computed by the node
+SET ROLE ag_app;
+SELECT ag_explain('(VERBOSE, COSTS OFF) SELECT count(*) FILTER (WHERE email LIKE ''%*%''), max(name), count(CASE WHEN id > 1 THEN born END) FROM ag_customers');
+-- aggregates with FILTER keep the calls of their arguments; COALESCE and the
+-- second operand of AND/OR too
+SELECT ag_explain('(VERBOSE, COSTS OFF) SELECT count(email) FILTER (WHERE id > 5), max(coalesce(note, name)), count(*) FILTER (WHERE id > 5 AND name LIKE ''A%'') FROM ag_customers');
+-- a grouped aggregate reads its group column and the lifted calls only
+SELECT ag_explain('(VERBOSE, COSTS OFF) SELECT note, max(email), count(name) FROM ag_customers GROUP BY note HAVING count(name) > 0');
+RESET ROLE;
+
+-- results and audit counts, node and plain calls, for queries of each shape
+\set run_on 'RESET ROLE; SELECT ag_mark(); SET ROLE ag_app; SET consent.mask_scan = on;'
+\set run_off 'RESET ROLE; SELECT ag_mark(); SET ROLE ag_app; SET consent.mask_scan = off;'
+\set q1 'SELECT count(*) FILTER (WHERE email LIKE ''%*%'') AS masked_emails, max(name), min(born), sum(length(email)) FROM ag_customers'
+\set q2 'SELECT count(email) FILTER (WHERE id > 5), max(coalesce(note, name)), count(*) FILTER (WHERE id > 5 AND name LIKE ''A%'') FROM ag_customers'
+\set q3 'SELECT note, max(email), count(name), min(name) FROM ag_customers GROUP BY note HAVING count(name) > 0 ORDER BY note'
+\set q4 'SELECT count(DISTINCT email), string_agg(name, '','' ORDER BY name) IS NOT NULL AS agg, sum(length(name)), avg(length(name)) FROM ag_customers'
+\set q5 'SELECT count(CASE WHEN id % 2 = 0 THEN email END), max(born) FILTER (WHERE name IS NOT NULL), count(name) FROM ag_customers'
+\set q6 'SELECT note, born IS NULL AS no_born, count(*) FROM ag_customers GROUP BY GROUPING SETS ((note), (born IS NULL)) ORDER BY 1, 2'
+:run_on :q1; RESET ROLE; SELECT ag_count('on', 1);
+:run_off :q1; RESET ROLE; SELECT ag_count('off', 1);
+:run_on :q2; RESET ROLE; SELECT ag_count('on', 2);
+:run_off :q2; RESET ROLE; SELECT ag_count('off', 2);
+:run_on :q3; RESET ROLE; SELECT ag_count('on', 3);
+:run_off :q3; RESET ROLE; SELECT ag_count('off', 3);
+:run_on :q4; RESET ROLE; SELECT ag_count('on', 4);
+:run_off :q4; RESET ROLE; SELECT ag_count('off', 4);
+:run_on :q5; RESET ROLE; SELECT ag_count('on', 5);
+:run_off :q5; RESET ROLE; SELECT ag_count('off', 5);
+-- hashed instead of sorted groups
+SET enable_sort = off;
+:run_on :q3; RESET ROLE; SELECT ag_count('on', 7);
+:run_off :q3; RESET ROLE; SELECT ag_count('off', 7);
+RESET enable_sort;
+:run_on :q6; RESET ROLE; SELECT ag_count('on', 6);
+:run_off :q6; RESET ROLE; SELECT ag_count('off', 6);
+RESET consent.mask_scan;
+-- every query counted cells, the same both ways
+SELECT q, bool_and(o.revealed = f.revealed AND o.masked = f.masked) AS same_counts,
+       sum(o.revealed + o.masked) AS cells
+FROM ag_counts o JOIN ag_counts f USING (q, column_name)
+WHERE o.variant = 'on' AND f.variant = 'off'
+GROUP BY q ORDER BY q;
+SELECT q, count(*) FILTER (WHERE variant = 'on') AS columns_on, count(*) FILTER (WHERE variant = 'off') AS columns_off
+FROM ag_counts GROUP BY q HAVING count(*) FILTER (WHERE variant = 'on') <> count(*) FILTER (WHERE variant = 'off');
+
+-- Read-ahead: rows in no subject order are read ahead (EXPLAIN ANALYZE says
+-- so), rows in subject order are not; the results are the same
+CREATE FUNCTION ag_read_ahead(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+        IF line ~ 'Read Ahead: true' THEN
+            RETURN true;
+        END IF;
+    END LOOP;
+    RETURN false;
+END
+$$;
+SET ROLE ag_app;
+SELECT ag_read_ahead('SELECT max(email), count(name) FROM ag_customers') AS shuffled,
+       ag_read_ahead('SELECT max(email), count(name) FROM ag_ordered') AS in_order;
+SELECT (SELECT array[max(email)::text, count(name)::text, sum(length(email))::text] FROM ag_customers)
+     = (SELECT array[max(email)::text, count(name)::text, sum(length(email))::text] FROM ag_ordered) AS same;
+-- a hashed aggregate reads ahead too
+SET enable_sort = off;
+SELECT ag_read_ahead('SELECT note, max(email) FROM ag_customers GROUP BY note') AS hashed;
+RESET enable_sort;
+-- a node whose parent may stop early never reads ahead: a sorted group
+-- aggregate under LIMIT reads the rows it needs, and not the row beyond
+-- them that fails
+RESET ROLE;
+RESET enable_indexscan;
+SET enable_hashagg = off;
+SET enable_sort = off;
+SET enable_seqscan = off;
+SET ROLE ag_app;
+SELECT ag_explain('(COSTS OFF) SELECT id, max(email) FROM ag_customers WHERE 1 / (id - 710) <> 7 GROUP BY id ORDER BY id LIMIT 700');
+SELECT count(*), count(DISTINCT m) FROM (
+    SELECT id, max(email) AS m FROM ag_customers WHERE 1 / (id - 710) <> 7 GROUP BY id ORDER BY id LIMIT 700) s;
+SELECT ag_read_ahead('SELECT id, max(email) FROM ag_customers WHERE id <> 710 GROUP BY id ORDER BY id LIMIT 700') AS sorted_groups;
+RESET ROLE;
+RESET enable_hashagg;
+RESET enable_sort;
+RESET enable_seqscan;
+-- a rescanned node (the inner side of a nested loop) starts again with an
+-- empty ring: the same counts as the plain calls
+SET ROLE ag_app;
+SET enable_hashjoin = off;
+SET enable_mergejoin = off;
+SELECT v, (SELECT count(email) + count(name) FROM ag_customers WHERE note = 'n' || v) AS n
+FROM generate_series(0, 3) v ORDER BY v;
+SET consent.mask_scan = off;
+SELECT v, (SELECT count(email) + count(name) FROM ag_customers WHERE note = 'n' || v) AS n
+FROM generate_series(0, 3) v ORDER BY v;
+RESET consent.mask_scan;
+RESET enable_hashjoin;
+RESET enable_mergejoin;
+RESET ROLE;
+
+DROP FUNCTION ag_read_ahead(text);
+DROP FUNCTION ag_count(text, int);
+DROP FUNCTION ag_mark();
+DROP FUNCTION ag_explain(text);
+DROP TABLE ag_counts, ag_before, ag_ordered, ag_customers;
+SELECT consent.revoke_purpose('ag_app', 'personalize') IS NOT NULL AS revoked;
+DROP ROLE ag_app;
