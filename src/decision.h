@@ -45,6 +45,16 @@ struct ClaimedContext {
  * must be one it can act as, the purpose defined here, as_of an
  * auditor's), computed once per statement; the row memo becomes its own. */
 const SessionContext &claimed_context(ClaimedContext &claim);
+/* The elements of a claim {role, purpose, as_of, strict} (a text[] datum),
+ * in the current memory context.  strict(): whether its cells are stored
+ * by the sender (its fourth element is "t"). */
+struct ClaimElements {
+    Datum *elems = nullptr;
+    bool *nulls = nullptr;
+    int n = 0;
+    bool strict() const;
+};
+ClaimElements claim_elements(Datum array);
 /* A claim {role, purpose, as_of, strict} (a text[] datum) as a context to
  * decide in, allocated in cxt; *strict: whether its cells are stored.
  * Errors (22023) for a malformed claim: call with no C++ object alive. */

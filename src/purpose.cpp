@@ -478,20 +478,29 @@ std::vector<std::optional<std::string>> context_claim()
     return claim;
 }
 
+ClaimElements claim_elements(Datum array)
+{
+    ClaimElements e;
+    deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT, &e.elems, &e.nulls, &e.n);
+    return e;
+}
+
+bool ClaimElements::strict() const
+{
+    return n >= 4 && !nulls[3] && strcmp(TextDatumGetCString(elems[3]), "t") == 0;
+}
+
 ClaimedContext *make_claim(Datum array, MemoryContext cxt, bool *strict)
 {
-    Datum *elems;
-    bool *nulls;
-    int n;
-    deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-    if (n != 4 || nulls[0] || nulls[3])
+    ClaimElements e = claim_elements(array);
+    if (e.n != 4 || e.nulls[0] || e.nulls[3])
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed consent claim")));
     MemoryContext old = MemoryContextSwitchTo(cxt);
     auto *claim = new (palloc0(sizeof(ClaimedContext))) ClaimedContext();
-    claim->role = TextDatumGetCString(elems[0]);
-    claim->purpose = nulls[1] ? nullptr : TextDatumGetCString(elems[1]);
-    claim->as_of = nulls[2] ? nullptr : TextDatumGetCString(elems[2]);
-    *strict = strcmp(TextDatumGetCString(elems[3]), "t") == 0;
+    claim->role = TextDatumGetCString(e.elems[0]);
+    claim->purpose = e.nulls[1] ? nullptr : TextDatumGetCString(e.elems[1]);
+    claim->as_of = e.nulls[2] ? nullptr : TextDatumGetCString(e.elems[2]);
+    *strict = e.strict();
     MemoryContextSwitchTo(old);
     return claim;
 }

@@ -232,29 +232,18 @@ Const *session_claim(bool strict)
 /* A claim's strict element (the 4th): whether the sender stores the value. */
 bool claim_strict(const Const *claim)
 {
-    if (claim->constisnull)
-        return false;
-    ArrayType *a = DatumGetArrayTypeP(claim->constvalue);
-    Datum *elems;
-    bool *nulls;
-    int n;
-    deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-    return n >= 4 && !nulls[3] && strcmp(TextDatumGetCString(elems[3]), "t") == 0;
+    return !claim->constisnull && claim_elements(claim->constvalue).strict();
 }
 
 /* The claim with its strict element set to strict. */
 Const *claim_with_strict(const Const *claim, bool strict)
 {
-    ArrayType *a = DatumGetArrayTypeP(claim->constvalue);
-    Datum *elems;
-    bool *nulls;
-    int n;
-    deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-    if (n < 4)
+    ClaimElements e = claim_elements(claim->constvalue);
+    if (e.n < 4)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed consent claim")));
-    elems[3] = CStringGetTextDatum(strict ? "t" : "f");
-    nulls[3] = false;
-    return claim_const(elems, nulls, n);
+    e.elems[3] = CStringGetTextDatum(strict ? "t" : "f");
+    e.nulls[3] = false;
+    return claim_const(e.elems, e.nulls, e.n);
 }
 
 /* A tagged column of a Citus table: its rows are read on the nodes that
