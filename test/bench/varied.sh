@@ -14,15 +14,17 @@
 #               withdrawn again for one leaf
 # Aggregates: make bench's (LIKE, length(), max(born)) and another one
 # (max()/min() of text, which compares instead of measuring, and count()).
-# Each figure: the median of BENCH_REPS warm runs in one session pinned to
-# one CPU (the first run not counted).  pg_consent is measured as planned
+# Each figure: the median of BENCH_ROUNDS rounds (default 3; the variants
+# run in turn), each the median of BENCH_REPS warm runs (default 3) in one
+# session pinned to one CPU (the first run not counted).  pg_consent is measured as planned
 # and with consent.mask_scan = off (the aggregate's plain mask calls, no
 # ConsentMask node and no read-ahead).  Writes test/bench/results-varied.md.
 # Runs in run.sh's throwaway cluster (run.sh execs it when BENCH_VARIED=1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 n=${BENCH_ROWS:-1000000}
-reps=${BENCH_REPS:-5}
+reps=${BENCH_REPS:-3}
+rounds=${BENCH_ROUNDS:-3}
 out=$here/results-varied.md
 bench_cpu=${BENCH_CPU:-$(awk -F'[-,]' '/^Cpus_allowed_list/ {print $NF}' /proc/self/status)}
 work=$(mktemp -d)
@@ -149,15 +151,25 @@ PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personalize" psq
     -c "SELECT count(email) FROM v_keyorder WHERE id = 1" >/dev/null
 read -r s_status s_subjects s_bytes s_build <<< "$(psql -X -A -t -F ' ' -c "SELECT status, subjects, bytes, build_ms FROM consent.shared_state()")"
 
+# The variants of one figure run in turn, round after round, and each is
+# the median of its rounds' medians: this VM's slow phases last seconds and
+# would otherwise land on one variant.
 rows=""
 for set in keyorder hashorder uuid text parents; do
     for q in 1 2; do
         tmpl=$agg1; [ $q = 2 ] && tmpl=$agg2
         echo "$set, aggregate $q ..."
-        raw=$(median_ms bench_app "v_${set}_raw" "$tmpl")
-        byp=$(median_ms bench_bypass "v_$set" "$tmpl")
-        con=$(median_ms bench_app "v_$set" "$tmpl")
-        calls=$(median_ms bench_app "v_$set" "$tmpl" "-c consent.mask_scan=off")
+        raw_r="" byp_r="" con_r="" calls_r=""
+        for _ in $(seq "$rounds"); do
+            raw_r+="$(median_ms bench_app "v_${set}_raw" "$tmpl")"$'\n'
+            byp_r+="$(median_ms bench_bypass "v_$set" "$tmpl")"$'\n'
+            con_r+="$(median_ms bench_app "v_$set" "$tmpl")"$'\n'
+            calls_r+="$(median_ms bench_app "v_$set" "$tmpl" "-c consent.mask_scan=off")"$'\n'
+        done
+        raw=$(printf '%s' "$raw_r" | median_of)
+        byp=$(printf '%s' "$byp_r" | median_of)
+        con=$(printf '%s' "$con_r" | median_of)
+        calls=$(printf '%s' "$calls_r" | median_of)
         rows+="| $set | $q | $raw | $byp | $con | $calls | $(ratio "$raw" "$con") × | $(ratio "$raw" "$calls") × | $(ratio "$raw" "$byp") × |"$'\n'
     done
 done
@@ -166,7 +178,7 @@ server=$(psql -X -A -t -c "SELECT current_setting('server_version')")
 {
 echo "# pg_consent on varied data"
 echo
-echo "$(date -u +%F), PostgreSQL $server, 5 data sets of $n customers, $events consent events (set up in ${setup_s} s); median of $reps warm runs in one session per variant (on CPU $bench_cpu), max_parallel_workers_per_gather = 0. Command: \`BENCH_ROWS=$n BENCH_REPS=$reps make bench-varied\`."
+echo "$(date -u +%F), PostgreSQL $server, 5 data sets of $n customers, $events consent events (set up in ${setup_s} s); per variant the median of $rounds rounds (the variants in turn), each the median of $reps warm runs in one session (on CPU $bench_cpu), max_parallel_workers_per_gather = 0. Command: \`BENCH_ROWS=$n BENCH_REPS=$reps BENCH_ROUNDS=$rounds make bench-varied\`."
 echo
 echo "Aggregate 1: \`count(*) FILTER (WHERE email LIKE 'u%')\`, \`sum(length(...))\` of five columns, \`max(born)\` (make bench's). Aggregate 2: \`max()\`/\`min()\` of the text columns and the date, \`count()\` of the two binary ones."
 echo
