@@ -102,6 +102,10 @@ priv_consent=$(private customers)
 priv_raw=$(private customers_raw)
 rm -f /tmp/scale_*."$$"
 
+# huge pages in use by the server (none unless vm.nr_hugepages reserves some:
+# huge_pages = try takes them when they are there)
+huge_total=$(awk '/^HugePages_Total:/ {print $2}' /proc/meminfo)
+huge_free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
 server=$(psql -X -A -t -c "SELECT current_setting('server_version')")
 shared_size=$(psql -X -A -t -c "SELECT current_setting('consent.shared_size')")
 {
@@ -117,5 +121,6 @@ echo "| private memory of a backend after the scan (RssAnon, MB) | $(awk -v k="$
 echo
 echo "- consent recorded by \`consent.record_many\` in batches of $((chunk * 3)) events: $events events in $((record_ms / 1000)) s, $(awk -v e="$events" -v ms="$record_ms" 'BEGIN{printf "%.0f", e / (ms / 1000)}') events/s"
 echo "- shared consent state: $status, $subjects subjects in $(awk -v b="$bytes" 'BEGIN{printf "%.0f", b/1048576}') MB (of $(awk -v b="$capacity" 'BEGIN{printf "%.0f", b/1048576}') MB reserved), built in $build_ms ms by the server's first masked statement (which took $first ms in all)"
+echo "- huge pages (2 MB) in use: $((huge_total - huge_free)) of $huge_total reserved (vm.nr_hugepages), huge_pages = $(psql -X -A -t -c "SHOW huge_pages")"
 } > "$out"
 cat "$out"
