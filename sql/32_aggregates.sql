@@ -24,6 +24,14 @@ SELECT consent.protect('ag_ordered', 'cust') IS NOT NULL AS protected;
 CREATE ROLE ag_app;
 GRANT SELECT ON ag_customers, ag_ordered TO ag_app;
 SELECT consent.allow_purpose('ag_app', 'personalize') IS NOT NULL AS allowed;
+-- The shared state keeps a subject's record where it was last (re)loaded:
+-- in subject order when it is built, at the end when a change is read for
+-- the first time.  Reading the subjects in subject order first puts their
+-- records in that order however the state was built.
+SET ROLE ag_app;
+SET consent.purpose = 'personalize';
+SELECT count(email) FROM ag_ordered;
+RESET ROLE;
 CREATE FUNCTION ag_explain(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE line text;
 BEGIN
