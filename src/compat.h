@@ -105,12 +105,17 @@ inline void *guc_extra_alloc(size_t size)
 #endif
 }
 
-/* PostgreSQL's tree mutators take an untyped callback (typed from 16 on,
- * through a macro that casts whatever it is given). */
+/* PostgreSQL's tree walkers and mutators take an untyped callback (typed
+ * from 16 on, through macros that cast whatever they are given). */
 using TreeMutator = Node *(*)();
 template <typename Context> TreeMutator as_mutator(Node *(*fn)(Node *, Context *))
 {
     return reinterpret_cast<TreeMutator>(reinterpret_cast<void (*)()>(fn));
+}
+using TreeWalker = bool (*)();
+template <typename Context> TreeWalker as_walker(bool (*fn)(Node *, Context *))
+{
+    return reinterpret_cast<TreeWalker>(reinterpret_cast<void (*)()>(fn));
 }
 
 } // namespace consent

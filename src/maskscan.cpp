@@ -469,29 +469,40 @@ Node *lift_mutator(Node *n, Lift *cxt)
     }
 }
 
-/* The aggregate's references to its scan's columns: with numbers unset,
- * notes each column read (as 1); with numbers set, renumbers them. */
+/* The aggregate's references to its scan's columns (OUTER_VARs), by
+ * column of the scan (1-based): note_columns() sets the columns read to 1,
+ * renumber_columns() moves each reference to its new number. */
 struct Renumber {
-    AttrNumber *numbers; /* by column of the scan, 1-based */
+    AttrNumber *numbers;
     int columns;
-    bool set = false;
 };
-Node *outer_columns(Node *n, Renumber *r)
+Var *outer_column(Node *n, const Renumber *r)
+{
+    if (!IsA(n, Var) || ((Var *)n)->varno != OUTER_VAR)
+        return nullptr;
+    auto *v = (Var *)n;
+    return v->varattno > 0 && v->varattno <= r->columns ? v : nullptr;
+}
+bool note_columns(Node *n, Renumber *r)
+{
+    if (!n)
+        return false;
+    if (Var *v = outer_column(n, r)) {
+        r->numbers[v->varattno] = 1;
+        return false;
+    }
+    return expression_tree_walker(n, as_walker(note_columns), r);
+}
+Node *renumber_columns(Node *n, Renumber *r)
 {
     if (!n)
         return nullptr;
-    if (IsA(n, Var) && ((Var *)n)->varno == OUTER_VAR && ((Var *)n)->varattno > 0 &&
-        ((Var *)n)->varattno <= r->columns) {
-        auto *v = (Var *)n;
-        if (!r->set) {
-            r->numbers[v->varattno] = 1;
-            return n;
-        }
+    if (Var *v = outer_column(n, r)) {
         Var *moved = (Var *)copyObjectImpl(v);
         moved->varattno = r->numbers[v->varattno];
         return (Node *)moved;
     }
-    return expression_tree_mutator(n, as_mutator(outer_columns), r);
+    return expression_tree_mutator(n, as_mutator(renumber_columns), r);
 }
 
 /* Lifts the mask calls of an aggregate right over a scan (see Lift) when
@@ -524,8 +535,8 @@ void lift_aggregate_masks(Agg *agg, Transform &tf)
     int n = list_length(c.scan_tlist);
     auto *renumber = static_cast<AttrNumber *>(palloc0(sizeof(AttrNumber) * size_t(n + 1)));
     Renumber r{renumber, n};
-    outer_columns((Node *)tlist, &r);
-    outer_columns((Node *)qual, &r);
+    note_columns((Node *)tlist, &r);
+    note_columns((Node *)qual, &r);
     for (int i = 0; i < agg->numCols; i++)
         renumber[agg->grpColIdx[i]] = 1;
     List *kept = NIL;
@@ -539,9 +550,8 @@ void lift_aggregate_masks(Agg *agg, Transform &tf)
     }
     for (int i = 0; i < agg->numCols; i++)
         agg->grpColIdx[i] = renumber[agg->grpColIdx[i]];
-    r.set = true;
-    agg->plan.targetlist = (List *)outer_columns((Node *)tlist, &r);
-    agg->plan.qual = (List *)outer_columns((Node *)qual, &r);
+    agg->plan.targetlist = (List *)renumber_columns((Node *)tlist, &r);
+    agg->plan.qual = (List *)renumber_columns((Node *)qual, &r);
     child->targetlist = kept;
 }
 

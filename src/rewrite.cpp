@@ -199,9 +199,9 @@ bool reads_citus_table(Node *node, void *)
     }
     if (IsA(node, Query))
         return query_tree_walker((Query *)node,
-                                 reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(reads_citus_table)), nullptr,
+                                 as_walker(reads_citus_table), nullptr,
                                  QTW_EXAMINE_RTES_BEFORE);
-    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(reads_citus_table)),
+    return expression_tree_walker(node, as_walker(reads_citus_table),
                                   nullptr);
 }
 
@@ -502,7 +502,7 @@ bool distinct_aggregate(Node *node, void *)
         return false;
     if (IsA(node, Aggref) && ((Aggref *)node)->aggdistinct != NIL)
         return true;
-    auto *fn = reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(distinct_aggregate));
+    auto *fn = as_walker(distinct_aggregate);
     if (IsA(node, Query))
         return query_tree_walker((Query *)node, fn, nullptr, 0);
     return expression_tree_walker(node, fn, nullptr);
@@ -646,9 +646,9 @@ bool calls_mask_function(Node *node, Calls *calls)
     }
     if (IsA(node, Query))
         return query_tree_walker((Query *)node,
-                                 reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(calls_mask_function)),
+                                 as_walker(calls_mask_function),
                                  (void *)calls, 0);
-    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(calls_mask_function)),
+    return expression_tree_walker(node, as_walker(calls_mask_function),
                                   (void *)calls);
 }
 
@@ -692,7 +692,7 @@ bool mark_claimed(Node *node, void *remote)
         return false;
     if (IsA(node, FuncExpr) && ((FuncExpr *)node)->funcid == *static_cast<Oid *>(remote))
         ((FuncExpr *)node)->funcvariadic = true;
-    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(mark_claimed)),
+    return expression_tree_walker(node, as_walker(mark_claimed),
                                   remote);
 }
 
@@ -705,7 +705,7 @@ bool mark_in_distinct(Node *node, void *remote)
         return false;
     if (IsA(node, Aggref) && ((Aggref *)node)->aggdistinct != NIL)
         return mark_claimed((Node *)((Aggref *)node)->args, remote);
-    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(mark_in_distinct)),
+    return expression_tree_walker(node, as_walker(mark_in_distinct),
                                   remote);
 }
 
