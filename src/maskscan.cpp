@@ -42,6 +42,7 @@ extern "C" {
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
+#include "storage/bufmgr.h"
 #include "nodes/extensible.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -89,8 +90,8 @@ const List *node_fields(const CustomScan *cs)
 /* Options of a node (the first integer of its list). */
 enum : int {
     /* The node's parent reads every row it returns before it returns
-     * anything (a plain or hashed aggregate): the node may read rows of its
-     * scan ahead of the one it returns (set_whole_input()). */
+     * anything (reads_whole_input()): the node may read rows of its scan
+     * ahead of the one it returns (set_whole_input()). */
     WHOLE_INPUT = 1,
 };
 
@@ -565,6 +566,23 @@ void set_whole_input(Plan *plan)
     fields->elements[0].int_value |= WHOLE_INPUT;
 }
 
+/* Whether the node reads every row of its input before it returns its
+ * first row, whatever asks it for rows: a plain or hashed aggregate, a
+ * sort (bounded or not).  (The hash table of a hash join is built whole
+ * too, but its keys are computed by the Hash node: the scan under it
+ * returns the bare columns and gets no ConsentMask node.) */
+bool reads_whole_input(const Plan *p)
+{
+    switch (nodeTag(p)) {
+    case T_Agg:
+        return ((const Agg *)p)->aggstrategy == AGG_PLAIN || ((const Agg *)p)->aggstrategy == AGG_HASHED;
+    case T_Sort:
+        return true;
+    default:
+        return false;
+    }
+}
+
 Plan *transform(Plan *p, Transform &tf);
 
 Plan *transform(Plan *p, Transform &tf)
@@ -581,7 +599,7 @@ Plan *transform(Plan *p, Transform &tf)
         return p;
     }
     for_each_child_plan(p, [&](Plan *&child) { child = transform(child, tf); });
-    if (IsA(p, Agg) && (((Agg *)p)->aggstrategy == AGG_PLAIN || ((Agg *)p)->aggstrategy == AGG_HASHED))
+    if (reads_whole_input(p))
         set_whole_input(p->lefttree);
     switch (nodeTag(p)) {
     case T_SeqScan:
@@ -625,7 +643,8 @@ struct MaskScanState {
     bool ahead;        /* reading ahead now */
     uint64_t rows;     /* rows returned before deciding */
     uint64_t unordered_at_start;
-    TupleTableSlot **ring; /* RING copies of child rows */
+    TupleTableSlot **ring; /* RING child rows (see read_ahead()) */
+    HeapTupleData tuples[RING];
     uint64_t hashes[RING];
     int ring_len, ring_next;
     bool child_done;
@@ -835,17 +854,34 @@ bool read_ahead(MaskScanState *ms)
         return false;
     }
     if (!ms->ring) {
-        /* the slots of the copies, of the child's rows' type (its scan
-         * tuple's when it returns it as it is) */
+        /* the ring's slots, of the child's rows' type (its scan tuple's
+         * when it returns it as it is) */
         EState *estate = ms->css.ss.ps.state;
         MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
         ms->ring = static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * RING));
         for (int i = 0; i < RING; i++)
-            ms->ring[i] = ExecAllocTableSlot(&estate->es_tupleTable, in->tts_tupleDescriptor, &TTSOpsHeapTuple);
+            ms->ring[i] =
+                ExecAllocTableSlot(&estate->es_tupleTable, in->tts_tupleDescriptor, &TTSOpsBufferHeapTuple);
         MemoryContextSwitchTo(old);
     }
     int at = (ms->ring_next + ms->ring_len) % RING;
-    TupleTableSlot *copy = ExecCopySlot(ms->ring[at], in);
+    /* A row the scan returns as it lies in a shared buffer stays there:
+     * the ring's slot takes its own pin on the buffer, which keeps the
+     * tuple in place as the scan's slot does (a heap page is pruned or
+     * defragmented only under a cleanup lock, which waits for every pin),
+     * and its bytes start coming into the CPU cache (read RING - 1 rows
+     * later).  Any other row is copied. */
+    TupleTableSlot *copy;
+    auto *b = reinterpret_cast<BufferHeapTupleTableSlot *>(in);
+    if (TTS_IS_BUFFERTUPLE(in) && BufferIsValid(b->buffer) && b->base.tuple && !TTS_EMPTY(in)) {
+        ms->tuples[at] = *b->base.tuple;
+        copy = ExecStoreBufferHeapTuple(&ms->tuples[at], ms->ring[at], b->buffer);
+        const char *data = reinterpret_cast<const char *>(ms->tuples[at].t_data);
+        for (uint32 off = 0; off < ms->tuples[at].t_len; off += 64)
+            __builtin_prefetch(data + off);
+    } else {
+        copy = ExecCopySlot(ms->ring[at], in);
+    }
     slot_getsomeattrs(copy, ms->subject_col);
     char buf[64];
     uint64_t h = 0;
