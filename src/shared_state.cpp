@@ -204,6 +204,9 @@ uint64_t next_record_gen = UINT64_MAX;
  * miss per look-up). */
 bool in_order = true;
 uint64_t n_unordered = 0;
+/* Look-ups in a row found off the sequence while in order. */
+int off_sequence = 0;
+constexpr int OFF_SEQUENCE_MAX = 4;
 
 /* Reads the record at r into out if it holds key; bounds checked, so a
  * region being rewritten is read harmlessly (the caller retries). */
@@ -929,17 +932,36 @@ Found lookup(std::string_view subject, Copy &out)
         uint64_t used = *reinterpret_cast<volatile uint64_t *>(&H->used);
         pg_read_barrier();
         uint64_t expected = next_record;
-        if (in_order && next_record_gen == g && next_record < used &&
-            !(rec_header(next_record).flags & SUPERSEDED) && read_record(next_record, subject, out, &MyDatabaseId)) {
+        bool sequence = in_order && next_record_gen == g && expected < used;
+        RecHeader eh{};
+        if (sequence)
+            eh = rec_header(expected);
+        if (sequence && !(eh.flags & SUPERSEDED) && read_record(expected, subject, out, &MyDatabaseId)) {
             found = true;
+            off_sequence = 0;
         } else {
             std::string_view key = db_key(MyDatabaseId, subject, key_buf);
             found = probe(key, subject_hash(key), &out) >= 0;
-            /* in order again when the record found was the expected one;
-             * a subject without a record (no consent at all) leaves the
-             * order as it was: the next subject is still the next record */
-            if (found)
-                in_order = out.record == expected;
+            /* In order again when the record found was the expected one.
+             * A subject without a record (no consent at all) leaves the
+             * order as it was: the next subject is still the next record.
+             * So does a subject whose record is not in the sequence (it
+             * changed since the sequence was written: its new record is
+             * elsewhere, its old one superseded in the sequence, which
+             * goes on after it; or it is new) — unless OFF_SEQUENCE_MAX
+             * look-ups in a row were: then the rows come in no order. */
+            if (found && out.record == expected) {
+                in_order = true;
+                off_sequence = 0;
+            } else if (found && sequence && ++off_sequence < OFF_SEQUENCE_MAX) {
+                /* off the sequence: a subject whose record is elsewhere
+                 * (changed or new since the sequence was written) */
+                uint64_t after = (eh.flags & SUPERSEDED) ? expected + record_words(eh) : expected;
+                if (out.record != after) /* else read_record() moved past it */
+                    next_record = after;
+            } else if (found) {
+                in_order = false;
+            }
             ++n_unordered;
         }
         next_record_gen = g;
