@@ -14,12 +14,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ConsentNode;
 our $TODO;
 
-my $node = PostgreSQL::Test::Cluster->new('fail_closed');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'");
-$node->start;
+my $node = consent_node('fail_closed');
 
 $node->safe_psql(
 	'postgres', q{

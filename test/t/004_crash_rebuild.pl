@@ -13,31 +13,17 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ConsentNode;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'pg_consent'\nmax_connections = 40\nrestart_after_crash = on");
-$node->start;
+my $node = consent_node('crash', "max_connections = 40\nrestart_after_crash = on");
 
-$node->safe_psql(
-	'postgres', q{
-    CREATE EXTENSION pg_consent;
-    CREATE ROLE app LOGIN;
-    CREATE TABLE customers (id bigint PRIMARY KEY, email consent.email, name consent.name);
-    INSERT INTO customers SELECT g, 'e' || g || '@example.com', 'Name ' || g FROM generate_series(1, 400) g;
-    GRANT SELECT ON customers TO app;
-    SELECT FROM consent.protect('customers', 'id');
-    SELECT FROM consent.allow_purpose('app', 'personalize');
+$node->safe_psql('postgres',
+	protected_customers_sql('SELECT generate_series(1, 400)', name => 1) . ledger_says_sql() . q{
     SELECT count(consent.grant(id, 'user.contact.email', 'personalize')) FROM customers WHERE id % 2 = 0;
-    CREATE FUNCTION ledger_says(s bigint, c text) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER
-      SET search_path = pg_catalog AS $$
-        SELECT coalesce((SELECT action = 'grant' FROM consent.ledger
-                          WHERE subject = s::text AND category = c AND purpose = 'personalize'
-                          ORDER BY recorded_at DESC, id DESC LIMIT 1), false) $$;
-    GRANT EXECUTE ON FUNCTION ledger_says(bigint, text) TO app;
 });
 
 my $check = q{SET ROLE app; SET consent.purpose = 'personalize';

@@ -13,11 +13,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ConsentNode;
 
-my $node = PostgreSQL::Test::Cluster->new('databases');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'");
-$node->start;
+my $node = consent_node('databases');
 $node->safe_psql('postgres', 'CREATE ROLE app LOGIN');
 
 for my $db ('shop_a', 'shop_b')

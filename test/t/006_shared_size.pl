@@ -12,31 +12,18 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ConsentNode;
 
-my $node = PostgreSQL::Test::Cluster->new('shared_size');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'\nconsent.shared_size = 1");
-$node->start;
+my $node = consent_node('shared_size', 'consent.shared_size = 1');
 
-$node->safe_psql(
-	'postgres', q{
-    CREATE EXTENSION pg_consent;
-    CREATE ROLE app LOGIN;
-    CREATE TABLE customers (id bigint PRIMARY KEY, email consent.email);
-    INSERT INTO customers SELECT g, 'e' || g || '@example.com' FROM generate_series(1, 30000) g;
-    GRANT SELECT ON customers TO app;
-    SELECT FROM consent.protect('customers', 'id');
-    SELECT FROM consent.allow_purpose('app', 'personalize');
+$node->safe_psql('postgres',
+	protected_customers_sql('SELECT generate_series(1, 30000)') . ledger_says_sql() . q{
     CREATE TABLE ev AS SELECT id AS subject, 'user.contact.email' AS category, 'personalize' AS purpose,
                               CASE WHEN id % 3 = 0 THEN 'withdraw' ELSE 'grant' END AS action
                          FROM customers;
     SELECT consent.record_many('ev');
-    CREATE FUNCTION ledger_says(s bigint) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER
-      SET search_path = pg_catalog AS $$
-        SELECT coalesce((SELECT action = 'grant' FROM consent.ledger
-                          WHERE subject = s::text AND category = 'user.contact.email' AND purpose = 'personalize'
-                          ORDER BY recorded_at DESC, id DESC LIMIT 1), false) $$;
-    GRANT EXECUTE ON FUNCTION ledger_says(bigint) TO app;
 });
 
 my $check = q{SET ROLE app; SET consent.purpose = 'personalize';

@@ -15,21 +15,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ConsentNode;
 
-my $node = PostgreSQL::Test::Cluster->new('early');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'\nmax_prepared_transactions = 2");
-$node->start;
-$node->safe_psql(
-	'postgres', q{
-    CREATE EXTENSION pg_consent;
-    CREATE ROLE app LOGIN;
-    CREATE TABLE customers (id bigint PRIMARY KEY, email consent.email);
-    INSERT INTO customers SELECT g, 'e' || g || '@example.com' FROM generate_series(1, 6000) g;
-    GRANT SELECT ON customers TO app;
-    SELECT FROM consent.protect('customers', 'id');
-    SELECT FROM consent.allow_purpose('app', 'personalize');
-});
+my $node = consent_node('early', 'max_prepared_transactions = 2');
+$node->safe_psql('postgres', protected_customers_sql('SELECT generate_series(1, 6000)'));
 # the first build happens at the first masked read: restart so that nothing is built
 $node->restart;
 # 5,000 changes in 5,000 transactions (more than the 4,096 marks kept)

@@ -21,11 +21,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ConsentNode;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'");
-$primary->start;
+my $primary = consent_node('primary', '', allows_streaming => 1);
 
 $primary->safe_psql(
 	'postgres', q{

@@ -32,16 +32,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ConsentNode;
 
-my $publisher = PostgreSQL::Test::Cluster->new('publisher');
-$publisher->init(allows_streaming => 'logical');
-$publisher->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'");
-$publisher->start;
+my $publisher = consent_node('publisher', '', allows_streaming => 'logical');
 
-my $subscriber = PostgreSQL::Test::Cluster->new('subscriber');
-$subscriber->init;
-$subscriber->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'");
-$subscriber->start;
+my $subscriber = consent_node('subscriber');
 
 # The schema, on both nodes: extension, roles, a user-defined category (a
 # type), the protected table, its protection and masks.

@@ -15,35 +15,21 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ConsentNode;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'\nmax_connections = 40");
-$primary->start;
+my $primary = consent_node('primary', 'max_connections = 40', allows_streaming => 1);
 
 # Two writer clients, each with its own 100 subjects (client 0: 1000-1099,
 # client 1: 2000-2099): a pair is never changed by two transactions at once,
 # so the ledger's order of events is the commit order.
-$primary->safe_psql(
-	'postgres', q{
-    CREATE EXTENSION pg_consent;
-    CREATE ROLE app LOGIN;
-    CREATE TABLE customers (id bigint PRIMARY KEY, email consent.email);
-    INSERT INTO customers SELECT g, 'e' || g || '@example.com'
-      FROM generate_series(1000, 1099) g UNION ALL SELECT g, 'e' || g || '@example.com' FROM generate_series(2000, 2099) g;
-    GRANT SELECT ON customers TO app;
-    SELECT FROM consent.protect('customers', 'id');
-    SELECT FROM consent.allow_purpose('app', 'personalize');
+$primary->safe_psql('postgres',
+	protected_customers_sql('SELECT generate_series(1000, 1099) UNION ALL SELECT generate_series(2000, 2099)')
+	  . ledger_says_sql() . q{
     SELECT count(consent.grant(id, 'user.contact.email', 'personalize')) FROM customers WHERE id % 3 = 0;
-    -- what the ledger says, in plain SQL: the latest event on the pair
-    CREATE FUNCTION ledger_says(s bigint) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER
-      SET search_path = pg_catalog AS $$
-        SELECT coalesce((SELECT action = 'grant' FROM consent.ledger
-                          WHERE subject = s::text AND category = 'user.contact.email' AND purpose = 'personalize'
-                          ORDER BY recorded_at DESC, id DESC LIMIT 1), false) $$;
-    GRANT EXECUTE ON FUNCTION ledger_says(bigint) TO app;
 });
 
 $primary->backup('base');

@@ -17,11 +17,11 @@ use IO::Socket::UNIX;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ConsentNode;
 
-my $node = PostgreSQL::Test::Cluster->new('protocol');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'");
-$node->start;
+my $node = consent_node('protocol');
 
 $node->safe_psql(
 	'postgres', q{

@@ -25,15 +25,15 @@ use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ConsentNode;
 
 my ($pgbouncer) = grep { -x $_ } ($ENV{PGBOUNCER} // ()),
   map { "$_/pgbouncer" } (split(/:/, $ENV{PATH} // ''), '/usr/sbin', '/usr/bin');
 plan skip_all => 'pgbouncer is not installed (Debian package pgbouncer; or set PGBOUNCER)' unless $pgbouncer;
 
-my $node = PostgreSQL::Test::Cluster->new('node');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'");
-$node->start;
+my $node = consent_node('node');
 
 $node->safe_psql(
 	'postgres', q{
