@@ -204,9 +204,6 @@ uint64_t next_record_gen = UINT64_MAX;
  * miss per look-up). */
 bool in_order = true;
 uint64_t n_unordered = 0;
-/* Look-ups in a row found off the sequence while in order. */
-int off_sequence = 0;
-constexpr int OFF_SEQUENCE_MAX = 4;
 
 /* Reads the record at r into out if it holds key; bounds checked, so a
  * region being rewritten is read harmlessly (the caller retries). */
@@ -938,29 +935,22 @@ Found lookup(std::string_view subject, Copy &out)
             eh = rec_header(expected);
         if (sequence && !(eh.flags & SUPERSEDED) && read_record(expected, subject, out, &MyDatabaseId)) {
             found = true;
-            off_sequence = 0;
         } else {
             std::string_view key = db_key(MyDatabaseId, subject, key_buf);
             found = probe(key, subject_hash(key), &out) >= 0;
             /* In order again when the record found was the expected one.
              * A subject without a record (no consent at all) leaves the
              * order as it was: the next subject is still the next record.
-             * So does a subject whose record is not in the sequence (it
-             * changed since the sequence was written: its new record is
-             * elsewhere, its old one superseded in the sequence, which
-             * goes on after it; or it is new) — unless OFF_SEQUENCE_MAX
-             * look-ups in a row were: then the rows come in no order. */
-            if (found && out.record == expected) {
-                in_order = true;
-                off_sequence = 0;
-            } else if (found && sequence && ++off_sequence < OFF_SEQUENCE_MAX) {
-                /* off the sequence: a subject whose record is elsewhere
-                 * (changed or new since the sequence was written) */
-                uint64_t after = (eh.flags & SUPERSEDED) ? expected + record_words(eh) : expected;
-                if (out.record != after) /* else read_record() moved past it */
-                    next_record = after;
+             * So does a subject changed since the sequence was written:
+             * its new record is elsewhere, and the expected one is its
+             * old record, superseded; the sequence goes on after that. */
+            if (found && sequence && (eh.flags & SUPERSEDED) && eh.key_len == key.size() &&
+                expected + record_words(eh) <= used &&
+                memcmp(&arena[expected + 1], key.data(), key.size()) == 0) {
+                if (out.record != expected + record_words(eh)) /* else read_record() moved past it */
+                    next_record = expected + record_words(eh);
             } else if (found) {
-                in_order = false;
+                in_order = out.record == expected;
             }
             ++n_unordered;
         }
