@@ -873,7 +873,7 @@ bool read_ahead(MaskScanState *ms)
      * later).  Any other row is copied. */
     TupleTableSlot *copy;
     auto *b = reinterpret_cast<BufferHeapTupleTableSlot *>(in);
-    if (TTS_IS_BUFFERTUPLE(in) && BufferIsValid(b->buffer) && b->base.tuple && !TTS_EMPTY(in)) {
+    if (TTS_IS_BUFFERTUPLE(in) && BufferIsValid(b->buffer)) {
         ms->tuples[at] = *b->base.tuple;
         copy = ExecStoreBufferHeapTuple(&ms->tuples[at], ms->ring[at], b->buffer);
         const char *data = reinterpret_cast<const char *>(ms->tuples[at].t_data);

@@ -944,11 +944,11 @@ Found lookup(std::string_view subject, Copy &out)
              * So does a subject changed since the sequence was written:
              * its new record is elsewhere, and the expected one is its
              * old record, superseded; the sequence goes on after that. */
-            if (found && sequence && (eh.flags & SUPERSEDED) && eh.key_len == key.size() &&
-                expected + record_words(eh) <= used &&
+            uint64_t after = expected + record_words(eh);
+            if (found && sequence && (eh.flags & SUPERSEDED) && eh.key_len == key.size() && after <= used &&
                 memcmp(&arena[expected + 1], key.data(), key.size()) == 0) {
-                if (out.record != expected + record_words(eh)) /* else read_record() moved past it */
-                    next_record = expected + record_words(eh);
+                if (out.record != after) /* else read_record() moved past it */
+                    next_record = after;
             } else if (found) {
                 in_order = out.record == expected;
             }
