@@ -133,39 +133,37 @@ RESET enable_sort;
 -- bitmap heap scan too (rows of many pages held at once); the same rows as
 -- the plain calls.  A hash join on a masked column computes the masks in
 -- its Hash node, over the bare columns: no node there.
+-- ag_both(q): q (a masked count, an md5 of the rows) planned with the node
+-- and with the plain calls: the count, and whether both gave the same.
 RESET ROLE;
+CREATE FUNCTION ag_both(q text, OUT masked bigint, OUT same boolean) LANGUAGE plpgsql AS $$
+DECLARE on_rows text; off_masked bigint; off_rows text;
+BEGIN
+    PERFORM set_config('consent.mask_scan', 'on', true);
+    EXECUTE q INTO masked, on_rows;
+    PERFORM set_config('consent.mask_scan', 'off', true);
+    EXECUTE q INTO off_masked, off_rows;
+    same := masked = off_masked AND on_rows = off_rows;
+END
+$$;
 SET enable_mergejoin = off;
 SET enable_nestloop = off;
 SET ROLE ag_app;
 SELECT ag_read_ahead('SELECT id, email, name FROM ag_customers ORDER BY email, id') AS sorted,
        ag_read_ahead('SELECT g, c.name FROM generate_series(1, 30000) g JOIN ag_customers c ON c.email = ''a'' || g || ''@example.com''') AS hash_join;
-\set q_sorted 'SELECT count(*) FILTER (WHERE email LIKE ''%*%'') AS masked, md5(string_agg(concat_ws('':'', id, email, name, born), '','')) AS rows FROM (SELECT id, email, name, born FROM ag_customers ORDER BY email, id) s'
-\set q_joined 'SELECT count(*) FILTER (WHERE name LIKE ''%.%'') AS masked, md5(string_agg(concat_ws('':'', g, name, born), '','' ORDER BY g)) AS rows FROM generate_series(1, 30000) g JOIN ag_customers c ON c.email = ''a'' || g || ''@example.com'''
-\set q_bitmap 'SELECT count(*) FILTER (WHERE email LIKE ''%*%'') AS masked, md5(string_agg(concat_ws('':'', id, email, name), '','')) AS rows FROM (SELECT id, email, name FROM ag_customers WHERE id BETWEEN 100 AND 2900 ORDER BY name, id) s'
-:q_sorted \gset on_sorted_
-:q_joined \gset on_joined_
-RESET ROLE;
-SET enable_seqscan = off;
-SET enable_indexscan = off;
-SET ROLE ag_app;
-SELECT ag_read_ahead('SELECT id, email, name FROM ag_customers WHERE id BETWEEN 100 AND 2900 ORDER BY name, id') AS bitmap;
-:q_bitmap \gset on_bitmap_
-SET consent.mask_scan = off;
-:q_bitmap \gset off_bitmap_
-RESET ROLE;
-RESET enable_seqscan;
-RESET enable_indexscan;
-SET ROLE ag_app;
-:q_sorted \gset off_sorted_
-:q_joined \gset off_joined_
-RESET consent.mask_scan;
-RESET ROLE;
+SELECT * FROM ag_both('SELECT count(*) FILTER (WHERE email LIKE ''%*%''), md5(string_agg(concat_ws('':'', id, email, name, born), '',''))
+                       FROM (SELECT id, email, name, born FROM ag_customers ORDER BY email, id) s');
+SELECT * FROM ag_both('SELECT count(*) FILTER (WHERE name LIKE ''%.%''), md5(string_agg(concat_ws('':'', g, name, born), '','' ORDER BY g))
+                       FROM generate_series(1, 30000) g JOIN ag_customers c ON c.email = ''a'' || g || ''@example.com''');
 RESET enable_mergejoin;
 RESET enable_nestloop;
-SELECT :on_sorted_masked AS masked_sorted, :on_joined_masked AS masked_joined, :on_bitmap_masked AS masked_bitmap,
-       :'on_sorted_rows' = :'off_sorted_rows' AND :on_sorted_masked = :off_sorted_masked AS same_sorted,
-       :'on_joined_rows' = :'off_joined_rows' AND :on_joined_masked = :off_joined_masked AS same_joined,
-       :'on_bitmap_rows' = :'off_bitmap_rows' AND :on_bitmap_masked = :off_bitmap_masked AS same_bitmap;
+SET enable_seqscan = off;
+SET enable_indexscan = off;
+SELECT ag_read_ahead('SELECT id, email, name FROM ag_customers WHERE id BETWEEN 100 AND 2900 ORDER BY name, id') AS bitmap;
+SELECT * FROM ag_both('SELECT count(*) FILTER (WHERE email LIKE ''%*%''), md5(string_agg(concat_ws('':'', id, email, name), '',''))
+                       FROM (SELECT id, email, name FROM ag_customers WHERE id BETWEEN 100 AND 2900 ORDER BY name, id) s');
+RESET enable_seqscan;
+RESET enable_indexscan;
 -- a relation with a dropped column: its scan returns projected rows, which
 -- the ring copies (instead of holding their buffer)
 RESET ROLE;
@@ -175,13 +173,8 @@ SELECT consent.protect('ag_dropped', 'cust') IS NOT NULL AS protected;
 GRANT SELECT ON ag_dropped TO ag_app;
 SET ROLE ag_app;
 SELECT ag_read_ahead('SELECT max(email), count(name) FROM ag_dropped') AS dropped_column;
-\set q_dropped 'SELECT count(*) FILTER (WHERE email LIKE ''%*%'') AS masked, md5(string_agg(concat_ws('':'', id, email, name, born), '','' ORDER BY id)) AS rows FROM ag_dropped'
-:q_dropped \gset on_dropped_
-SET consent.mask_scan = off;
-:q_dropped \gset off_dropped_
-RESET consent.mask_scan;
-SELECT :on_dropped_masked AS masked_dropped,
-       :'on_dropped_rows' = :'off_dropped_rows' AND :on_dropped_masked = :off_dropped_masked AS same_dropped;
+SELECT * FROM ag_both('SELECT count(*) FILTER (WHERE email LIKE ''%*%''), md5(string_agg(concat_ws('':'', id, email, name, born), '','' ORDER BY id))
+                       FROM ag_dropped');
 RESET ROLE;
 -- a node whose parent may stop early never reads ahead: a sorted group
 -- aggregate under LIMIT reads the rows it needs, and not the row beyond
@@ -228,6 +221,7 @@ SELECT ag_read_ahead('SELECT max(email), count(name) FROM ag_ordered') AS after_
 RESET ROLE;
 
 DROP FUNCTION ag_read_ahead(text);
+DROP FUNCTION ag_both(text);
 DROP FUNCTION ag_count(text, int);
 DROP FUNCTION ag_mark();
 DROP FUNCTION ag_explain(text);
