@@ -20,6 +20,7 @@
  */
 #include "cache.h"
 #include "parallel.h"
+#include "prepared.h"
 #include "shared_state.h"
 #include "wal.h"
 #include "cursor.h"
@@ -96,6 +97,7 @@ void ring_shmem_request()
     if (prev_shmem_request)
         prev_shmem_request();
     RequestAddinShmemSpace(sizeof(SharedRing));
+    prepared::shmem_request();
 }
 
 void ring_shmem_startup()
@@ -110,11 +112,12 @@ void ring_shmem_startup()
         pg_atomic_init_u64(&ring->write_pos, 0);
         memset(ring->hashes, 0, sizeof(ring->hashes));
     }
+    prepared::shmem_startup();
     LWLockRelease(AddinShmemInitLock);
 }
 
 /* Ring entry meaning "every subject changed". */
-constexpr uint64_t EVERYTHING = 0;
+constexpr uint64_t EVERYTHING = RING_EVERYTHING;
 
 uint64_t hash_key(std::string_view key)
 {
@@ -872,6 +875,10 @@ void xact_event(XactEvent event)
                 wal::log_changes(changed_keys, U64FromFullTransactionId(fxid), changed_everything, MyDatabaseId);
             }
         }
+        /* a prepared transaction publishes its subjects when whoever
+         * commits it is seen to have done so (prepared.h) */
+        if (event == XACT_EVENT_PRE_PREPARE)
+            prepared::remember(GetTopFullTransactionIdIfAny(), changed_in_xact);
         break;
     case XACT_EVENT_PREPARE:
         forget_own_changes();
@@ -879,15 +886,7 @@ void xact_event(XactEvent event)
         break;
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:
-        if (!changed_in_xact.empty() && ring) {
-            SpinLockAcquire(&ring->lock);
-            uint64_t pos = pg_atomic_read_u64(&ring->write_pos);
-            for (uint64_t h : changed_in_xact)
-                ring->hashes[pos++ % RING_SIZE] = h;
-            pg_write_barrier();
-            pg_atomic_write_u64(&ring->write_pos, pos);
-            SpinLockRelease(&ring->lock);
-        }
+        cache_publish(changed_in_xact.data(), changed_in_xact.size());
         changed_in_xact.clear();
         forget_own_changes();
         break;
@@ -1178,6 +1177,7 @@ void cache_sync(bool parallel_plan)
      * be remembered past them; the next statement takes them in. */
     if (IsInParallelMode())
         return;
+    prepared::sweep();
     if (uint64_t changes = shared::change_count(); changes != shared_changes_seen) {
         /* a record changed: decisions remembered for a row go */
         shared_changes_seen = changes;
@@ -1272,6 +1272,19 @@ void cache_reset()
     now_table.clear();
     as_of_table.clear();
     tried_bulk = false;
+}
+
+void cache_publish(const uint64_t *hashes, size_t n) noexcept
+{
+    if (n == 0 || !ring)
+        return;
+    SpinLockAcquire(&ring->lock);
+    uint64_t pos = pg_atomic_read_u64(&ring->write_pos);
+    for (size_t i = 0; i < n; i++)
+        ring->hashes[pos++ % RING_SIZE] = hashes[i];
+    pg_write_barrier();
+    pg_atomic_write_u64(&ring->write_pos, pos);
+    SpinLockRelease(&ring->lock);
 }
 
 size_t cache_memory()

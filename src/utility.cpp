@@ -15,6 +15,7 @@
 #include "consent.h"
 #include "cursor.h"
 #include "decision.h"
+#include "prepared.h"
 #include "spi.h"
 #include "taxonomy.h"
 
@@ -463,6 +464,15 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
                     check_trigger_code(node);
             });
         });
+    /* two-phase commit: the subjects a prepared transaction changed are
+     * published when it commits (prepared.h) */
+    auto *xact = IsA(node, TransactionStmt) ? (TransactionStmt *)node : nullptr;
+    bool finishing = xact && (xact->kind == TRANS_STMT_COMMIT_PREPARED || xact->kind == TRANS_STMT_ROLLBACK_PREPARED);
+    bool gid_known = false;
+    if (xact && xact->kind == TRANS_STMT_PREPARE)
+        prepared::preparing(xact->gid);
+    else if (finishing)
+        gid_known = entry([&] { return prepared::known(xact->gid); });
     bool ext = is_extension_ddl(node);
     bool columns_may_change = IsA(node, CreateStmt) || IsA(node, AlterTableStmt) || IsA(node, CreateTableAsStmt) ||
                               IsA(node, IndexStmt) || IsA(node, CreateStatsStmt) || IsA(node, AlterStatsStmt) ||
@@ -471,6 +481,8 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
         prev_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
     else
         standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+    if (finishing)
+        entry([&] { prepared::finished(xact->gid, xact->kind == TRANS_STMT_COMMIT_PREPARED, gid_known); });
     if (IsA(node, VariableSetStmt) && ((VariableSetStmt *)node)->name &&
         (strcmp(((VariableSetStmt *)node)->name, "role") == 0 ||
          strcmp(((VariableSetStmt *)node)->name, "session_authorization") == 0))

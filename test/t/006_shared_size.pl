@@ -45,11 +45,50 @@ is($node->safe_psql('postgres', $check), '0/20000', 'changes apply, decisions st
 unlike(slurp_file($node->logfile), qr/shared consent state of database \d+ built/, 'no state was built');
 
 # consent.shared_size = 0: off from the start, no warning
-$node->append_conf('postgresql.conf', 'consent.shared_size = 0');
+$node->append_conf('postgresql.conf', "consent.shared_size = 0\nmax_prepared_transactions = 2");
 $node->restart;
 ($ret, $stdout, $stderr) = $node->psql('postgres', $check);
 is($stdout, '0/20000', 'with consent.shared_size = 0 every decision equals the ledger');
 unlike($stderr, qr/WARNING/, 'without a warning');
 is($node->safe_psql('postgres', 'SELECT status FROM consent.shared_state()'), 'off', 'and the state is off');
+
+# Prepared transactions: a change committed by COMMIT PREPARED (in another
+# session) reaches the caches of sessions that read the subject before it,
+# from their next statement; one rolled back changes nothing.  Subject 2 is
+# granted, 4 and 5 too.
+my $app = $node->background_psql('postgres');
+$app->query_safe(q{SET ROLE app; SET consent.purpose = 'personalize'});
+my $one = sub {
+	my ($id) = @_;
+	return $app->query_safe("SELECT email = 'e$id\@example.com' FROM customers WHERE id = $id");
+};
+is($one->(2), 't', 'subject 2 revealed (and now in the cache of the session)');
+$node->safe_psql('postgres', q{BEGIN; SELECT consent.withdraw(2, 'user.contact.email', 'personalize');
+    PREPARE TRANSACTION 'withdraw2'});
+is($one->(2), 't', 'a prepared withdrawal does not apply');
+$node->safe_psql('postgres', q{COMMIT PREPARED 'withdraw2'});
+cmp_ok($app->query_safe('SELECT subjects FROM consent.cache_stats()'), '>=', 29000,
+	'the session keeps the rest of its cache: only the subject that changed is dropped');
+is($one->(2), 'f', 'committed by COMMIT PREPARED in another session, it applies from the next statement');
+is($one->(5), 't', 'subject 5 revealed');
+$node->safe_psql('postgres', q{BEGIN; SELECT consent.withdraw(5, 'user.contact.email', 'personalize');
+    PREPARE TRANSACTION 'withdraw5'});
+$node->safe_psql('postgres', q{ROLLBACK PREPARED 'withdraw5'});
+is($one->(5), 't', 'a withdrawal rolled back by ROLLBACK PREPARED never applies');
+# prepared before a restart: what it changed is not known after it
+is($one->(4), 't', 'subject 4 revealed');
+$node->safe_psql('postgres', q{BEGIN; SELECT consent.withdraw(4, 'user.contact.email', 'personalize');
+    PREPARE TRANSACTION 'withdraw4'});
+$app->quit;
+$node->restart;
+$app = $node->background_psql('postgres');
+$app->query_safe(q{SET ROLE app; SET consent.purpose = 'personalize'});
+is($one->(4), 't', 'after a restart the withdrawal prepared before it does not apply yet');
+$node->safe_psql('postgres', q{COMMIT PREPARED 'withdraw4'});
+is($app->query_safe('SELECT subjects FROM consent.cache_stats()'), '0',
+	'what it changed is not known: the session drops its whole cache');
+is($one->(4), 'f', 'committed after the restart, it applies from the next statement');
+is($node->safe_psql('postgres', $check), '0/19998', 'every decision still equals the ledger');
+$app->quit;
 
 done_testing();
