@@ -83,12 +83,17 @@ struct SharedRing {
     slock_t lock;
     pg_atomic_uint64 write_pos;
     uint64_t hashes[RING_SIZE];
+    /* the transaction about to commit the change (0: committed already) */
+    uint64_t fxids[RING_SIZE];
 };
 
 SharedRing *ring = nullptr;
 Oid subject_state_relid = InvalidOid;  /* learned at the first load */
 Oid subject_state_signal = InvalidOid; /* standby_signal_relid() of it */
-uint64_t ring_read_pos = 0;
+/* Where this backend reads the ring next; UINT64_MAX until its first
+ * statement (its caches start empty: nothing published before concerns
+ * them). */
+uint64_t ring_read_pos = UINT64_MAX;
 shmem_request_hook_type prev_shmem_request = nullptr;
 shmem_startup_hook_type prev_shmem_startup = nullptr;
 
@@ -111,6 +116,7 @@ void ring_shmem_startup()
         SpinLockInit(&ring->lock);
         pg_atomic_init_u64(&ring->write_pos, 0);
         memset(ring->hashes, 0, sizeof(ring->hashes));
+        memset(ring->fxids, 0, sizeof(ring->fxids));
     }
     prepared::shmem_startup();
     LWLockRelease(AddinShmemInitLock);
@@ -875,8 +881,14 @@ void xact_event(XactEvent event)
                 wal::log_changes(changed_keys, U64FromFullTransactionId(fxid), changed_everything, MyDatabaseId);
             }
         }
-        /* a prepared transaction publishes its subjects when whoever
-         * commits it is seen to have done so (prepared.h) */
+        /* Before the commit record: the subjects, with the transaction,
+         * so that a backend that reads them while it runs drops them at
+         * the first statement that sees it ended (pending_changes), also
+         * when that statement starts before the publication at COMMIT;
+         * and a prepared transaction publishes its subjects again when
+         * whoever commits it is seen to have done so (prepared.h). */
+        if (FullTransactionId fxid = GetTopFullTransactionIdIfAny(); FullTransactionIdIsValid(fxid))
+            cache_publish(changed_in_xact.data(), changed_in_xact.size(), U64FromFullTransactionId(fxid));
         if (event == XACT_EVENT_PRE_PREPARE)
             prepared::remember(GetTopFullTransactionIdIfAny(), changed_in_xact);
         break;
@@ -1168,6 +1180,50 @@ uint64_t decide_all(const Taxonomy &t, const SubjectEvents &ev, int purpose, Tim
     return revealed;
 }
 
+/* Subjects published by transactions that were still running when this
+ * backend read them: (hash, transaction), dropped from the caches at the
+ * first statement that sees the transaction ended.  Bounded: beyond
+ * PENDING_MAX, a transaction's further subjects count as all of them. */
+constexpr size_t PENDING_MAX = 8192;
+std::vector<std::pair<uint64_t, uint64_t>> pending_changes;
+
+void subject_changed_elsewhere(uint64_t h)
+{
+    now_table.invalidate(h);
+    as_of_table.invalidate(h);
+    cursor_subject_changed(h);
+}
+
+void add_pending_change(uint64_t h, uint64_t fxid)
+{
+    if (pending_changes.size() >= PENDING_MAX) {
+        for (const auto &p : pending_changes)
+            if (p.second == fxid && p.first == EVERYTHING)
+                return;
+        h = EVERYTHING;
+    }
+    pending_changes.emplace_back(h, fxid);
+}
+
+/* Drops what the transactions this statement sees ended changed; whether
+ * one of them changed every subject. */
+bool end_pending_changes()
+{
+    bool everything = false;
+    size_t kept = 0;
+    for (const auto &p : pending_changes) {
+        if (shared::in_progress(p.second)) {
+            pending_changes[kept++] = p;
+        } else if (p.first == EVERYTHING) {
+            everything = true;
+        } else {
+            subject_changed_elsewhere(p.first);
+        }
+    }
+    pending_changes.resize(kept);
+    return everything;
+}
+
 void cache_sync(bool parallel_plan)
 {
     shared::statement_start(parallel_plan);
@@ -1176,6 +1232,10 @@ void cache_sync(bool parallel_plan)
      * taken in yet, or the decisions made with that older snapshot would
      * be remembered past them; the next statement takes them in. */
     if (IsInParallelMode())
+        return;
+    /* a ROLLBACK in a failed transaction block decides nothing (and can
+     * take no snapshot): the changes wait for the next statement */
+    if (!IsTransactionState())
         return;
     prepared::sweep();
     if (uint64_t changes = shared::change_count(); changes != shared_changes_seen) {
@@ -1191,24 +1251,32 @@ void cache_sync(bool parallel_plan)
     }
     if (!ring)
         return;
+    if (ring_read_pos == UINT64_MAX)
+        ring_read_pos = pg_atomic_read_u64(&ring->write_pos);
+    bool everything = end_pending_changes();
     uint64_t pos = pg_atomic_read_u64(&ring->write_pos);
-    if (pos == ring_read_pos)
+    if (pos == ring_read_pos && !everything)
         return;
     pg_read_barrier();
     if (pos - ring_read_pos > RING_SIZE) {
         cache_reset();
         cursor_everything_changed();
     } else {
-        bool everything = false;
         for (uint64_t i = ring_read_pos; i < pos && !everything; i++) {
             uint64_t h = ring->hashes[i % RING_SIZE];
+            uint64_t fxid = ring->fxids[i % RING_SIZE];
+            /* about to commit, and running as this statement sees it: what
+             * this backend holds of the subject is still right, until a
+             * statement sees the transaction ended */
+            if (fxid != 0 && shared::in_progress(fxid)) {
+                add_pending_change(h, fxid);
+                continue;
+            }
             if (h == EVERYTHING) {
                 everything = true;
                 break;
             }
-            now_table.invalidate(h);
-            as_of_table.invalidate(h);
-            cursor_subject_changed(h);
+            subject_changed_elsewhere(h);
         }
         pg_read_barrier();
         /* entries overwritten while we read them: start over */
@@ -1274,14 +1342,16 @@ void cache_reset()
     tried_bulk = false;
 }
 
-void cache_publish(const uint64_t *hashes, size_t n) noexcept
+void cache_publish(const uint64_t *hashes, size_t n, uint64_t fxid) noexcept
 {
     if (n == 0 || !ring)
         return;
     SpinLockAcquire(&ring->lock);
     uint64_t pos = pg_atomic_read_u64(&ring->write_pos);
-    for (size_t i = 0; i < n; i++)
-        ring->hashes[pos++ % RING_SIZE] = hashes[i];
+    for (size_t i = 0; i < n; i++, pos++) {
+        ring->hashes[pos % RING_SIZE] = hashes[i];
+        ring->fxids[pos % RING_SIZE] = fxid;
+    }
     pg_write_barrier();
     pg_atomic_write_u64(&ring->write_pos, pos);
     SpinLockRelease(&ring->lock);

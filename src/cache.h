@@ -63,8 +63,9 @@ uint64_t subject_hash(std::string_view key);
 /* The ring entry that means "every subject changed" (no subject hashes to it). */
 constexpr uint64_t RING_EVERYTHING = 0;
 /* Tells every backend, at its next statement, that these subjects changed
- * (ring hashes; RING_EVERYTHING among them: all).  Plain C, no error. */
-void cache_publish(const uint64_t *hashes, size_t n) noexcept;
+ * (ring hashes; RING_EVERYTHING among them: all); fxid: the transaction
+ * that is about to commit them (0: committed).  Plain C, no error. */
+void cache_publish(const uint64_t *hashes, size_t n, uint64_t fxid = 0) noexcept;
 
 /* The events of a subject under the current or an as-of view of the ledger
  * (memoized for the last subject asked). */

@@ -66,7 +66,14 @@ is($one->(2), 't', 'subject 2 revealed (and now in the cache of the session)');
 $node->safe_psql('postgres', q{BEGIN; SELECT consent.withdraw(2, 'user.contact.email', 'personalize');
     PREPARE TRANSACTION 'withdraw2'});
 is($one->(2), 't', 'a prepared withdrawal does not apply');
+# a session that starts after the PREPARE never saw it being made
+my $late = $node->background_psql('postgres');
+$late->query_safe(q{SET ROLE app; SET consent.purpose = 'personalize'});
+my $late_read = q{SELECT email = 'e2@example.com' FROM customers WHERE id = 2};
+is($late->query_safe($late_read), 't', 'nor in a session started after it');
 $node->safe_psql('postgres', q{COMMIT PREPARED 'withdraw2'});
+is($late->query_safe($late_read), 'f', 'there too it applies from the next statement after COMMIT PREPARED');
+$late->quit;
 cmp_ok($app->query_safe('SELECT subjects FROM consent.cache_stats()'), '>=', 29000,
 	'the session keeps the rest of its cache: only the subject that changed is dropped');
 is($one->(2), 'f', 'committed by COMMIT PREPARED in another session, it applies from the next statement');
