@@ -37,6 +37,8 @@ extern "C" {
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
@@ -103,8 +105,9 @@ struct Names {
 };
 
 /* Consent state is per database: each database that uses the table has a
- * slot here, and its records' keys start with its OID. */
-constexpr int MAX_DATABASES = 16;
+ * slot here (freed when the database is dropped), and its records' keys
+ * start with its OID. */
+constexpr int MAX_DATABASES = 64;
 struct Db {
     Oid database; /* InvalidOid: a free slot */
     int status;   /* EMPTY, BUILDING, READY */
@@ -1096,12 +1099,17 @@ void mark(const std::vector<std::string> &keys, uint64_t fxid, bool everything, 
         return;
     Db *db = find_db(database, false);
     if (!db) {
-        /* a database that can never have a slot keeps its own caches */
+        /* a database without a slot, and none free: its backends keep
+         * their own caches; a build once a slot is freed must not trust
+         * what it reads while the transaction may still run */
         bool free_slot = false;
         for (const Db &d : H->dbs)
             free_slot = free_slot || !OidIsValid(d.database);
-        if (!free_slot)
+        if (!free_slot) {
+            H->early_overflow = true;
+            H->early_dropped_max = std::max(H->early_dropped_max, fxid);
             return;
+        }
     }
     if (db && db->status == READY) {
         if (everything) {
@@ -1210,12 +1218,66 @@ Stats stats()
             db ? db->build_ms : 0};
 }
 
+namespace {
+
+object_access_hook_type prev_object_access = nullptr;
+/* Databases the running transaction drops (DROP DATABASE runs in a
+ * transaction of its own); their slots are freed once it commits. */
+std::vector<Oid> dropping;
+
+void object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void *arg)
+{
+    if (prev_object_access)
+        prev_object_access(access, class_id, object_id, sub_id, arg);
+    if (access == OAT_DROP && class_id == DatabaseRelationId && H)
+        entry([&] { dropping.push_back(object_id); });
+}
+
+/* A dropped database's records go, and its slot is free for another.  No
+ * backend is connected to it (DROP DATABASE waits for none), and a build
+ * of a database that takes the slot later starts from an empty slot. */
+void free_database(Oid database) noexcept
+{
+    Locked held;
+    Db *db = find_db(database, false);
+    if (!db)
+        return;
+    if (get_status() != OFF)
+        drop_records(database);
+    SpinLockAcquire(&H->mutex);
+    db->status = EMPTY;
+    db->builder = 0;
+    db->builds = 0;
+    db->build_ms = 0;
+    db->subjects = 0;
+    db->retry_at = 0;
+    db->n_global = 0;
+    db->database = InvalidOid;
+    SpinLockRelease(&H->mutex);
+}
+
+void xact_callback(XactEvent event, void *) noexcept
+{
+    if (dropping.empty())
+        return;
+    if (event == XACT_EVENT_COMMIT)
+        for (Oid database : dropping)
+            free_database(database);
+    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+        dropping.clear();
+}
+
+} // namespace
+
 void install_hooks()
 {
     prev_request = shmem_request_hook;
     shmem_request_hook = shmem_request;
     prev_startup = shmem_startup_hook;
     shmem_startup_hook = shmem_startup;
+    prev_object_access = object_access_hook;
+    object_access_hook = object_access;
+    RegisterXactCallback(xact_callback, nullptr);
 }
 
 } // namespace consent::shared

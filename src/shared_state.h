@@ -35,7 +35,8 @@ void shmem_startup();
 
 /* Whether the shared table is in use for this backend's database
  * (preloaded, sized, not given up, and with room for the database: it
- * holds up to 16 databases, whose records' keys start with their OID). */
+ * holds up to 64 databases, whose records' keys start with their OID; a
+ * dropped database's slot is freed when DROP DATABASE commits). */
 bool enabled();
 /* enabled(), and this database's part of the table is built. */
 bool ready();

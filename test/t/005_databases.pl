@@ -1,12 +1,14 @@
 # Copyright: pg_consent contributors
 #
 # Consent is per database: each database has its own ledger.  The server's
-# shared consent state holds up to 16 databases, each built by its first
+# shared consent state holds up to 64 databases, each built by its first
 # statement that needs it, whose records' keys start with the database's
 # OID (docs/architecture.md, "The shared consent state").  Checked here
 # with two databases holding the same subject ids and opposite consent:
 # each sees only its own, before and after changes in either, in new and
-# in open sessions, and after a restart in the other order.
+# in open sessions, and after a restart in the other order.  A dropped
+# database's slot is freed: databases made and dropped all day do not
+# push the later ones out of the shared state.
 use strict;
 use warnings;
 
@@ -77,5 +79,22 @@ is($node->safe_psql('shop_a', $read), '5,6,8,10', 'then shop_a');
 is($node->safe_psql('shop_a', q{SELECT string_agg(id::text, ',' ORDER BY id) FROM customers
                                  WHERE consent.granted(id, 'user.contact.email', 'personalize')}),
 	'5,6,8,10', 'consent.granted() in shop_a answers for shop_a');
+
+# 70 databases, more than the 64 slots, each made from shop_a, read (it
+# takes a slot and builds) and dropped; the last of them, and then a new
+# one, still have a slot and decide right
+my $status = q{SELECT status || ' ' || (database IS NOT NULL) || ' ' || subjects FROM consent.shared_state()};
+for my $i (1 .. 70)
+{
+	$node->safe_psql('postgres', "CREATE DATABASE churn$i TEMPLATE shop_a");
+	my $seen = $node->safe_psql("churn$i", "$read; $status");
+	is($seen, "5,6,8,10\nready true 6", "database $i of 70 has a slot and decides from it") if $i == 1 || $i == 70;
+	$node->safe_psql('postgres', "DROP DATABASE churn$i");
+}
+$node->safe_psql('postgres', 'CREATE DATABASE shop_c TEMPLATE shop_b');
+$node->safe_psql('shop_c', q{SELECT consent.grant(2, 'user.contact.email', 'personalize')});
+is($node->safe_psql('shop_c', "$read; $status"), "2,5,7,9\nready true 6", 'a database made after them too');
+is($node->safe_psql('shop_a', "$read; $status"), "5,6,8,10\nready true 6", 'shop_a keeps its slot and records');
+is($node->safe_psql('shop_b', "$read; $status"), "5,7,9\nready true 5", 'so does shop_b');
 
 done_testing();
