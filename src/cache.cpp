@@ -1209,6 +1209,8 @@ void add_pending_change(uint64_t h, uint64_t fxid)
  * one of them changed every subject. */
 bool end_pending_changes()
 {
+    if (pending_changes.empty())
+        return false;
     bool everything = false;
     size_t kept = 0;
     for (const auto &p : pending_changes) {

@@ -126,6 +126,7 @@ struct Header {
     Db dbs[MAX_DATABASES];
     pg_atomic_uint64 gen;     /* odd while records or slots are rewritten in place */
     pg_atomic_uint64 changes; /* moves at every change of a record */
+    pg_atomic_uint32 claims;  /* moves whenever a database takes a slot */
     ConditionVariable built;
     /* below: under the LWLock */
     uint64_t nslots;      /* slots reserved */
@@ -547,6 +548,7 @@ Db *find_db(Oid database, bool claim)
             db.status = EMPTY;
             db.database = database;
             found = &db;
+            pg_atomic_fetch_add_u32(&H->claims, 1);
         }
     }
     SpinLockRelease(&H->mutex);
@@ -861,6 +863,7 @@ void shmem_startup()
         memset(H, 0, sizeof(Header));
         SpinLockInit(&H->mutex);
         H->status = READY;
+        pg_atomic_init_u32(&H->claims, 0);
         pg_atomic_init_u64(&H->gen, 0);
         pg_atomic_init_u64(&H->changes, 1);
         pg_atomic_init_u32(&H->names.used, 0);
@@ -880,12 +883,22 @@ void turn_off(const char *why) noexcept
         give_up(why);
 }
 
-/* This backend's database slot (found once; slots are never freed). */
+/* This backend's database slot (found once: a database's slot is freed
+ * only when it is dropped, with no backend connected to it).  Until it has
+ * one, a look-up without claiming searches the slots again only when a
+ * database took one since the last search (every statement asks). */
 Db *mine = nullptr;
+uint32_t claims_searched = UINT32_MAX;
 Db *my_db(bool claim)
 {
+    if (mine)
+        return mine;
+    uint32_t claims = pg_atomic_read_u32(&H->claims);
+    if (!claim && claims == claims_searched)
+        return nullptr;
+    mine = find_db(MyDatabaseId, claim);
     if (!mine)
-        mine = find_db(MyDatabaseId, claim);
+        claims_searched = claims;
     return mine;
 }
 
