@@ -135,7 +135,8 @@ for check in test/harness/check-*.sh; do
 done
 
 echo "== pg_regress and isolation (server with shared_preload_libraries = pg_consent)"
-server_opts=(-o "shared_preload_libraries=pg_consent" -o "max_worker_processes=16" -o "log_min_messages=warning")
+server_opts=(-o "shared_preload_libraries=pg_consent" -o "max_worker_processes=16" -o "max_prepared_transactions=4"
+             -o "log_min_messages=warning")
 # two steps: PGXS installcheck stops after the first failing pg_regress suite
 make_check='make --no-print-directory installcheck ISOLATION=; r=$?; make --no-print-directory installcheck REGRESS= || r=1; exit $r'
 if [ "${CONSENT_VALGRIND:-}" = 1 ]; then

@@ -22,6 +22,7 @@
 # Environment:
 #   REGRESS='a b'        run only these pg_regress tests (default: all)
 #   VALGRIND_ISOLATION=1 also run the isolation suite under valgrind
+#   (ISOLATION='spec ...': only these specs)
 #   VALGRIND_KEEP=1      keep the cluster and the valgrind logs
 #   VALGRIND_USER=name   the user that owns the cluster when run as root
 #   VALGRIND_OPTS='...'  more valgrind options (e.g. --track-origins=yes)
@@ -82,6 +83,7 @@ echo "valgrind: cluster in $work (port $port)"
 cat >>"$data/postgresql.conf" <<EOF
 shared_preload_libraries = 'pg_consent'
 max_worker_processes = 16
+max_prepared_transactions = 4
 listen_addresses = ''
 port = $port
 unix_socket_directories = '$sock'
@@ -128,7 +130,9 @@ regress_args=()
 [ -n "${REGRESS:-}" ] && regress_args=(REGRESS="$REGRESS")
 make --no-print-directory installcheck ISOLATION= "${regress_args[@]}" || rc=1
 if [ "${VALGRIND_ISOLATION:-}" = 1 ]; then
-    make --no-print-directory installcheck REGRESS= || rc=1
+    isolation_args=()
+    [ -n "${ISOLATION:-}" ] && isolation_args=(ISOLATION="$ISOLATION")
+    make --no-print-directory installcheck REGRESS= "${isolation_args[@]}" || rc=1
 fi
 echo "valgrind: the suite took $(( $(date +%s) - start )) s"
 
