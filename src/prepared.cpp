@@ -16,6 +16,7 @@
 
 #include "cache.h"
 #include "compat.h"
+#include "shared_state.h"
 
 extern "C" {
 #include "access/clog.h"
@@ -54,6 +55,7 @@ struct Entry {
 struct Table {
     LWLock *lock;
     pg_atomic_uint32 with_xid; /* entries with a transaction id: sweep() reads it without the lock */
+    pg_atomic_uint32 version;  /* moves whenever an entry with a transaction id comes or goes */
     uint64_t made;
     int size;
     Entry entries[FLEXIBLE_ARRAY_MEMBER];
@@ -91,9 +93,17 @@ void publish(const Entry &e)
 void release(Entry &e)
 {
     e.used = false;
-    if (e.fxid != 0)
+    if (e.fxid != 0) {
         pg_atomic_sub_fetch_u32(&table->with_xid, 1);
+        pg_atomic_fetch_add_u32(&table->version, 1);
+    }
 }
+
+/* This backend's copy of the transaction ids in the table (as of version
+ * known_version): a statement compares them with its snapshot, without
+ * the lock. */
+std::vector<uint64_t> known_fxids;
+uint32_t known_version = UINT32_MAX;
 
 enum class End { RUNNING, COMMITTED, ABORTED, UNKNOWN };
 
@@ -154,6 +164,7 @@ void shmem_startup()
     if (!found) {
         table->lock = &(GetNamedLWLockTranche(TRANCHE))->lock;
         pg_atomic_init_u32(&table->with_xid, 0);
+        pg_atomic_init_u32(&table->version, 0);
         table->made = 0;
         table->size = n;
         for (int i = 0; i < n; i++)
@@ -212,8 +223,10 @@ void remember(FullTransactionId fxid, const std::vector<uint64_t> &hashes)
                 else
                     e.hashes[e.n++] = h;
             }
-            if (e.fxid != 0)
+            if (e.fxid != 0) {
                 pg_atomic_add_fetch_u32(&table->with_xid, 1);
+                pg_atomic_fetch_add_u32(&table->version, 1);
+            }
         }
         LWLockRelease(table->lock);
         pending_gid[0] = '\0';
@@ -258,15 +271,22 @@ void sweep()
     if (!table || pg_atomic_read_u32(&table->with_xid) == 0 || RecoveryInProgress())
         return;
     pg([&] {
-        /* while transactions stay prepared, most statements find none
-         * ended: they look under the shared lock */
-        bool any = false;
-        LWLockAcquire(table->lock, LW_SHARED);
-        for (int i = 0; i < table->size && !any; i++) {
-            const Entry &e = table->entries[i];
-            any = e.used && e.fxid != 0 && end_of(e) != End::RUNNING;
+        /* while transactions stay prepared, a statement finds them running
+         * in its snapshot (no lock, no commit log) */
+        uint32_t version = pg_atomic_read_u32(&table->version);
+        if (version != known_version) {
+            known_fxids.clear();
+            known_fxids.reserve(size_t(table->size)); /* no allocation under the lock */
+            LWLockAcquire(table->lock, LW_SHARED);
+            for (int i = 0; i < table->size; i++)
+                if (table->entries[i].used && table->entries[i].fxid != 0)
+                    known_fxids.push_back(table->entries[i].fxid);
+            LWLockRelease(table->lock);
+            known_version = version;
         }
-        LWLockRelease(table->lock);
+        bool any = false;
+        for (uint64_t fxid : known_fxids)
+            any = any || !shared::in_progress(fxid);
         if (!any)
             return;
         LWLockAcquire(table->lock, LW_EXCLUSIVE);
