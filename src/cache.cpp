@@ -1235,8 +1235,8 @@ void cache_sync(bool parallel_plan)
      * be remembered past them; the next statement takes them in. */
     if (IsInParallelMode())
         return;
-    /* a ROLLBACK in a failed transaction block decides nothing (and can
-     * take no snapshot): the changes wait for the next statement */
+    /* a ROLLBACK in a failed transaction block decides nothing: the
+     * changes wait for the next statement (no snapshot taken there) */
     if (!IsTransactionState())
         return;
     prepared::sweep();
