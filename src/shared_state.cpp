@@ -1258,14 +1258,7 @@ void free_database(Oid database) noexcept
     if (get_status() != OFF)
         drop_records(database);
     SpinLockAcquire(&H->mutex);
-    db->status = EMPTY;
-    db->builder = 0;
-    db->builds = 0;
-    db->build_ms = 0;
-    db->subjects = 0;
-    db->retry_at = 0;
-    db->n_global = 0;
-    db->database = InvalidOid;
+    *db = Db{}; /* as at start-up: no database, EMPTY, no builds, no global marks */
     SpinLockRelease(&H->mutex);
 }
 
