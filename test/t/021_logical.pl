@@ -36,9 +36,9 @@ use FindBin;
 use lib $FindBin::Bin;
 use ConsentNode;
 
-my $publisher = consent_node('publisher', '', allows_streaming => 'logical');
+my $publisher = consent_node('publisher', 'max_prepared_transactions = 4', allows_streaming => 'logical');
 
-my $subscriber = consent_node('subscriber');
+my $subscriber = consent_node('subscriber', 'max_prepared_transactions = 4');
 
 # The schema, on both nodes: extension, roles, a user-defined category (a
 # type), the protected table, its protection and masks.
@@ -81,8 +81,13 @@ $publisher->safe_psql(
 
 my $connstr = $publisher->connstr . ' dbname=postgres';
 $subscriber->safe_psql('postgres',
-	"CREATE SUBSCRIPTION consent_sub CONNECTION '$connstr' PUBLICATION consent_data, consent_purposes");
+	"CREATE SUBSCRIPTION consent_sub CONNECTION '$connstr' PUBLICATION consent_data, consent_purposes
+     WITH (two_phase = true)");
 $subscriber->wait_for_subscription_sync($publisher, 'consent_sub');
+# prepared transactions are applied as such once the tables are in sync
+$subscriber->poll_query_until('postgres',
+	q{SELECT subtwophasestate = 'e' FROM pg_subscription WHERE subname = 'consent_sub'})
+  or die 'two-phase commit not enabled on the subscription';
 
 # Runs $sql as app on $node in a new connection, under $purpose if defined;
 # returns (exit code, stdout, stderr).
@@ -255,6 +260,41 @@ $sub_personalize->{stderr} = '';
 is($sub_personalize->query("SET consent.purpose = 'partner_sharing'; $read"),
 	$partner, 'open subscriber session: under the new purpose, the same output as the publisher');
 $sub_personalize->{stderr} = '';
+
+# --- two-phase commit ---------------------------------------------------------
+
+# A withdrawal prepared on the publisher is prepared on the subscriber by the
+# apply worker, which later commits it there itself (no COMMIT PREPARED
+# statement runs on the subscriber).  A subscriber session that starts after
+# the PREPARE, and whose cursor's sort decided subject 2 (revealed) before the
+# commit, must not return its e-mail afterwards: its next FETCH fails.
+$publisher->safe_psql(
+	'postgres', q{
+    BEGIN;
+    SELECT FROM consent.withdraw(2, 'user.contact.email', 'partner_sharing');
+    PREPARE TRANSACTION 'withdraw2'});
+$publisher->wait_for_catchup('consent_sub');
+is($subscriber->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'),
+	'1', 'the subscriber holds the prepared withdrawal');
+my $cursor = $subscriber->background_psql('postgres', extra_params => [ '-U', 'app' ], on_error_stop => 0);
+$cursor->query_safe("SET consent.purpose = 'partner_sharing'");
+$cursor->query_safe('BEGIN');
+$cursor->query_safe('DECLARE c CURSOR FOR SELECT id, email FROM shop.customers ORDER BY id + 0 DESC');
+is($cursor->query_safe('FETCH 2 FROM c'), "4|d***\@example.com\n3|c***\@example.net",
+	'a subscriber cursor (sorted) returns its first rows while the withdrawal is prepared');
+$publisher->safe_psql('postgres', q{COMMIT PREPARED 'withdraw2'});
+$publisher->wait_for_catchup('consent_sub');
+is($subscriber->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'),
+	'0', 'the apply worker committed it');
+$out = $cursor->query('FETCH 1 FROM c');
+unlike($out, qr/bob\@example\.org/, 'the cursor does not return the withdrawn e-mail');
+like($cursor->{stderr}, qr/cannot return rows decided under earlier consent/,
+	'its FETCH fails: the subject it decided changed');
+$cursor->{stderr} = '';
+$cursor->query_safe('ROLLBACK');
+is($cursor->query_safe('SELECT email FROM shop.customers WHERE id = 2'),
+	"b***\@example.org", 'the next statement masks it');
+$cursor->quit;
 
 $_->quit for ($sub_personalize, $sub_marketing, $sub_dba);
 $subscriber->stop;
