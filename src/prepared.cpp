@@ -5,12 +5,14 @@
  * PRE_PREPARE (before the prepare record: the entry exists before anyone
  * can commit the transaction).  An entry with a transaction id ends when
  * the commit log says the transaction committed or aborted: sweep(), at
- * every statement start of every backend while entries exist, publishes a
- * committed one's subjects to the invalidation ring before the backend
- * reads the ring, so a statement whose snapshot sees the commit also sees
- * its subjects changed.  A COMMIT PREPARED of a GID without an entry (a
- * transaction prepared before the server started) publishes "every
- * subject".  All under one LWLock; nothing here runs SQL.
+ * every statement start of every backend while entries exist, looks for
+ * their transactions in the statement's snapshot (a copy of their ids,
+ * without the lock) and, once one has ended, publishes a committed one's
+ * subjects to the invalidation ring before the backend reads the ring, so
+ * a statement whose snapshot sees the commit also sees its subjects
+ * changed.  A COMMIT PREPARED of a GID without an entry (a transaction
+ * prepared before the server started) publishes "every subject".  Entries
+ * change under one LWLock; nothing here runs SQL.
  */
 #include "prepared.h"
 
