@@ -286,6 +286,16 @@ RESET ROLE;
 \c
 SHOW consent.purpose_scope;
 SHOW consent.purpose;
+-- the purpose is checked before the transaction's first query, and the
+-- check (in a new session it reads the catalog) takes no transaction
+-- snapshot: the isolation level can still be set after it
+\c
+BEGIN;
+SET LOCAL consent.purpose = 'marketing';
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;
+SHOW transaction_isolation;
+SHOW consent.purpose;
+COMMIT;
 
 DROP PROCEDURE ps_after_rollback(), ps_commit(), ps_set_after_commit();
 DROP FUNCTION ps_marketing_email(bigint), ps_try(text);

@@ -775,7 +775,7 @@ void scan_subject(const char *name, std::string_view key, Snapshot snap,
  * parallel mode (where no new snapshot can be taken), the statement's. */
 Snapshot load_snapshot()
 {
-    return pg([] { return IsInParallelMode() ? shared::statement_snapshot_now() : GetLatestSnapshot(); });
+    return IsInParallelMode() ? shared::statement_snapshot_now() : shared::latest_snapshot();
 }
 
 /* Loads one subject's events from subject_state (now) or the ledger (as of). */

@@ -674,7 +674,7 @@ Snapshot copy_snapshot(Snapshot s, MemoryContext cxt)
         memcpy(c->subxip, s->subxip, sizeof(TransactionId) * s->subxcnt);
     c->regd_count = 0;
     c->active_count = 0;
-    c->copied = true;
+    c->copied = false; /* not the snapshot manager's: registering or pushing it copies it */
     return c;
 }
 
@@ -692,9 +692,10 @@ Snapshot statement_snapshot()
          * worker (or a statement run inside a parallel plan) takes a fresh
          * catalog snapshot, an MVCC snapshot of now, never older than the
          * statement's start (the transaction's snapshot may be, under
-         * REPEATABLE READ) */
+         * REPEATABLE READ); so does a statement run before the
+         * transaction's first snapshot (latest_snapshot()) */
         Snapshot s;
-        if (IsInParallelMode()) {
+        if (IsInParallelMode() || !FirstSnapshotSet) {
             InvalidateCatalogSnapshot();
             s = GetCatalogSnapshot(InvalidOid);
         } else {
@@ -704,6 +705,24 @@ Snapshot statement_snapshot()
     }
     return statement_snap;
 }
+
+} // namespace
+
+/* Before a transaction's first snapshot (BEGIN, SET TRANSACTION, LOCK, SET,
+ * FETCH of a held cursor: statements PostgreSQL runs without one),
+ * GetLatestSnapshot() would take the transaction snapshot: SET TRANSACTION
+ * ISOLATION LEVEL and SET TRANSACTION SNAPSHOT would then fail, and a
+ * REPEATABLE READ transaction would see the data as of that statement
+ * instead of its first query (a LOCK before the first query would no
+ * longer protect what it reads).  There the statement's snapshot stands
+ * in: a copy of a fresh catalog snapshot, of now, that does not become the
+ * transaction's. */
+Snapshot latest_snapshot()
+{
+    return pg([] { return FirstSnapshotSet ? GetLatestSnapshot() : statement_snapshot(); });
+}
+
+namespace {
 
 /* ---- building ----------------------------------------------------------- */
 
@@ -1156,7 +1175,7 @@ ScanSnapshot::ScanSnapshot()
         if (IsInParallelMode()) {
             snap_ = statement_snapshot();
         } else {
-            snap_ = RegisterSnapshot(GetLatestSnapshot());
+            snap_ = RegisterSnapshot(latest_snapshot());
             registered_ = true;
         }
     });

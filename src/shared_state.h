@@ -95,6 +95,9 @@ bool in_progress(uint64_t fxid);
 void statement_start(bool parallel_plan);
 /* The statement's snapshot (taking it if it was not yet). */
 Snapshot statement_snapshot_now();
+/* GetLatestSnapshot(), except before the transaction's first snapshot, which
+ * it does not take: then the statement's. */
+Snapshot latest_snapshot();
 /* In a parallel worker: the statement's snapshot is its leader's (a copy
  * of leader is kept for the worker's life). */
 void adopt_statement_snapshot(Snapshot leader);

@@ -129,13 +129,19 @@ std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std
     pg([&] {
         tp.fill();
         int rc;
-        if (latest) {
+        if (latest || !FirstSnapshotSet) {
             /* The consent state must follow the latest committed data, also
-             * in REPEATABLE READ transactions. */
+             * in REPEATABLE READ transactions.  And before the transaction's
+             * first snapshot (a SET of consent.purpose first in a
+             * transaction checks the purpose) SPI would take the
+             * transaction snapshot, and a later SET TRANSACTION ISOLATION
+             * LEVEL would fail: the statement's snapshot instead
+             * (shared::latest_snapshot()).  SPI_prepare() makes no parallel
+             * plan, whose start would take the transaction snapshot. */
             SPIPlanPtr plan = keep ? kept_plan(sql, n, types.data()) : SPI_prepare(sql, n, types.data());
             if (!plan)
                 elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-            rc = SPI_execute_snapshot(plan, values.data(), nulls.data(), statement ? statement : GetLatestSnapshot(),
+            rc = SPI_execute_snapshot(plan, values.data(), nulls.data(), statement ? statement : shared::latest_snapshot(),
                                       InvalidSnapshot, true,
                                       false, 0);
         } else {
