@@ -52,6 +52,7 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 }
 
@@ -902,6 +903,39 @@ void turn_off(const char *why) noexcept
         give_up(why);
 }
 
+namespace {
+void free_database(Oid database) noexcept;
+}
+
+/* The claims count at this backend's last look for slots of dropped
+ * databases. */
+uint32_t dropped_searched = UINT32_MAX;
+
+/* No slot was free: the slots of databases no longer in pg_database are
+ * freed.  A primary frees a slot when DROP DATABASE commits; a standby
+ * replays the drop without that hook, and would keep the slot until a
+ * restart.  Reads the catalog: only in a transaction, outside the lock;
+ * once per backend until a database takes a slot. */
+bool free_dropped_slots()
+{
+    uint32_t claims = pg_atomic_read_u32(&H->claims);
+    if (claims == dropped_searched || !IsTransactionState() || !OidIsValid(MyDatabaseId))
+        return false;
+    dropped_searched = claims;
+    Oid gone[MAX_DATABASES];
+    int n = 0;
+    for (Db &db : H->dbs) {
+        Oid d = *reinterpret_cast<volatile Oid *>(&db.database);
+        /* a database with a slot had a backend connected: it was committed */
+        if (OidIsValid(d) && d != MyDatabaseId &&
+            !pg([&] { return SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(d)); }))
+            gone[n++] = d;
+    }
+    for (int i = 0; i < n; i++)
+        free_database(gone[i]);
+    return n > 0;
+}
+
 /* This backend's database slot (found once: a database's slot is freed
  * only when it is dropped, with no backend connected to it).  Until it has
  * one, a look-up without claiming searches the slots again only when a
@@ -916,6 +950,8 @@ Db *my_db(bool claim)
     if (!claim && claims == claims_searched)
         return nullptr;
     mine = find_db(MyDatabaseId, claim);
+    if (!mine && claim && free_dropped_slots())
+        mine = find_db(MyDatabaseId, claim);
     if (!mine)
         claims_searched = claims;
     return mine;

@@ -8,7 +8,8 @@
 # each sees only its own, before and after changes in either, in new and
 # in open sessions, and after a restart in the other order.  A dropped
 # database's slot is freed: databases made and dropped all day do not
-# push the later ones out of the shared state.
+# push the later ones out of the shared state, on the primary and on a hot
+# standby.
 use strict;
 use warnings;
 
@@ -19,7 +20,7 @@ use FindBin;
 use lib $FindBin::Bin;
 use ConsentNode;
 
-my $node = consent_node('databases');
+my $node = consent_node('databases', '', allows_streaming => 1);
 $node->safe_psql('postgres', 'CREATE ROLE app LOGIN');
 
 for my $db ('shop_a', 'shop_b')
@@ -96,5 +97,32 @@ $node->safe_psql('shop_c', q{SELECT consent.grant(2, 'user.contact.email', 'pers
 is($node->safe_psql('shop_c', "$read; $status"), "2,5,7,9\nready true 6", 'a database made after them too');
 is($node->safe_psql('shop_a', "$read; $status"), "5,6,8,10\nready true 6", 'shop_a keeps its slot and records');
 is($node->safe_psql('shop_b', "$read; $status"), "5,7,9\nready true 5", 'so does shop_b');
+
+# A hot standby replays DROP DATABASE without the hook that frees the slot
+# on the primary: a database that finds no slot free frees those of the
+# databases no longer in the catalog.  70 databases made on the primary,
+# read on the standby (each takes a slot there) and dropped; the last of
+# them, and the databases that stay, still decide from the standby's
+# shared state.
+$node->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('databases_standby');
+$standby->init_from_backup($node, 'base', has_streaming => 1);
+$standby->start;
+$node->wait_for_catchup($standby, 'replay');
+for my $i (1 .. 70)
+{
+	$node->safe_psql('postgres', "CREATE DATABASE replica$i TEMPLATE shop_a");
+	$node->wait_for_catchup($standby, 'replay');
+	my $seen = $standby->safe_psql("replica$i", "$read; $status");
+	is($seen, "5,6,8,10\nready true 6", "standby: database $i of 70 has a slot and decides from it")
+	  if $i == 1 || $i == 70;
+	$node->safe_psql('postgres', "DROP DATABASE replica$i");
+}
+$node->wait_for_catchup($standby, 'replay');
+is($standby->safe_psql('shop_c', "$read; $status"), "2,5,7,9\nready true 6", 'standby: shop_c, read after them');
+is($standby->safe_psql('shop_a', "$read; $status"), "5,6,8,10\nready true 6", 'standby: shop_a');
+is($standby->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname LIKE 'replica%'}),
+	'0', 'the 70 databases are gone on the standby too');
+$standby->stop;
 
 done_testing();
