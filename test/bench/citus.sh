@@ -19,6 +19,8 @@
 # withdraw(), one forwarded call each: minutes for a million events).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=test/bench/lib.sh
+. "$here/lib.sh"
 pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 pgbin=$("$pg_config" --bindir)
 export PATH=$pgbin:$PATH
@@ -30,18 +32,11 @@ secs=${BENCH_SECONDS:-10}
 warm=${BENCH_WARMUP:-3}
 rounds=${BENCH_TPS_ROUNDS:-3}
 base=$(mktemp -d /tmp/pg_consent_citus.XXXXXX)
-owner=()
-if [ "$(id -u)" -eq 0 ]; then
-    user=${BENCH_USER:-pgconsent}
-    id "$user" >/dev/null 2>&1 ||
-        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
-    chown "$user:" "$base"
-    owner=(runuser -u "$user" --)
-fi
+bench_owner "$base"
 nodes=(coordinator worker1 worker2)
 declare -A port
 for n in "${nodes[@]}"; do
-    port[$n]=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port[$n]=$(free_port)
 done
 stop() {
     for n in "${nodes[@]}"; do

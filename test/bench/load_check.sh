@@ -12,7 +12,7 @@
 #
 # Runs in a throwaway cluster of $PG_CONFIG's PostgreSQL (default the
 # Debian-packaged 15: pg_virtualenv; another installation: initdb + pg_ctl,
-# below); run by make bench or by hand, not by make test:
+# test/bench/lib.sh); run by make bench or by hand, not by make test:
 #   test/bench/load_check.sh
 #   LOAD_SECONDS=20 LOAD_CUSTOMERS=2000 test/bench/load_check.sh
 #   PG_CONFIG=$(test/harness/pg-build.sh 18) test/bench/load_check.sh
@@ -22,72 +22,15 @@
 # subject is in flight.  Needs the extension installed (make install).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=test/bench/lib.sh
+. "$here/lib.sh"
 # The PostgreSQL checked: $PG_CONFIG (make bench passes its PG_CONFIG), by
 # default the Debian-packaged PostgreSQL 15; its bindir's psql and pgbench.
-pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-case $pg_config in */*) ;; *) pg_config=$(command -v "$pg_config" || echo "$pg_config") ;; esac
-pg_version=$("$pg_config" --version 2>/dev/null) ||
-    { echo "load check: $pg_config does not run (set PG_CONFIG)" >&2; exit 1; }
-pg_major=$(echo "$pg_version" | sed -n 's/^PostgreSQL \([0-9][0-9]*\).*/\1/p')
-pgbin=$("$pg_config" --bindir)
-export PG_CONFIG=$pg_config PATH=$pgbin:$PATH
-if [ -z "${LOAD_CHECK_CLUSTER:-}" ]; then
-    export LOAD_CHECK_CLUSTER=1
-    # a free port, so that it runs next to other throwaway clusters
-    PGPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    export PGPORT
-    server_opts=(shared_preload_libraries=pg_consent max_connections=100
-                 max_locks_per_transaction=128 log_min_messages=warning)
-    if [ "$pgbin" = "/usr/lib/postgresql/$pg_major/bin" ] && [ -z "${CONSENT_TEMP_INSTANCE:-}" ] &&
-       command -v pg_virtualenv >/dev/null; then
-        exec pg_virtualenv -t -v "$pg_major" "${server_opts[@]/#/-o}" "$0" "$@"
-    fi
-    # Any other installation (CONSENT_TEMP_INSTANCE=1: a Debian one too): a
-    # throwaway cluster made with its initdb and pg_ctl as pg_virtualenv
-    # makes one (as in run.sh: password authentication, TCP to localhost,
-    # fsync off), the server as BENCH_USER (default pgconsent) when run as root.
-    inst=$(mktemp -d /tmp/pg_consent_load.XXXXXX)
-    owner=()
-    if [ "$(id -u)" -eq 0 ]; then
-        user=${BENCH_USER:-pgconsent}
-        id "$user" >/dev/null 2>&1 ||
-            useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
-        chown "$user:" "$inst"
-        chmod 755 "$inst"
-        owner=(runuser -u "$user" --)
-    fi
-    PGPASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-    export PGHOST=localhost PGUSER=postgres PGDATABASE=postgres PGPASSWORD
-    unset PGHOSTADDR PGSERVICE PGOPTIONS
-    stop_instance() {
-        (cd / && "${owner[@]}" "$pgbin/pg_ctl" -D "$inst/data" -m fast -w -t 120 stop) >/dev/null 2>&1 ||
-            (cd / && "${owner[@]}" "$pgbin/pg_ctl" -D "$inst/data" -m immediate -w stop) >/dev/null 2>&1 || true
-        rm -rf "$inst"
-    }
-    trap stop_instance EXIT
-    trap 'exit 130' INT TERM
-    (umask 077 && echo "$PGPASSWORD" >"$inst/pwfile")
-    [ ${#owner[@]} -eq 0 ] || chown "$user:" "$inst/pwfile"
-    if ! (cd / && "${owner[@]}" "$pgbin/initdb" -D "$inst/data" -U postgres --pwfile="$inst/pwfile" \
-              -A scram-sha-256 --no-sync) >"$inst/initdb.log" 2>&1; then
-        cat "$inst/initdb.log" >&2; exit 1
-    fi
-    {
-        echo "listen_addresses = 'localhost'"
-        echo "port = $PGPORT"
-        echo "unix_socket_directories = '$inst'"
-        echo "fsync = off"
-        for o in "${server_opts[@]}"; do echo "${o%%=*} = '${o#*=}'"; done
-    } >>"$inst/data/postgresql.conf"
-    if ! (cd / && "${owner[@]}" "$pgbin/pg_ctl" -D "$inst/data" -l "$inst/server.log" -w -t 120 start) \
-           >"$inst/pg_ctl.log" 2>&1; then
-        cat "$inst/pg_ctl.log" "$inst/server.log" >&2; exit 1
-    fi
-    rc=0
-    "$0" "$@" || rc=$?
-    [ "$rc" -eq 0 ] || { echo "*** server log (last 100 lines) ***"; tail -n 100 "$inst/server.log"; }
-    exit "$rc"
-fi
+bench_postgres "load check"
+# a throwaway cluster (lib.sh), fsync off as under pg_virtualenv
+server_opts=(shared_preload_libraries=pg_consent max_connections=100
+             max_locks_per_transaction=128 log_min_messages=warning fsync=off)
+in_throwaway_cluster LOAD_CHECK_CLUSTER /tmp/pg_consent_load.XXXXXX "$@"
 
 seconds=${LOAD_SECONDS:-60}
 customers=${LOAD_CUSTOMERS:-10000}

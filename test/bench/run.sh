@@ -8,83 +8,22 @@
 #   make bench PG_CONFIG=$(test/harness/pg-build.sh 18)
 # The server: $PG_CONFIG's installation (default the Debian-packaged 15) in a
 # throwaway cluster, pg_virtualenv for a Debian-packaged one, else initdb +
-# pg_ctl (below); psql and pgbench are that installation's.
+# pg_ctl (test/bench/lib.sh); psql and pgbench are that installation's.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
+# shellcheck source=test/bench/lib.sh
+. "$here/lib.sh"
 # The PostgreSQL measured: $PG_CONFIG (make bench passes its PG_CONFIG), by
 # default the Debian-packaged PostgreSQL 15; its bindir's psql and pgbench.
-pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-case $pg_config in */*) ;; *) pg_config=$(command -v "$pg_config" || echo "$pg_config") ;; esac
-pg_version=$("$pg_config" --version 2>/dev/null) ||
-    { echo "bench: $pg_config does not run (set PG_CONFIG)" >&2; exit 1; }
-pg_major=$(echo "$pg_version" | sed -n 's/^PostgreSQL \([0-9][0-9]*\).*/\1/p')
-pgbin=$("$pg_config" --bindir)
-export PG_CONFIG=$pg_config PATH=$pgbin:$PATH
-if [ -z "${BENCH_CLUSTER:-}" ]; then
-    export BENCH_CLUSTER=1
-    # a free port, so that it runs next to other throwaway clusters
-    PGPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    export PGPORT
-    # shared_buffers holds every table of the run: all variants read from memory
-    # fsync=on (pg_virtualenv turns it off): consent changes commit durably, as in production
-    # consent.shared_size: room for 10 million subjects (BENCH_SHARED_SIZE)
-    server_opts=(shared_preload_libraries=pg_consent shared_buffers=4GB fsync=on
-                 work_mem=64MB max_parallel_workers_per_gather=0 jit=off
-                 "consent.shared_size=${BENCH_SHARED_SIZE:-700MB}")
-    if [ "$pgbin" = "/usr/lib/postgresql/$pg_major/bin" ] && [ -z "${CONSENT_TEMP_INSTANCE:-}" ] &&
-       command -v pg_virtualenv >/dev/null; then
-        exec pg_virtualenv -t -v "$pg_major" "${server_opts[@]/#/-o}" "$0" "$@"
-    fi
-    # Any other installation (built from source: test/harness/pg-build.sh;
-    # CONSENT_TEMP_INSTANCE=1 for a Debian one too): a throwaway cluster made
-    # with its initdb and pg_ctl as pg_virtualenv makes one, so that both
-    # measure the same thing: initdb with the caller's locale, password
-    # (scram-sha-256) authentication, clients over TCP to localhost, no SSL.
-    # The server runs as BENCH_USER (default pgconsent, created when missing)
-    # when run as root: PostgreSQL refuses to run as root.
-    inst=$(mktemp -d /tmp/pg_consent_bench.XXXXXX)
-    owner=()
-    if [ "$(id -u)" -eq 0 ]; then
-        user=${BENCH_USER:-pgconsent}
-        id "$user" >/dev/null 2>&1 ||
-            useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
-        chown "$user:" "$inst"
-        chmod 755 "$inst"
-        owner=(runuser -u "$user" --)
-    fi
-    PGPASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-    export PGHOST=localhost PGUSER=postgres PGDATABASE=postgres PGPASSWORD
-    unset PGHOSTADDR PGSERVICE PGOPTIONS
-    stop_instance() {
-        (cd / && "${owner[@]}" "$pgbin/pg_ctl" -D "$inst/data" -m fast -w -t 120 stop) >/dev/null 2>&1 ||
-            (cd / && "${owner[@]}" "$pgbin/pg_ctl" -D "$inst/data" -m immediate -w stop) >/dev/null 2>&1 || true
-        rm -rf "$inst"
-    }
-    trap stop_instance EXIT
-    trap 'exit 130' INT TERM
-    (umask 077 && echo "$PGPASSWORD" >"$inst/pwfile")
-    [ ${#owner[@]} -eq 0 ] || chown "$user:" "$inst/pwfile"
-    echo "throwaway cluster: $pg_version in $inst (port $PGPORT${user:+, server as user $user})"
-    if ! (cd / && "${owner[@]}" "$pgbin/initdb" -D "$inst/data" -U postgres --pwfile="$inst/pwfile" \
-              -A scram-sha-256 --no-sync) >"$inst/initdb.log" 2>&1; then
-        cat "$inst/initdb.log" >&2; exit 1
-    fi
-    {
-        echo "listen_addresses = 'localhost'"
-        echo "port = $PGPORT"
-        echo "unix_socket_directories = '$inst'"
-        for o in "${server_opts[@]}"; do echo "${o%%=*} = '${o#*=}'"; done
-    } >>"$inst/data/postgresql.conf"
-    if ! (cd / && "${owner[@]}" "$pgbin/pg_ctl" -D "$inst/data" -l "$inst/server.log" -w -t 120 start) \
-           >"$inst/pg_ctl.log" 2>&1; then
-        cat "$inst/pg_ctl.log" "$inst/server.log" >&2; exit 1
-    fi
-    rc=0
-    "$0" "$@" || rc=$?
-    [ "$rc" -eq 0 ] || { echo "*** server log (last 100 lines) ***"; tail -n 100 "$inst/server.log"; }
-    exit "$rc"
-fi
+bench_postgres bench
+# shared_buffers holds every table of the run: all variants read from memory
+# fsync=on (pg_virtualenv turns it off): consent changes commit durably, as in production
+# consent.shared_size: room for 10 million subjects (BENCH_SHARED_SIZE)
+server_opts=(shared_preload_libraries=pg_consent shared_buffers=4GB fsync=on
+             work_mem=64MB max_parallel_workers_per_gather=0 jit=off
+             "consent.shared_size=${BENCH_SHARED_SIZE:-700MB}")
+in_throwaway_cluster BENCH_CLUSTER /tmp/pg_consent_bench.XXXXXX "$@"
 # make bench-scale: the shared consent state at 10 million subjects (scale.sh)
 [ -z "${BENCH_SCALE:-}" ] || exec "$here/scale.sh"
 # make bench-varied: the scan figures on five data sets (varied.sh)

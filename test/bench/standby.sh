@@ -10,6 +10,8 @@
 # table in turn.  Prints TPS and ratios; writes test/bench/results-standby.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=test/bench/lib.sh
+. "$here/lib.sh"
 pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 pgbin=$("$pg_config" --bindir)
 export PATH=$pgbin:$PATH
@@ -18,16 +20,9 @@ secs=${BENCH_SECONDS:-10}
 warm=${BENCH_WARMUP:-5}
 rounds=${BENCH_TPS_ROUNDS:-3}
 base=$(mktemp -d /tmp/pg_consent_standby.XXXXXX)
-owner=()
-if [ "$(id -u)" -eq 0 ]; then
-    user=${BENCH_USER:-pgconsent}
-    id "$user" >/dev/null 2>&1 ||
-        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
-    chown "$user:" "$base"
-    owner=(runuser -u "$user" --)
-fi
-port_p=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-port_s=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+bench_owner "$base"
+port_p=$(free_port)
+port_s=$(free_port)
 stop() {
     for d in standby primary; do
         [ -d "$base/$d" ] && (cd / && "${owner[@]}" pg_ctl -D "$base/$d" -m immediate -w stop >/dev/null 2>&1) || true
