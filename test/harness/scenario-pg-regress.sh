@@ -23,6 +23,13 @@
 # database without the extension.  Such a test of the extension run is
 # compared with the expected output instead.
 #
+# Then PostgreSQL's isolation suite (src/test/isolation, isolation_schedule:
+# concurrent sessions, locks, snapshots, serializable, two-phase commit)
+# the same two ways, database "isolation_regression", with the installed
+# pg_isolation_regress: the run with the extension must fail no spec the
+# vanilla run passes, and the vanilla run's differences must not mention
+# consent.
+#
 # Sources, in this order:
 #   $PG_REGRESS_SOURCE           a tarball or an extracted (unconfigured) tree
 #   ../shared/vendor/postgresql-15.18.tar.bz2   beside the repository
@@ -160,6 +167,22 @@ UNION ALL
 SELECT oid, 'pg_extension', extname::text, extname::text FROM pg_extension WHERE extname = 'pg_consent'
 ORDER BY 2, 1;
 SQL
+    # PostgreSQL's isolation suite, the same two ways (database
+    # isolation_regression), when its specs and pg_isolation_regress are there
+    if [ -n "${PGR_ISOLATION_REGRESS:-}" ] && [ -f "$work/iso-in/isolation_schedule" ]; then
+        iso_run() {  # name, more pg_isolation_regress options
+            local name=$1; shift
+            mkdir -p "$work/$name"
+            local t0=$SECONDS
+            timeout --kill-after=30 "${PG_REGRESS_TIMEOUT:-900}" \
+                "$PGR_ISOLATION_REGRESS" --inputdir="$work/iso-in" --outputdir="$work/$name" \
+                --bindir="$PGR_BINDIR" --schedule="$work/iso-in/isolation_schedule" \
+                --dbname=isolation_regression "$@" >"$work/$name.out" 2>&1
+            echo "$? $((SECONDS - t0))" >"$work/$name.rc"
+        }
+        iso_run iso-vanilla
+        iso_run iso-consent --load-extension=pg_consent
+    fi
     exit 0
 fi
 
@@ -354,10 +377,38 @@ exit($pass ? 0 : 1);
 PERL
 }
 
+# The isolation suite's two runs in work directory $1 (report to $2): the
+# run with the extension fails no spec the vanilla run passes, and the
+# vanilla run's differences never mention consent.  Timing-dependent specs
+# have alternative expected outputs; a spec that fails both ways is left to
+# PostgreSQL.
+compare_isolation() {
+    local w=$1 report=$2 t van_failed ext_failed new=() mention=''
+    statuses() { sed -n 's/^\(test \|[ ]*\)\([^ ]*\)[ ]*\.\.\. \(ok\|FAILED\|failed\).*/\2 \3/p' "$1"; }
+    [ -f "$w/iso-consent.rc" ] || { echo "isolation suite: did not run" | tee "$report"; return 1; }
+    van_failed=$(statuses "$w/iso-vanilla.out" | awk '$2 != "ok" {print $1}')
+    ext_failed=$(statuses "$w/iso-consent.out" | awk '$2 != "ok" {print $1}')
+    for t in $ext_failed; do
+        grep -qx -- "$t" <<<"$van_failed" || new+=("$t")
+    done
+    grep -qi consent "$w/iso-vanilla/regression.diffs" 2>/dev/null && mention=yes
+    {
+        echo "PostgreSQL isolation suite: vanilla run $(statuses "$w/iso-vanilla.out" | wc -l) specs ($(cut -d' ' -f2 "$w/iso-vanilla.rc") s), failed: ${van_failed:-none}"
+        echo "  with pg_consent: $(statuses "$w/iso-consent.out" | wc -l) specs ($(cut -d' ' -f2 "$w/iso-consent.rc") s), failed: ${ext_failed:-none}"
+        [ ${#new[@]} -eq 0 ] || { echo "  failed with the extension only: ${new[*]}"; head -n 80 "$w/iso-consent/regression.diffs" 2>/dev/null; }
+        [ -z "$mention" ] || echo "  the vanilla run's differences mention consent"
+    } | tee "$report"
+    [ ${#new[@]} -eq 0 ] && [ -z "$mention" ] && [ "$(statuses "$w/iso-consent.out" | wc -l)" -gt 0 ] &&
+        [ "$(statuses "$w/iso-consent.out" | wc -l)" -eq "$(statuses "$w/iso-vanilla.out" | wc -l)" ]
+}
+
 # --compare WORKDIR: only the comparison, on a work directory kept with
 # PG_REGRESS_KEEP=1 (to check the check).
 if [ "${1:-}" = --compare ]; then
-    compare "$2" "$2/compare.txt"; exit
+    rc=0
+    compare "$2" "$2/compare.txt" || rc=1
+    [ ! -f "$2/iso-consent.rc" ] || compare_isolation "$2" "$2/compare-isolation.txt" || rc=1
+    exit $rc
 fi
 
 # ---------------------------------------------------------------------------
@@ -488,13 +539,19 @@ else
     rm -rf "$cache/build"
     if [ "$kind" = tarball ]; then
         mkdir -p "$cache/keep/src/test" "$cache/keep/contrib" \
-            && mv "$cache/src/src/test/regress" "$cache/keep/src/test/" \
+            && mv "$cache/src/src/test/regress" "$cache/src/src/test/isolation" "$cache/keep/src/test/" \
             && mv "$cache/src/contrib/spi" "$cache/keep/contrib/" \
             && rm -rf "$cache/src" && mv "$cache/keep" "$cache/src" \
             || die "cannot prune $cache/src"
     fi
     touch "$cache/.built"
     say "built psql and libpq in $((SECONDS - t0)) s"
+fi
+
+# the isolation suite's specs: a cache made without them gets them now
+if [ "$kind" = tarball ] && [ ! -f "$srcdir/src/test/isolation/isolation_schedule" ]; then
+    tar -xf "$source" -C "$srcdir" --strip-components=1 --wildcards '*/src/test/isolation/*' \
+        || die "cannot extract src/test/isolation from $source"
 fi
 
 # regress.so, autoinc.so and refint.so (contrib/spi) of the same tree: the
@@ -536,6 +593,16 @@ for f in sql expected data parallel_schedule resultmap; do
     cp -r "$srcdir/src/test/regress/$f" "$work/in/" || die "$srcdir/src/test/regress/$f is missing"
 done
 cp "$regress_dir/regress.so" "$regress_dir/autoinc.so" "$regress_dir/refint.so" "$work/lib/"
+iso_regress=/usr/lib/postgresql/15/lib/pgxs/src/test/isolation/pg_isolation_regress
+if [ -x "$iso_regress" ] && [ -f "$srcdir/src/test/isolation/isolation_schedule" ]; then
+    mkdir -p "$work/iso-in"
+    for f in specs expected isolation_schedule; do
+        cp -r "$srcdir/src/test/isolation/$f" "$work/iso-in/" || die "$srcdir/src/test/isolation/$f is missing"
+    done
+else
+    iso_regress=''
+    say "no pg_isolation_regress or isolation specs: the isolation suite is not run"
+fi
 echo "$version" >"$work/source-version"
 chmod -R a+rX "$work"
 
@@ -544,11 +611,11 @@ rm -rf "$log_dir"; mkdir -p "$log_dir"
 
 say "running the suite twice (vanilla, then with CREATE EXTENSION pg_consent) against one server"
 server_opts=(-o "shared_preload_libraries=pg_consent" -o "max_worker_processes=16"
-             -o "max_prepared_transactions=2" -o "fsync=off" -o "log_min_messages=warning")
-PGR_PG_REGRESS=$pgxs_regress PGR_BINDIR=$cache/inst/bin \
+             -o "max_prepared_transactions=4" -o "fsync=off" -o "log_min_messages=warning")
+PGR_PG_REGRESS=$pgxs_regress PGR_BINDIR=$cache/inst/bin PGR_ISOLATION_REGRESS=$iso_regress \
     pg_virtualenv -t -v 15 "${server_opts[@]}" "$self" --inside "$work" >"$log_dir/pg_virtualenv.log" 2>&1
 venv_rc=$?
-for r in vanilla consent; do
+for r in vanilla consent iso-vanilla iso-consent; do
     cp "$work/$r.out" "$log_dir/$r.out" 2>/dev/null
     cp "$work/$r/regression.diffs" "$log_dir/$r.diffs" 2>/dev/null
 done
@@ -569,6 +636,7 @@ cp "$work/objects" "$log_dir/extension-objects.tsv"
 # ---------------------------------------------------------------------------
 compare "$work" "$log_dir/compare.txt"
 rc=$?
+[ -z "$iso_regress" ] || compare_isolation "$work" "$log_dir/compare-isolation.txt" || rc=1
 total=$((SECONDS - t_start))
 if [ $rc -eq 0 ]; then
     echo "$label: PASS ($total s; details in $log_dir)"
