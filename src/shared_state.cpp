@@ -904,8 +904,8 @@ void turn_off(const char *why) noexcept
 }
 
 namespace {
+
 void free_database(Oid database) noexcept;
-}
 
 /* The claims count at this backend's last look for slots of dropped
  * databases. */
@@ -935,6 +935,8 @@ bool free_dropped_slots()
         free_database(gone[i]);
     return n > 0;
 }
+
+} // namespace
 
 /* This backend's database slot (found once: a database's slot is freed
  * only when it is dropped, with no backend connected to it).  Until it has
