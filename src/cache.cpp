@@ -771,13 +771,6 @@ void scan_subject(const char *name, std::string_view key, Snapshot snap,
         throw std::bad_alloc();
 }
 
-/* The snapshot a load uses: the latest one, or, while the statement runs in
- * parallel mode (where no new snapshot can be taken), the statement's. */
-Snapshot load_snapshot()
-{
-    return IsInParallelMode() ? shared::statement_snapshot_now() : shared::latest_snapshot();
-}
-
 /* Loads one subject's events from subject_state (now) or the ledger (as of). */
 std::vector<Event> load_subject(std::string_view key, TimestampTz as_of)
 {
@@ -788,7 +781,8 @@ std::vector<Event> load_subject(std::string_view key, TimestampTz as_of)
         Event ev;
     };
     std::vector<Timed> timed;
-    Snapshot snap = load_snapshot();
+    /* the latest snapshot (in parallel mode the statement's) */
+    Snapshot snap = shared::latest_snapshot();
     if (as_of == NOW) {
         /* subject, category, purpose, event_id, action, valid_until, recorded_at, withdrawn_at, withdrawn_id */
         scan_subject("subject_state", key, snap, [&](const Datum *v, const bool *n) {

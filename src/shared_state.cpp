@@ -717,10 +717,11 @@ Snapshot statement_snapshot()
  * instead of its first query (a LOCK before the first query would no
  * longer protect what it reads).  There the statement's snapshot stands
  * in: a copy of a fresh catalog snapshot, of now, that does not become the
- * transaction's. */
+ * transaction's.  So it does in parallel mode, where no new snapshot can
+ * be taken. */
 Snapshot latest_snapshot()
 {
-    return pg([] { return FirstSnapshotSet ? GetLatestSnapshot() : statement_snapshot(); });
+    return pg([] { return FirstSnapshotSet && !IsInParallelMode() ? GetLatestSnapshot() : statement_snapshot(); });
 }
 
 namespace {

@@ -96,7 +96,8 @@ void statement_start(bool parallel_plan);
 /* The statement's snapshot (taking it if it was not yet). */
 Snapshot statement_snapshot_now();
 /* GetLatestSnapshot(), except before the transaction's first snapshot, which
- * it does not take: then the statement's. */
+ * it does not take, and in parallel mode, where none can be taken: then the
+ * statement's. */
 Snapshot latest_snapshot();
 /* In a parallel worker: the statement's snapshot is its leader's (a copy
  * of leader is kept for the worker's life). */

@@ -124,14 +124,13 @@ std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std
     std::vector<Oid> &types = tp.types;
     std::vector<Datum> &values = tp.values;
     std::vector<char> &nulls = tp.nulls;
-    /* in parallel mode no newer snapshot can be taken: the statement's */
-    Snapshot statement = latest && IsInParallelMode() ? shared::statement_snapshot_now() : nullptr;
     pg([&] {
         tp.fill();
         int rc;
         if (latest || !FirstSnapshotSet) {
             /* The consent state must follow the latest committed data, also
-             * in REPEATABLE READ transactions.  And before the transaction's
+             * in REPEATABLE READ transactions (in parallel mode, where no
+             * new snapshot can be taken, the statement's).  And before the transaction's
              * first snapshot (a SET of consent.purpose first in a
              * transaction checks the purpose) SPI would take the
              * transaction snapshot, and a later SET TRANSACTION ISOLATION
@@ -141,7 +140,7 @@ std::vector<Row> Spi::query(const char *sql, const std::vector<std::optional<std
             SPIPlanPtr plan = keep ? kept_plan(sql, n, types.data()) : SPI_prepare(sql, n, types.data());
             if (!plan)
                 elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-            rc = SPI_execute_snapshot(plan, values.data(), nulls.data(), statement ? statement : shared::latest_snapshot(),
+            rc = SPI_execute_snapshot(plan, values.data(), nulls.data(), shared::latest_snapshot(),
                                       InvalidSnapshot, true,
                                       false, 0);
         } else {
