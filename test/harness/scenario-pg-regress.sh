@@ -383,23 +383,24 @@ PERL
 # have alternative expected outputs; a spec that fails both ways is left to
 # PostgreSQL.
 compare_isolation() {
-    local w=$1 report=$2 t van_failed ext_failed new=() mention=''
+    local w=$1 report=$2 t van ext van_failed ext_failed n_van n_ext new=() mention=''
     statuses() { sed -n 's/^\(test \|[ ]*\)\([^ ]*\)[ ]*\.\.\. \(ok\|FAILED\|failed\).*/\2 \3/p' "$1"; }
     [ -f "$w/iso-consent.rc" ] || { echo "isolation suite: did not run" | tee "$report"; return 1; }
-    van_failed=$(statuses "$w/iso-vanilla.out" | awk '$2 != "ok" {print $1}')
-    ext_failed=$(statuses "$w/iso-consent.out" | awk '$2 != "ok" {print $1}')
+    van=$(statuses "$w/iso-vanilla.out"); ext=$(statuses "$w/iso-consent.out")
+    n_van=$(grep -c . <<<"$van"); n_ext=$(grep -c . <<<"$ext")
+    van_failed=$(awk '$2 != "ok" {print $1}' <<<"$van")
+    ext_failed=$(awk '$2 != "ok" {print $1}' <<<"$ext")
     for t in $ext_failed; do
         grep -qx -- "$t" <<<"$van_failed" || new+=("$t")
     done
     grep -qi consent "$w/iso-vanilla/regression.diffs" 2>/dev/null && mention=yes
     {
-        echo "PostgreSQL isolation suite: vanilla run $(statuses "$w/iso-vanilla.out" | wc -l) specs ($(cut -d' ' -f2 "$w/iso-vanilla.rc") s), failed: ${van_failed:-none}"
-        echo "  with pg_consent: $(statuses "$w/iso-consent.out" | wc -l) specs ($(cut -d' ' -f2 "$w/iso-consent.rc") s), failed: ${ext_failed:-none}"
+        echo "PostgreSQL isolation suite: vanilla run $n_van specs ($(cut -d' ' -f2 "$w/iso-vanilla.rc") s), failed: ${van_failed:-none}"
+        echo "  with pg_consent: $n_ext specs ($(cut -d' ' -f2 "$w/iso-consent.rc") s), failed: ${ext_failed:-none}"
         [ ${#new[@]} -eq 0 ] || { echo "  failed with the extension only: ${new[*]}"; head -n 80 "$w/iso-consent/regression.diffs" 2>/dev/null; }
         [ -z "$mention" ] || echo "  the vanilla run's differences mention consent"
     } | tee "$report"
-    [ ${#new[@]} -eq 0 ] && [ -z "$mention" ] && [ "$(statuses "$w/iso-consent.out" | wc -l)" -gt 0 ] &&
-        [ "$(statuses "$w/iso-consent.out" | wc -l)" -eq "$(statuses "$w/iso-vanilla.out" | wc -l)" ]
+    [ ${#new[@]} -eq 0 ] && [ -z "$mention" ] && [ "$n_ext" -gt 0 ] && [ "$n_ext" -eq "$n_van" ]
 }
 
 # --compare WORKDIR: only the comparison, on a work directory kept with
