@@ -145,12 +145,6 @@ inline uint64_t pack8(std::string_view key)
     return w;
 }
 
-/* Subject order: (length, bytes), numeric order for integer subjects. */
-inline bool subject_less(std::string_view a, std::string_view b)
-{
-    return a.size() != b.size() ? a.size() < b.size() : a < b;
-}
-
 /* No record. */
 constexpr uint32_t NONE = UINT32_MAX;
 

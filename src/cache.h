@@ -91,6 +91,13 @@ inline uint64_t cache_epoch_now()
     return detail::cache_epoch;
 }
 
+/* Subject order, in which a full load and the shared state's build write
+ * their records: (length, bytes), numeric order for integer subjects. */
+inline bool subject_less(std::string_view a, std::string_view b)
+{
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+}
+
 /* Called at the start of every statement: apply invalidations from other
  * backends.  parallel_plan: the statement is about to enter parallel mode. */
 void cache_sync(bool parallel_plan = false);

@@ -119,7 +119,16 @@ struct Db {
     TimestampTz retry_at; /* a build that could not be trusted: not again before */
     int n_global;
     uint64_t global[GLOBAL_MAX];
+    /* The records the last build wrote, in subject order: arena words
+     * [run_start, run_end) while run_valid (compaction moves them with the
+     * rest).  A subject with a record outside them (a new one, or one whose
+     * record there compaction dropped) has its bit set in the database's
+     * absence filter; see absent_in_run(). */
+    bool run_valid;
+    uint64_t run_start, run_end;
 };
+/* Bits of a database's absence filter (1 kB each). */
+constexpr int FILTER_WORDS = 128;
 
 struct Header {
     slock_t mutex; /* status, the databases' status and builder, claiming a database slot */
@@ -141,6 +150,7 @@ struct Header {
     uint64_t early_dropped_max;
     EarlyMark early[EARLY_MAX];
     Names names;
+    pg_atomic_uint64 filter[MAX_DATABASES][FILTER_WORDS]; /* per slot of dbs */
 };
 
 Header *H = nullptr;
@@ -201,8 +211,10 @@ inline RecHeader rec_header(uint64_t r)
 }
 
 /* Where the record after the last one read starts (a scan in subject
- * order finds its next subject there), and the generation it was read in. */
+ * order finds its next subject there), and the generation it was read in;
+ * where the last one read starts. */
 uint64_t next_record = UINT64_MAX;
+uint64_t last_record = UINT64_MAX;
 uint64_t next_record_gen = UINT64_MAX;
 /* Whether the look-ups follow the records' order: only then is the next
  * record worth reading first (in random order it would be one more cache
@@ -224,6 +236,7 @@ bool read_record(uint64_t r, std::string_view key, Copy &out, const Oid *databas
     const char *stored = reinterpret_cast<const char *>(&arena[r + 1]);
     if ((database && memcmp(stored, database, 4) != 0) || memcmp(stored + prefix, key.data(), key.size()) != 0)
         return false;
+    last_record = r;
     next_record = r + record_words(h);
     uint64_t b = r + 1 + key_words(h.key_len);
     out.record = uint32_t(r);
@@ -254,6 +267,76 @@ int64_t probe(std::string_view key, uint64_t hash, Copy *out)
             return int64_t(i);
     }
     return -1;
+}
+
+/* ---- absence proofs ----------------------------------------------------- */
+
+/* The key of the record at r (the caller checked r + its words <= used). */
+std::string_view record_key(uint64_t r, const RecHeader &h)
+{
+    return {reinterpret_cast<const char *>(&arena[r + 1]), h.key_len};
+}
+
+/* A key's bit in its database's absence filter. */
+inline uint64_t filter_bit(uint64_t hash)
+{
+    return (hash >> 32) % (FILTER_WORDS * 64);
+}
+inline pg_atomic_uint64 &filter_word(const Db *db, uint64_t bit)
+{
+    return H->filter[db - H->dbs][bit / 64];
+}
+
+/* Whether key (of database db, hash its hash), which is not the record
+ * after the last one read, certainly has no record.  The build writes a
+ * database's records in subject order, and they stay in that order (a
+ * replaced record stays where it is, marked, until compaction drops it
+ * and sets its subject's filter bit; a new subject's record goes
+ * elsewhere and sets its bit).  So when the last record read is one of the
+ * build's, key sorts after it and before the record after it (or it was
+ * the build's last), and key's bit is clear, no record holds key: a scan
+ * in subject order skips the hash probe for subjects without consent.
+ * Read without the lock like the rest of a look-up, which checks the
+ * generation afterwards (a build or compaction moves the generation); a
+ * subject that a transaction adds meanwhile is one that transaction has
+ * not committed for the statement's snapshot (its mark precedes its
+ * commit), so the statement decides it without events either way. */
+bool absent_in_run(const Db *db, std::string_view key, uint64_t hash, uint64_t used)
+{
+    const volatile Db *v = db;
+    if (!v->run_valid)
+        return false;
+    uint64_t start = v->run_start, end = v->run_end, prev = last_record;
+    if (prev < start || prev >= end || end > used)
+        return false;
+    RecHeader ph = rec_header(prev);
+    uint64_t next = prev + record_words(ph);
+    if (next > end || !subject_less(record_key(prev, ph), key))
+        return false;
+    if (next < end) {
+        RecHeader nh = rec_header(next);
+        if (next + record_words(nh) > end || !subject_less(key, record_key(next, nh)))
+            return false;
+    }
+    uint64_t bit = filter_bit(hash);
+    return ((pg_atomic_read_u64(&filter_word(db, bit)) >> (bit % 64)) & 1) == 0;
+}
+
+Db *find_db(Oid database, bool claim);
+
+/* Key has a record outside its database's build run now (under the LWLock):
+ * its filter bit is set. */
+void note_outside_run(std::string_view key, uint64_t hash, Db *db = nullptr)
+{
+    if (!db && key.size() >= 4) {
+        Oid database;
+        memcpy(&database, key.data(), 4);
+        db = find_db(database, false);
+    }
+    if (!db || !db->run_valid)
+        return;
+    uint64_t bit = filter_bit(hash);
+    pg_atomic_fetch_or_u64(&filter_word(db, bit), uint64_t(1) << (bit % 64));
 }
 
 /* ---- numbering ---------------------------------------------------------- */
@@ -419,6 +502,7 @@ bool publish(std::string_view key, uint64_t hash, uint64_t r)
                 rehash();
             }
         }
+        note_outside_run(key, hash);
         uint64_t mask = H->slots_used - 1;
         uint64_t j = hash & mask;
         while (pg_atomic_read_u64(&slots[j]) != 0)
@@ -483,20 +567,47 @@ void rehash()
     end_rewrite();
 }
 
-/* Slides the live records to the front and rebuilds the slots. */
+/* Slides the live records to the front and rebuilds the slots.  The
+ * databases' build runs move with their records; a replaced record it
+ * drops from a run sets its subject's filter bit. */
 void compact()
 {
+    struct Run {
+        Db *db;
+        uint64_t start, end, new_start, new_end;
+    } runs[MAX_DATABASES];
+    int n = 0;
+    for (Db &db : H->dbs)
+        if (OidIsValid(db.database) && db.run_valid)
+            runs[n++] = {&db, db.run_start, db.run_end, NONE, NONE};
+    std::sort(runs, runs + n, [](const Run &a, const Run &b) { return a.start < b.start; });
     begin_rewrite();
     uint64_t to = 0;
-    for (uint64_t r = 0; r < H->used;) {
+    int k = 0; /* runs[k]: the first run not yet passed */
+    for (uint64_t r = 0;; ) {
+        for (; k < n && runs[k].end <= r; k++)
+            if (runs[k].end == r) /* else not on a record's start: dropped below */
+                runs[k].new_end = to;
+        if (k < n && runs[k].start == r)
+            runs[k].new_start = to;
+        if (r >= H->used)
+            break;
         RecHeader h = rec_header(r);
         uint64_t w = record_words(h);
         if (!(h.flags & SUPERSEDED)) {
             if (to != r)
                 memmove(&arena[to], &arena[r], w * sizeof(uint64_t));
             to += w;
+        } else if (k < n && r >= runs[k].start) {
+            std::string_view key = record_key(r, h);
+            note_outside_run(key, subject_hash(key), runs[k].db);
         }
         r += w;
+    }
+    for (int i = 0; i < n; i++) {
+        runs[i].db->run_valid = runs[i].new_start != NONE && runs[i].new_end != NONE;
+        runs[i].db->run_start = runs[i].new_start;
+        runs[i].db->run_end = runs[i].new_end;
     }
     H->used = to;
     H->garbage = 0;
@@ -742,6 +853,8 @@ void builder_exit(int, Datum)
  * replaced, and compaction removes them with their slots. */
 void drop_records(Oid database)
 {
+    if (Db *db = find_db(database, false))
+        db->run_valid = false;
     uint64_t dropped = 0;
     for (uint64_t r = 0; r < H->used;) {
         RecHeader h = rec_header(r);
@@ -785,9 +898,26 @@ void build_now(Db *db)
         drop_records(database);
         uint64_t before = H->subjects;
         bool fits = to_table(events.data(), events.size(), events);
+        /* the records in one run, in subject order: no compaction in between */
+        if (H->garbage > 0)
+            compact();
+        uint64_t run_start = H->used;
+        bool ordered = true;
         for (size_t i = 0; i < groups.size() && fits; i++) {
             std::string_view key(keys.data() + key_offsets[i], key_offsets[i + 1] - key_offsets[i]);
+            if (i > 0)
+                ordered = ordered && subject_less({keys.data() + key_offsets[i - 1], key_offsets[i] - key_offsets[i - 1]}, key);
             fits = put(key, subject_hash(key), events.data() + groups[i].first, groups[i].second, nullptr, 0);
+        }
+        if (fits && ordered && H->used > run_start && H->garbage == 0) {
+            /* readers of this database wait for the build (NOT_READY) */
+            begin_rewrite();
+            for (pg_atomic_uint64 &w : H->filter[db - H->dbs])
+                pg_atomic_write_u64(&w, 0);
+            db->run_start = run_start;
+            db->run_end = H->used;
+            db->run_valid = true;
+            end_rewrite();
         }
         if (fits) {
             /* marks of transactions the build's snapshot does not see */
@@ -894,6 +1024,9 @@ void shmem_startup()
         H->arena_words = (total_bytes() - header_bytes() - nslots * 8) / 8;
         for (uint64_t i = 0; i < nslots; i++)
             pg_atomic_init_u64(&slots[i], 0);
+        for (auto &f : H->filter)
+            for (pg_atomic_uint64 &w : f)
+                pg_atomic_init_u64(&w, 0);
     }
     LWLockRelease(AddinShmemInitLock);
 }
@@ -1007,11 +1140,20 @@ Found lookup(std::string_view subject, Copy &out)
         RecHeader eh{};
         if (sequence)
             eh = rec_header(expected);
+        bool absent = false;
+        std::string_view key;
+        uint64_t hash = 0;
         if (sequence && !(eh.flags & SUPERSEDED) && read_record(expected, subject, out, &MyDatabaseId)) {
             found = true;
         } else {
-            std::string_view key = db_key(MyDatabaseId, subject, key_buf);
-            found = probe(key, subject_hash(key), &out) >= 0;
+            key = db_key(MyDatabaseId, subject, key_buf);
+            hash = subject_hash(key);
+            /* in order, a subject without a record needs no probe either
+             * (and the sequence goes on from the last record read) */
+            absent = sequence && absent_in_run(db, key, hash, used);
+        }
+        if (!found && !absent) {
+            found = probe(key, hash, &out) >= 0;
             /* In order again when the record found was the expected one.
              * A subject without a record (no consent at all) leaves the
              * order as it was: the next subject is still the next record.
@@ -1021,8 +1163,10 @@ Found lookup(std::string_view subject, Copy &out)
             uint64_t after = expected + record_words(eh);
             if (found && sequence && (eh.flags & SUPERSEDED) && eh.key_len == key.size() && after <= used &&
                 memcmp(&arena[expected + 1], key.data(), key.size()) == 0) {
-                if (out.record != after) /* else read_record() moved past it */
+                if (out.record != after) { /* else read_record() moved past it */
+                    last_record = expected;
                     next_record = after;
+                }
             } else if (found) {
                 in_order = out.record == expected;
             }
