@@ -30,6 +30,7 @@
 #include "shared_state.h"
 #include "consent.h"
 #include "taxonomy.h"
+#include "wal.h"
 
 extern "C" {
 #include "access/clog.h"
@@ -1468,6 +1469,12 @@ void xact_callback(XactEvent event, void *) noexcept
 {
     if (dropping.empty())
         return;
+    /* for standbys, which replay the drop without the hook */
+    if (event == XACT_EVENT_PRE_COMMIT)
+        entry([&] {
+            for (Oid database : dropping)
+                wal::log_database_dropped(database);
+        });
     if (event == XACT_EVENT_COMMIT)
         for (Oid database : dropping)
             free_database(database);
@@ -1476,6 +1483,12 @@ void xact_callback(XactEvent event, void *) noexcept
 }
 
 } // namespace
+
+void forget_database(Oid database) noexcept
+{
+    if (H)
+        free_database(database);
+}
 
 void install_hooks()
 {

@@ -117,6 +117,10 @@ class ScanSnapshot {
     bool registered_ = false;
 };
 
+/* A standby replays the drop of database: its slot and records are freed
+ * (the primary frees them when the drop commits). */
+void forget_database(Oid database) noexcept;
+
 /* Moves whenever a record changes: decisions remembered for a row are
  * dropped at the next statement. */
 uint64_t change_count();

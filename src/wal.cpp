@@ -1,12 +1,17 @@
 /*
  * wal.cpp — the custom WAL resource manager (see wal.h).
  *
- * Record: [fxid: 8 bytes] [database oid: 4 bytes] [everything: 1 byte] then
- * the subjects, each as [length: 2 bytes] [bytes].  A transaction writes its changed subjects at
- * PRE_COMMIT, so the record precedes its commit record; redo marks the
- * subjects as changed by that transaction in the standby's shared state
- * (shared_state.cpp), where they are reloaded once a statement's snapshot
- * sees the transaction committed.
+ * CHANGES record: [fxid: 8 bytes] [database oid: 4 bytes] [everything: 1
+ * byte] then the subjects, each as [length: 2 bytes] [bytes].  A
+ * transaction writes its changed subjects at PRE_COMMIT, so the record
+ * precedes its commit record; redo marks the subjects as changed by that
+ * transaction in the standby's shared state (shared_state.cpp), where they
+ * are reloaded once a statement's snapshot sees the transaction committed.
+ *
+ * DROP_DATABASE record: [database oid: 4 bytes], written at PRE_COMMIT of
+ * DROP DATABASE (after PostgreSQL's own drop records, which end every
+ * standby session in the database); redo frees the database's slot and
+ * records, so that a database made later with the same OID builds its own.
  */
 #include "wal.h"
 #include "boundary.h"
@@ -28,6 +33,7 @@ namespace consent::wal {
 namespace {
 
 constexpr uint8 XLOG_CONSENT_CHANGES = 0x00;
+constexpr uint8 XLOG_CONSENT_DROP_DATABASE = 0x10;
 /* keys per record: records stay small */
 constexpr size_t CHUNK_BYTES = 64 * 1024;
 
@@ -59,6 +65,16 @@ bool parse(const char *data, size_t len, uint64_t &fxid, Oid &database, bool &ev
 
 void redo_record(XLogReaderState *record)
 {
+    if ((XLogRecGetInfo(record) & ~XLR_INFO_MASK) == XLOG_CONSENT_DROP_DATABASE) {
+        Oid dropped;
+        if (XLogRecGetDataLen(record) != sizeof dropped) {
+            shared::turn_off("a replayed database drop could not be read");
+            return;
+        }
+        memcpy(&dropped, XLogRecGetData(record), sizeof dropped);
+        shared::forget_database(dropped);
+        return;
+    }
     uint64_t fxid = 0;
     Oid database = InvalidOid;
     bool everything;
@@ -85,6 +101,16 @@ extern "C" void consent_redo(XLogReaderState *record)
 
 extern "C" void consent_desc(StringInfo buf, XLogReaderState *record)
 {
+    if ((XLogRecGetInfo(record) & ~XLR_INFO_MASK) == XLOG_CONSENT_DROP_DATABASE) {
+        Oid dropped;
+        if (XLogRecGetDataLen(record) == sizeof dropped) {
+            memcpy(&dropped, XLogRecGetData(record), sizeof dropped);
+            appendStringInfo(buf, "database %u", dropped);
+        } else {
+            appendStringInfoString(buf, "malformed");
+        }
+        return;
+    }
     uint64_t fxid = 0;
     Oid database = InvalidOid;
     bool everything = false;
@@ -98,7 +124,14 @@ extern "C" void consent_desc(StringInfo buf, XLogReaderState *record)
 
 extern "C" const char *consent_identify(uint8 info)
 {
-    return (info & ~XLR_INFO_MASK) == XLOG_CONSENT_CHANGES ? "CHANGES" : nullptr;
+    switch (info & ~XLR_INFO_MASK) {
+    case XLOG_CONSENT_CHANGES:
+        return "CHANGES";
+    case XLOG_CONSENT_DROP_DATABASE:
+        return "DROP_DATABASE";
+    default:
+        return nullptr;
+    }
 }
 
 RmgrData rmgr = {
@@ -112,11 +145,11 @@ RmgrData rmgr = {
     .rm_decode = nullptr,
 };
 
-void insert(const std::string &buf)
+void insert(const std::string &buf, uint8 info = XLOG_CONSENT_CHANGES)
 {
     XLogBeginInsert();
     XLogRegisterData(const_cast<char *>(buf.data()), uint32(buf.size()));
-    (void)XLogInsert(RmgrId(RMGR_ID), XLOG_CONSENT_CHANGES);
+    (void)XLogInsert(RmgrId(RMGR_ID), info);
 }
 
 } // namespace
@@ -157,6 +190,14 @@ void log_changes(const std::vector<std::string> &keys, uint64_t fxid, bool every
     }
     if (any || everything)
         pg([&] { insert(buf); });
+}
+
+void log_database_dropped(unsigned int database)
+{
+    if (!XLogInsertAllowed() || !XLogStandbyInfoActive())
+        return;
+    std::string buf(reinterpret_cast<const char *>(&database), sizeof database);
+    pg([&] { insert(buf, XLOG_CONSENT_DROP_DATABASE); });
 }
 
 } // namespace consent::wal

@@ -9,7 +9,8 @@
 # in open sessions, and after a restart in the other order.  A dropped
 # database's slot is freed: databases made and dropped all day do not
 # push the later ones out of the shared state, on the primary and on a hot
-# standby.
+# standby, and a database made again with a dropped one's OID does not
+# inherit its consent.
 use strict;
 use warnings;
 
@@ -123,6 +124,21 @@ is($standby->safe_psql('shop_c', "$read; $status"), "2,5,7,9\nready true 6", 'st
 is($standby->safe_psql('shop_a', "$read; $status"), "5,6,8,10\nready true 6", 'standby: shop_a');
 is($standby->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname LIKE 'replica%'}),
 	'0', 'the 70 databases are gone on the standby too');
+
+# A database dropped and made again with the same OID (CREATE DATABASE ...
+# OID, or OIDs wrapping around) decides from its own consent, on the
+# primary and on the standby (which frees the dropped database's slot when
+# it replays pg_consent's record of the drop, with slots to spare).
+$node->safe_psql('postgres', 'CREATE DATABASE reused OID = 900100 TEMPLATE shop_a');
+$node->wait_for_catchup($standby, 'replay');
+is($node->safe_psql('reused', "$read; $status"), "5,6,8,10\nready true 6", 'a database with a chosen OID');
+is($standby->safe_psql('reused', "$read; $status"), "5,6,8,10\nready true 6", 'standby: the same');
+$node->safe_psql('postgres', 'DROP DATABASE reused');
+$node->safe_psql('postgres', 'CREATE DATABASE reused OID = 900100 TEMPLATE shop_b');
+$node->wait_for_catchup($standby, 'replay');
+is($standby->safe_psql('reused', "$read; $status"), "5,7,9\nready true 5",
+	'standby: made again with that OID from another template, it decides from its own consent');
+is($node->safe_psql('reused', "$read; $status"), "5,7,9\nready true 5", 'so does the primary');
 $standby->stop;
 
 done_testing();
