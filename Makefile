@@ -76,7 +76,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps demo test bench bench-scale bench-varied bench-standby bench-citus fuzz format
+.PHONY: deps demo test bench bench-scale bench-varied bench-standby bench-backends bench-citus fuzz format
 # Install what is missing (apt-get), as root or through sudo.
 deps:
 	@test/harness/deps.sh
@@ -119,6 +119,12 @@ bench-standby: deps
 	@$(MAKE) --no-print-directory all PG_CONFIG="$(PG_CONFIG)"
 	@$(SUDO) $(MAKE) --no-print-directory install PG_CONFIG="$(PG_CONFIG)"
 	@PG_CONFIG="$(PG_CONFIG)" test/bench/standby.sh
+
+# Point look-ups with hundreds of backends at once (and under consent changes).
+bench-backends: deps
+	@$(MAKE) --no-print-directory all PG_CONFIG="$(PG_CONFIG)"
+	@$(SUDO) $(MAKE) --no-print-directory install PG_CONFIG="$(PG_CONFIG)"
+	@PG_CONFIG="$(PG_CONFIG)" test/bench/backends.sh
 
 # Masked against raw on a Citus cluster (a coordinator and two workers).
 bench-citus: deps
