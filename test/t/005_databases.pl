@@ -100,15 +100,19 @@ is($node->safe_psql('shop_a', "$read; $status"), "5,6,8,10\nready true 6", 'shop
 is($node->safe_psql('shop_b', "$read; $status"), "5,7,9\nready true 5", 'so does shop_b');
 
 # A hot standby replays DROP DATABASE without the hook that frees the slot
-# on the primary: a database that finds no slot free frees those of the
-# databases no longer in the catalog.  70 databases made on the primary,
-# read on the standby (each takes a slot there) and dropped; the last of
-# them, and the databases that stay, still decide from the standby's
-# shared state.
+# on the primary: it frees it when it replays pg_consent's record of the
+# drop (below), and for a drop without that record (the primary ran
+# without pg_consent loaded), a database that finds no slot free frees
+# those of the databases no longer in the catalog.  70 databases made on
+# such a primary, read on the standby (each takes a slot there) and
+# dropped; the last of them, and the databases that stay, still decide
+# from the standby's shared state.
 $node->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('databases_standby');
 $standby->init_from_backup($node, 'base', has_streaming => 1);
 $standby->start;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
+$node->restart;
 $node->wait_for_catchup($standby, 'replay');
 for my $i (1 .. 70)
 {
@@ -124,6 +128,8 @@ is($standby->safe_psql('shop_c', "$read; $status"), "2,5,7,9\nready true 6", 'st
 is($standby->safe_psql('shop_a', "$read; $status"), "5,6,8,10\nready true 6", 'standby: shop_a');
 is($standby->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname LIKE 'replica%'}),
 	'0', 'the 70 databases are gone on the standby too');
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_consent'");
+$node->restart;
 
 # A database dropped and made again with the same OID (CREATE DATABASE ...
 # OID, or OIDs wrapping around) decides from its own consent, on the
