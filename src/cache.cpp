@@ -857,6 +857,18 @@ void forget_own_changes()
     changed_everything = false;
 }
 
+/* Tests only: consent_regress.publish_delay_ms (a placeholder setting, at
+ * most 10 s) holds a committed transaction between its commit becoming
+ * visible and the second append of its subjects to the ring, the window
+ * that first_ring_position() covers (test/t/006_shared_size.pl). */
+void regress_publish_delay()
+{
+    const char *v = GetConfigOption("consent_regress.publish_delay_ms", true, false);
+    long ms = v ? strtol(v, nullptr, 10) : 0;
+    if (ms > 0)
+        pg_usleep(std::min(ms, 10000L) * 1000L);
+}
+
 void xact_event(XactEvent event)
 {
     switch (event) {
@@ -886,6 +898,8 @@ void xact_event(XactEvent event)
         break;
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:
+        if (!changed_in_xact.empty())
+            regress_publish_delay();
         cache_publish(changed_in_xact.data(), changed_in_xact.size());
         changed_in_xact.clear();
         forget_own_changes();
@@ -1193,6 +1207,28 @@ void add_pending_change(uint64_t h, uint64_t fxid)
     pending_changes.emplace_back(h, fxid);
 }
 
+/* A new backend's first place in the ring: the write position.  Before it,
+ * the entries that a transaction appended at PRE_COMMIT and that is still
+ * running as this statement sees it are kept aside like those read later:
+ * the transaction appends its subjects again only after its commit became
+ * visible, and in between a statement of this backend, whose own cache
+ * (the shared state off) was loaded before the commit, would not know
+ * that they changed.  (Read without the lock: an entry overwritten
+ * meanwhile is one appended after pos, read at the next statement.) */
+uint64_t first_ring_position()
+{
+    uint64_t pos = pg_atomic_read_u64(&ring->write_pos);
+    pg_read_barrier();
+    if (shared::enabled())
+        return pos; /* decisions come from the shared state, whose marks carry the transaction */
+    for (uint64_t i = pos > RING_SIZE ? pos - RING_SIZE : 0; i < pos; i++) {
+        uint64_t fxid = ring->fxids[i % RING_SIZE];
+        if (fxid != 0 && shared::in_progress(fxid))
+            add_pending_change(ring->hashes[i % RING_SIZE], fxid);
+    }
+    return pos;
+}
+
 /* Drops what the transactions this statement sees ended changed; whether
  * one of them changed every subject. */
 bool end_pending_changes()
@@ -1242,7 +1278,7 @@ void cache_sync(bool parallel_plan)
     if (!ring)
         return;
     if (ring_read_pos == UINT64_MAX)
-        ring_read_pos = pg_atomic_read_u64(&ring->write_pos);
+        ring_read_pos = first_ring_position();
     bool everything = end_pending_changes();
     uint64_t pos = pg_atomic_read_u64(&ring->write_pos);
     if (pos == ring_read_pos && !everything)

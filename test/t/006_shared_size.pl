@@ -5,7 +5,8 @@
 # with a WARNING naming the setting, and every backend decides from its own
 # cache: decisions stay right (checked against the ledger for every
 # subject), and consent.shared_state() says 'off'.  With
-# consent.shared_size = 0 the state is off from the start.
+# consent.shared_size = 0 the state is off from the start; a session that
+# starts while a withdrawal commits follows it from the commit on.
 use strict;
 use warnings;
 
@@ -97,5 +98,36 @@ is($app->query_safe('SELECT subjects FROM consent.cache_stats()'), '0',
 is($one->(4), 'f', 'committed after the restart, it applies from the next statement');
 is($node->safe_psql('postgres', $check), '0/19998', 'every decision still equals the ledger');
 $app->quit;
+
+# A session that starts while a transaction is committing: the transaction
+# lists its subjects in the invalidation ring before its commit record and
+# again once its commit is visible.  Here it is held before (synchronous
+# replication to a standby that does not exist) and after its commit
+# becomes visible (consent_regress.publish_delay_ms, before the second
+# listing); the session started in between loaded its cache before the
+# commit, and from the commit on it must decide as the ledger says.
+$node->append_conf('postgresql.conf', "wal_level = replica\nmax_wal_senders = 2");
+$node->restart;
+$node->safe_psql('postgres', q{ALTER SYSTEM SET synchronous_standby_names = 'nobody'});
+$node->reload;
+my $writer = $node->background_psql('postgres');
+$writer->query_until(qr/committing/, q{SET consent_regress.publish_delay_ms = 6000;
+\echo committing
+SELECT consent.withdraw(7, 'user.contact.email', 'personalize');
+});
+$node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep'})
+  or die 'the withdrawal does not wait for the standby';
+my $late_app = $node->background_psql('postgres');
+$late_app->query_safe(q{SET ROLE app; SET consent.purpose = 'personalize'});
+my $seven = q{SELECT email = 'e7@example.com' FROM customers WHERE id = 7};
+is($late_app->query_safe($seven), 't', 'a session started during the commit reveals subject 7 (not committed yet)');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET synchronous_standby_names});
+$node->reload;
+$node->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM consent.ledger WHERE subject = '7' AND action = 'withdraw'})
+  or die 'the withdrawal did not commit';
+is($late_app->query_safe($seven), 'f', 'once the withdrawal is visible it applies there, before it is listed again');
+$writer->quit;
+$late_app->quit;
 
 done_testing();
