@@ -585,7 +585,7 @@ void compact()
     begin_rewrite();
     uint64_t to = 0;
     int k = 0; /* runs[k]: the first run not yet passed */
-    for (uint64_t r = 0;; ) {
+    for (uint64_t r = 0;;) {
         for (; k < n && runs[k].end <= r; k++)
             if (runs[k].end == r) /* else not on a record's start: dropped below */
                 runs[k].new_end = to;
@@ -907,7 +907,8 @@ void build_now(Db *db)
         for (size_t i = 0; i < groups.size() && fits; i++) {
             std::string_view key(keys.data() + key_offsets[i], key_offsets[i + 1] - key_offsets[i]);
             if (i > 0)
-                ordered = ordered && subject_less({keys.data() + key_offsets[i - 1], key_offsets[i] - key_offsets[i - 1]}, key);
+                ordered = ordered &&
+                          subject_less({keys.data() + key_offsets[i - 1], key_offsets[i] - key_offsets[i - 1]}, key);
             fits = put(key, subject_hash(key), events.data() + groups[i].first, groups[i].second, nullptr, 0);
         }
         if (fits && ordered && H->used > run_start && H->garbage == 0) {
