@@ -10,6 +10,30 @@ EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || SQLERRM;
 END
 $$;
+-- Test helpers for plans: the lines of EXPLAIN q (q starts with EXPLAIN's
+-- options, if any) with OIDs shown as '<oid>'::oid, and whether
+-- a line of it matches pattern (analyzed: EXPLAIN ANALYZE, without timings).
+CREATE FUNCTION public.explain_lines(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN ' || q LOOP
+        RETURN NEXT regexp_replace(line, '''[0-9]+''::oid', '''<oid>''::oid', 'g');
+    END LOOP;
+END
+$$;
+CREATE FUNCTION public.explain_has(q text, pattern text, analyzed boolean DEFAULT false) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN ' || CASE WHEN analyzed THEN '(ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) '
+                                           ELSE '(COSTS OFF) ' END || q LOOP
+        IF line ~ pattern THEN
+            RETURN true;
+        END IF;
+    END LOOP;
+    RETURN false;
+END
+$$;
 
 SELECT consent.version() = extversion AS version_agrees FROM pg_extension WHERE extname = 'pg_consent';
 SELECT consent.library_active();

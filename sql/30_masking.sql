@@ -158,17 +158,9 @@ SET ROLE mk_app;
 
 -- EXPLAIN shows the masking expression and no raw values (relation OIDs vary: hidden)
 RESET ROLE;
-CREATE FUNCTION mk_explain(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
-DECLARE line text;
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN ' || q LOOP
-        RETURN NEXT regexp_replace(line, '''[0-9]+''::oid', '''<relid>''::oid', 'g');
-    END LOOP;
-END
-$$;
 SET ROLE mk_app;
-SELECT mk_explain('(VERBOSE, COSTS OFF) SELECT email FROM mk_customers WHERE id = 2');
-SELECT mk_explain('(ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT email FROM mk_customers WHERE email = ''max@example.de''');
+SELECT explain_lines('(VERBOSE, COSTS OFF) SELECT email FROM mk_customers WHERE id = 2');
+SELECT explain_lines('(ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT email FROM mk_customers WHERE email = ''max@example.de''');
 
 -- parallel query: workers never reveal, the result equals the serial one
 SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
@@ -258,10 +250,10 @@ CREATE FUNCTION mk_both(q text) RETURNS TABLE (mask_node boolean, same boolean, 
 DECLARE on_rows text[]; off_rows text[]; plan_on text; plan_off text;
 BEGIN
     PERFORM set_config('consent.mask_scan', 'on', true);
-    SELECT string_agg(l, E'\n') INTO plan_on FROM mk_explain('(COSTS OFF) ' || q) l;
+    SELECT string_agg(l, E'\n') INTO plan_on FROM explain_lines('(COSTS OFF) ' || q) l;
     EXECUTE format('SELECT array_agg(r::text) FROM (%s) r', q) INTO on_rows;
     PERFORM set_config('consent.mask_scan', 'off', true);
-    SELECT string_agg(l, E'\n') INTO plan_off FROM mk_explain('(COSTS OFF) ' || q) l;
+    SELECT string_agg(l, E'\n') INTO plan_off FROM explain_lines('(COSTS OFF) ' || q) l;
     EXECUTE format('SELECT array_agg(r::text) FROM (%s) r', q) INTO off_rows;
     PERFORM set_config('consent.mask_scan', 'on', true);
     IF plan_off LIKE '%ConsentMask%' THEN
@@ -289,12 +281,12 @@ SET consent.purpose = 'personalize';
 -- and the ordered side of a merge join
 SET enable_hashjoin = off;
 SET enable_mergejoin = off;
-SELECT mk_explain('(COSTS OFF) SELECT v.cid, c.* FROM (VALUES (3), (1), (3), (2)) v(cid), LATERAL (SELECT * FROM mk_customers c WHERE c.id = v.cid OFFSET 0) c');
+SELECT explain_lines('(COSTS OFF) SELECT v.cid, c.* FROM (VALUES (3), (1), (3), (2)) v(cid), LATERAL (SELECT * FROM mk_customers c WHERE c.id = v.cid OFFSET 0) c');
 SELECT * FROM mk_both('SELECT v.cid, c.* FROM (VALUES (3), (1), (3), (2)) v(cid), LATERAL (SELECT * FROM mk_customers c WHERE c.id = v.cid OFFSET 0) c');
 RESET enable_mergejoin;
 SET enable_nestloop = off;
 SET enable_sort = off;
-SELECT mk_explain('(COSTS OFF) SELECT v.cid, c.* FROM (VALUES (3), (1), (3), (2), (9)) v(cid) LEFT JOIN (SELECT * FROM mk_customers ORDER BY id OFFSET 0) c ON c.id = v.cid');
+SELECT explain_lines('(COSTS OFF) SELECT v.cid, c.* FROM (VALUES (3), (1), (3), (2), (9)) v(cid) LEFT JOIN (SELECT * FROM mk_customers ORDER BY id OFFSET 0) c ON c.id = v.cid');
 SELECT * FROM mk_both('SELECT v.cid, c.* FROM (VALUES (3), (1), (3), (2), (9)) v(cid) LEFT JOIN (SELECT * FROM mk_customers ORDER BY id OFFSET 0) c ON c.id = v.cid');
 RESET enable_hashjoin;
 RESET enable_nestloop;
@@ -307,7 +299,7 @@ SELECT * FROM mk_both('SELECT note, max(email), count(born) FROM mk_customers GR
 SELECT * FROM mk_both('SELECT max(email), min(email) FROM mk_customers');
 SELECT * FROM mk_both('SELECT count(CASE WHEN id > 1 THEN email END) FROM mk_customers');
 SELECT * FROM mk_both('SELECT count(email) FILTER (WHERE id > 1) FROM mk_customers');
-SELECT mk_explain('(VERBOSE, COSTS OFF) SELECT count(*) FILTER (WHERE email LIKE ''%***%''), max(name), count(CASE WHEN id > 1 THEN born END) FROM mk_customers');
+SELECT explain_lines('(VERBOSE, COSTS OFF) SELECT count(*) FILTER (WHERE email LIKE ''%***%''), max(name), count(CASE WHEN id > 1 THEN born END) FROM mk_customers');
 -- the audit counts the same cells both ways
 RESET ROLE;
 SET consent.audit = 'all';
@@ -346,20 +338,20 @@ FETCH ABSOLUTE 1 FROM mk_scroll;
 COMMIT;
 -- a stored value derived from a masked cell still fails (42501) in the node
 UPDATE mk_customers SET note = email WHERE id = 2;
-SELECT mk_explain('(VERBOSE, COSTS OFF) UPDATE mk_customers SET note = email WHERE id = 2');
+SELECT explain_lines('(VERBOSE, COSTS OFF) UPDATE mk_customers SET note = email WHERE id = 2');
 SET consent.mask_scan = off;
-SELECT mk_explain('(VERBOSE, COSTS OFF) SELECT email FROM mk_customers WHERE id = 2');
+SELECT explain_lines('(VERBOSE, COSTS OFF) SELECT email FROM mk_customers WHERE id = 2');
 RESET consent.mask_scan;
 -- the relation's whole row (SELECT *, exports): the node describes its rows
 -- by the relation itself ("on" it in EXPLAIN), which saves PostgreSQL a
 -- descriptor per execution; EXPLAIN VERBOSE lists the calls that mask them
-SELECT mk_explain('(VERBOSE, COSTS OFF) SELECT * FROM mk_customers WHERE id = 2');
+SELECT explain_lines('(VERBOSE, COSTS OFF) SELECT * FROM mk_customers WHERE id = 2');
 -- rows of any other shape keep their own description, and every shape
 -- returns what the plain calls return
 SELECT * FROM mk_both('SELECT *, email AS again FROM mk_customers ORDER BY id');
 SELECT * FROM mk_both('SELECT id, email, born, name, fingerprint, note FROM mk_customers ORDER BY id');
 SELECT * FROM mk_both('SELECT * FROM mk_customers WHERE id = 2 UNION ALL SELECT * FROM mk_customers WHERE id = 1');
-SELECT mk_explain('(VERBOSE, COSTS OFF) SELECT id, email, born, name, fingerprint, note FROM mk_customers WHERE id = 2');
+SELECT explain_lines('(VERBOSE, COSTS OFF) SELECT id, email, born, name, fingerprint, note FROM mk_customers WHERE id = 2');
 -- WHERE CURRENT OF does not take the node's masked row for the table's
 -- current row: the cursor is not a simply updatable scan (24000), as for
 -- every masked scan, and nothing is updated

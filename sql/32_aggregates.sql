@@ -32,14 +32,6 @@ SET ROLE ag_app;
 SET consent.purpose = 'personalize';
 SELECT count(email) FROM ag_ordered;
 RESET ROLE;
-CREATE FUNCTION ag_explain(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
-DECLARE line text;
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN ' || q LOOP
-        RETURN NEXT regexp_replace(line, '''[0-9]+''::oid', '''<relid>''::oid', 'g');
-    END LOOP;
-END
-$$;
 -- the audit counts of a statement, by column: taken before (ag_mark) and
 -- after (ag_count) it, as the superuser
 CREATE TABLE ag_counts (variant text, q int, column_name text, revealed bigint, masked bigint);
@@ -63,12 +55,12 @@ SET enable_bitmapscan = off;
 
 -- the calls that run for every row are computed by the node
 SET ROLE ag_app;
-SELECT ag_explain('(VERBOSE, COSTS OFF) SELECT count(*) FILTER (WHERE email LIKE ''%*%''), max(name), count(CASE WHEN id > 1 THEN born END) FROM ag_customers');
+SELECT explain_lines('(VERBOSE, COSTS OFF) SELECT count(*) FILTER (WHERE email LIKE ''%*%''), max(name), count(CASE WHEN id > 1 THEN born END) FROM ag_customers');
 -- aggregates with FILTER keep the calls of their arguments; COALESCE and the
 -- second operand of AND/OR too
-SELECT ag_explain('(VERBOSE, COSTS OFF) SELECT count(email) FILTER (WHERE id > 5), max(coalesce(note, name)), count(*) FILTER (WHERE id > 5 AND name LIKE ''A%'') FROM ag_customers');
+SELECT explain_lines('(VERBOSE, COSTS OFF) SELECT count(email) FILTER (WHERE id > 5), max(coalesce(note, name)), count(*) FILTER (WHERE id > 5 AND name LIKE ''A%'') FROM ag_customers');
 -- a grouped aggregate reads its group column and the lifted calls only
-SELECT ag_explain('(VERBOSE, COSTS OFF) SELECT note, max(email), count(name) FROM ag_customers GROUP BY note HAVING count(name) > 0');
+SELECT explain_lines('(VERBOSE, COSTS OFF) SELECT note, max(email), count(name) FROM ag_customers GROUP BY note HAVING count(name) > 0');
 RESET ROLE;
 
 -- results and audit counts, node and plain calls, for queries of each shape
@@ -109,25 +101,14 @@ FROM ag_counts GROUP BY q HAVING count(*) FILTER (WHERE variant = 'on') <> count
 
 -- Read-ahead: rows in no subject order are read ahead (EXPLAIN ANALYZE says
 -- so), rows in subject order are not; the results are the same
-CREATE FUNCTION ag_read_ahead(q text) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE line text;
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
-        IF line ~ 'Read Ahead: true' THEN
-            RETURN true;
-        END IF;
-    END LOOP;
-    RETURN false;
-END
-$$;
 SET ROLE ag_app;
-SELECT ag_read_ahead('SELECT max(email), count(name) FROM ag_customers') AS shuffled,
-       ag_read_ahead('SELECT max(email), count(name) FROM ag_ordered') AS in_order;
+SELECT explain_has('SELECT max(email), count(name) FROM ag_customers', 'Read Ahead: true', true) AS shuffled,
+       explain_has('SELECT max(email), count(name) FROM ag_ordered', 'Read Ahead: true', true) AS in_order;
 SELECT (SELECT array[max(email)::text, count(name)::text, sum(length(email))::text] FROM ag_customers)
      = (SELECT array[max(email)::text, count(name)::text, sum(length(email))::text] FROM ag_ordered) AS same;
 -- a hashed aggregate reads ahead too
 SET enable_sort = off;
-SELECT ag_read_ahead('SELECT note, max(email) FROM ag_customers GROUP BY note') AS hashed;
+SELECT explain_has('SELECT note, max(email) FROM ag_customers GROUP BY note', 'Read Ahead: true', true) AS hashed;
 RESET enable_sort;
 -- so does the scan under a sort (which reads its whole input), under a
 -- bitmap heap scan too (rows of many pages held at once); the same rows as
@@ -149,8 +130,8 @@ $$;
 SET enable_mergejoin = off;
 SET enable_nestloop = off;
 SET ROLE ag_app;
-SELECT ag_read_ahead('SELECT id, email, name FROM ag_customers ORDER BY email, id') AS sorted,
-       ag_read_ahead('SELECT g, c.name FROM generate_series(1, 30000) g JOIN ag_customers c ON c.email = ''a'' || g || ''@example.com''') AS hash_join;
+SELECT explain_has('SELECT id, email, name FROM ag_customers ORDER BY email, id', 'Read Ahead: true', true) AS sorted,
+       explain_has('SELECT g, c.name FROM generate_series(1, 30000) g JOIN ag_customers c ON c.email = ''a'' || g || ''@example.com''', 'Read Ahead: true', true) AS hash_join;
 SELECT * FROM ag_both('SELECT count(*) FILTER (WHERE email LIKE ''%*%''), md5(string_agg(concat_ws('':'', id, email, name, born), '',''))
                        FROM (SELECT id, email, name, born FROM ag_customers ORDER BY email, id) s');
 SELECT * FROM ag_both('SELECT count(*) FILTER (WHERE name LIKE ''%.%''), md5(string_agg(concat_ws('':'', g, name, born), '','' ORDER BY g))
@@ -159,7 +140,7 @@ RESET enable_mergejoin;
 RESET enable_nestloop;
 SET enable_seqscan = off;
 SET enable_indexscan = off;
-SELECT ag_read_ahead('SELECT id, email, name FROM ag_customers WHERE id BETWEEN 100 AND 2900 ORDER BY name, id') AS bitmap;
+SELECT explain_has('SELECT id, email, name FROM ag_customers WHERE id BETWEEN 100 AND 2900 ORDER BY name, id', 'Read Ahead: true', true) AS bitmap;
 SELECT * FROM ag_both('SELECT count(*) FILTER (WHERE email LIKE ''%*%''), md5(string_agg(concat_ws('':'', id, email, name), '',''))
                        FROM (SELECT id, email, name FROM ag_customers WHERE id BETWEEN 100 AND 2900 ORDER BY name, id) s');
 RESET enable_seqscan;
@@ -172,7 +153,7 @@ ALTER TABLE ag_dropped DROP COLUMN gone;
 SELECT consent.protect('ag_dropped', 'cust') IS NOT NULL AS protected;
 GRANT SELECT ON ag_dropped TO ag_app;
 SET ROLE ag_app;
-SELECT ag_read_ahead('SELECT max(email), count(name) FROM ag_dropped') AS dropped_column;
+SELECT explain_has('SELECT max(email), count(name) FROM ag_dropped', 'Read Ahead: true', true) AS dropped_column;
 SELECT * FROM ag_both('SELECT count(*) FILTER (WHERE email LIKE ''%*%''), md5(string_agg(concat_ws('':'', id, email, name, born), '','' ORDER BY id))
                        FROM ag_dropped');
 RESET ROLE;
@@ -185,10 +166,10 @@ SET enable_hashagg = off;
 SET enable_sort = off;
 SET enable_seqscan = off;
 SET ROLE ag_app;
-SELECT ag_explain('(COSTS OFF) SELECT id, max(email) FROM ag_customers WHERE 1 / (id - 710) <> 7 GROUP BY id ORDER BY id LIMIT 700');
+SELECT explain_lines('(COSTS OFF) SELECT id, max(email) FROM ag_customers WHERE 1 / (id - 710) <> 7 GROUP BY id ORDER BY id LIMIT 700');
 SELECT count(*), count(DISTINCT m) FROM (
     SELECT id, max(email) AS m FROM ag_customers WHERE 1 / (id - 710) <> 7 GROUP BY id ORDER BY id LIMIT 700) s;
-SELECT ag_read_ahead('SELECT id, max(email) FROM ag_customers WHERE id <> 710 GROUP BY id ORDER BY id LIMIT 700') AS sorted_groups;
+SELECT explain_has('SELECT id, max(email) FROM ag_customers WHERE id <> 710 GROUP BY id ORDER BY id LIMIT 700', 'Read Ahead: true', true) AS sorted_groups;
 RESET ROLE;
 RESET enable_hashagg;
 RESET enable_sort;
@@ -217,14 +198,12 @@ RESET ROLE;
 SELECT count(consent.grant(cust, 'user.demographic', 'personalize')) FROM ag_ordered WHERE cust % 10 = 0;
 SET ROLE ag_app;
 SELECT count(born) FROM ag_ordered;
-SELECT ag_read_ahead('SELECT max(email), count(name) FROM ag_ordered') AS after_changes;
+SELECT explain_has('SELECT max(email), count(name) FROM ag_ordered', 'Read Ahead: true', true) AS after_changes;
 RESET ROLE;
 
-DROP FUNCTION ag_read_ahead(text);
 DROP FUNCTION ag_both(text);
 DROP FUNCTION ag_count(text, int);
 DROP FUNCTION ag_mark();
-DROP FUNCTION ag_explain(text);
 DROP TABLE ag_counts, ag_before, ag_ordered, ag_dropped, ag_customers;
 SELECT consent.revoke_purpose('ag_app', 'personalize') IS NOT NULL AS revoked;
 DROP ROLE ag_app;

@@ -23,18 +23,7 @@ SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
 -- the plans below have a Gather (in an init plan, at least), so their
 -- statements run in parallel mode
-CREATE FUNCTION pm_has_gather(q text) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE line text;
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
-        IF line ~ 'Gather' THEN
-            RETURN true;
-        END IF;
-    END LOOP;
-    RETURN false;
-END
-$$;
-SELECT pm_has_gather('SELECT id, email, (SELECT count(*) FROM pm_big) AS big FROM pm_customers ORDER BY id') AS parallel;
+SELECT explain_has('SELECT id, email, (SELECT count(*) FROM pm_big) AS big FROM pm_customers ORDER BY id', 'Gather') AS parallel;
 -- this transaction's own changes (loaded with the statement's snapshot)
 BEGIN;
 SELECT consent.withdraw(4002, 'user.contact.email', 'personalize') > 0 AS withdrawn;
@@ -63,19 +52,8 @@ ANALYZE pm_subjects;
 SELECT count(consent.grant(id, 'user.contact.email', 'personalize')) FROM pm_subjects WHERE id % 3 = 0;
 SELECT count(consent.withdraw(id, 'user.contact', 'personalize')) FROM pm_subjects WHERE id % 9 = 0;
 SELECT consent.grant(5002, 'user.contact.email', 'personalize', valid_until => now() + interval '1 day') > 0;
-CREATE FUNCTION pm_workers_launched(q text) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE line text;
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
-        IF line ~ 'Workers Launched: [1-9]' THEN
-            RETURN true;
-        END IF;
-    END LOOP;
-    RETURN false;
-END
-$$;
-SELECT pm_workers_launched($$SELECT count(*) FROM pm_subjects
-                             WHERE consent.granted(id, 'user.contact.email', 'personalize')$$) AS workers_launched;
+SELECT explain_has($$SELECT count(*) FROM pm_subjects
+                             WHERE consent.granted(id, 'user.contact.email', 'personalize')$$, 'Workers Launched: [1-9]', true) AS workers_launched;
 SELECT count(*) AS granted, sum(id) AS id_sum FROM pm_subjects
 WHERE consent.granted(id, 'user.contact.email', 'personalize');
 SET max_parallel_workers_per_gather = 0;
@@ -113,22 +91,14 @@ SELECT count(*) AS n_rows,
        count(name) FILTER (WHERE name NOT LIKE '%.%') AS names_shown
 FROM pw_customers;
 GRANT SELECT ON pw_summary TO pm_app;
-CREATE FUNCTION pm_explain_verbose(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
-DECLARE line text;
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
-        RETURN NEXT regexp_replace(line, '''\d+''::oid', '<relid>', 'g');
-    END LOOP;
-END
-$$;
 SET ROLE pm_app;
 SET consent.purpose = 'personalize';
 EXPLAIN (COSTS OFF) SELECT count(email), max(name), max(born), max(address), max(phone), max(ip), max(searches)
 FROM pw_customers;
-SELECT pm_explain_verbose('SELECT count(email) FROM pw_customers');
+SELECT explain_lines('(VERBOSE, COSTS OFF) SELECT count(email) FROM pw_customers');
 -- the summary below is computed in the workers (Partial Aggregate)
 EXPLAIN (COSTS OFF) SELECT * FROM pw_summary;
-SELECT pm_workers_launched($$SELECT * FROM pw_summary$$) AS workers_launched;
+SELECT explain_has($$SELECT * FROM pw_summary$$, 'Workers Launched: [1-9]', true) AS workers_launched;
 CREATE TEMP TABLE pw_parallel AS SELECT * FROM pw_summary;
 SET max_parallel_workers_per_gather = 0;
 CREATE TEMP TABLE pw_serial AS SELECT * FROM pw_summary;
@@ -145,7 +115,7 @@ SELECT count(consent.withdraw(id, 'user.contact', 'personalize')) FROM pw_custom
 SELECT count(consent.grant(id, 'user.contact.email', 'personalize')) FROM pw_customers WHERE id BETWEEN 39801 AND 40000;
 SET LOCAL ROLE pm_app;
 SET LOCAL consent.purpose = 'personalize';
-SELECT pm_workers_launched($$SELECT * FROM pw_summary$$) AS workers_launched;
+SELECT explain_has($$SELECT * FROM pw_summary$$, 'Workers Launched: [1-9]', true) AS workers_launched;
 SET LOCAL max_parallel_workers_per_gather = 0;
 SELECT digest AS serial_digest FROM pw_summary \gset
 SET LOCAL max_parallel_workers_per_gather = 2;
@@ -199,7 +169,7 @@ SET consent.as_of = :'pw_contact_only';
 SET max_parallel_workers_per_gather = 0;
 SELECT digest AS past_serial_digest, emails_shown AS past_emails, names_shown AS past_names FROM pw_summary \gset
 SET max_parallel_workers_per_gather = 2;
-SELECT pm_workers_launched($$SELECT * FROM pw_summary$$) AS workers_launched;
+SELECT explain_has($$SELECT * FROM pw_summary$$, 'Workers Launched: [1-9]', true) AS workers_launched;
 SELECT emails_shown = :past_emails AS same_emails, names_shown AS names_shown_then,
        digest = :past_serial_digest AS same_cells FROM pw_summary;
 RESET consent.as_of;
@@ -210,19 +180,18 @@ REVOKE consent_auditor FROM pm_app;
 CREATE FUNCTION pw_mask_name(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT left($1, 1) || '~' $$;
 SELECT consent.set_mask('pw_customers', 'name', 'public.pw_mask_name');
 SET ROLE pm_app;
-SELECT pm_workers_launched($$SELECT count(name) FROM pw_customers$$) AS name_workers,
-       pm_workers_launched($$SELECT count(email) FROM pw_customers$$) AS email_workers;
+SELECT explain_has($$SELECT count(name) FROM pw_customers$$, 'Workers Launched: [1-9]', true) AS name_workers,
+       explain_has($$SELECT count(email) FROM pw_customers$$, 'Workers Launched: [1-9]', true) AS email_workers;
 RESET ROLE;
 ALTER FUNCTION pw_mask_name(text) PARALLEL SAFE;
 SET ROLE pm_app;
-SELECT pm_workers_launched($$SELECT count(name) FROM pw_customers$$) AS name_workers;
+SELECT explain_has($$SELECT count(name) FROM pw_customers$$, 'Workers Launched: [1-9]', true) AS name_workers;
 SELECT count(*) FILTER (WHERE name LIKE '_~') AS masked_by_function, count(*) FILTER (WHERE name LIKE 'Wanda%') AS shown
 FROM pw_customers;
 RESET ROLE;
 DROP VIEW pw_summary;
 DROP TABLE pw_customers;
 DROP FUNCTION pw_mask_name(text);
-DROP FUNCTION pm_explain_verbose(text);
 RESET parallel_leader_participation;
 RESET consent.purpose;
 RESET parallel_setup_cost;
@@ -231,7 +200,5 @@ RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather;
 RESET consent.purpose;
 DROP TABLE pm_customers, pm_big;
-DROP FUNCTION pm_has_gather(text);
-DROP FUNCTION pm_workers_launched(text);
 DROP OWNED BY pm_app;
 DROP ROLE pm_app;

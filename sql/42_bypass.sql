@@ -22,21 +22,13 @@ SELECT consent.allow_purpose('bp_app', 'personalize');
 SET consent.track_disclosures = on;
 SELECT consent.disclosures_reset();
 -- plans with the OIDs the counting qual names left out
-CREATE FUNCTION bp_explain(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
-DECLARE line text;
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF, VERBOSE) ' || q LOOP
-        RETURN NEXT regexp_replace(line, '''\d+''::oid', '''N''::oid', 'g');
-    END LOOP;
-END
-$$;
 CREATE FUNCTION bp_counts(r name) RETURNS TABLE (relation text, column_name text, revealed bigint, masked bigint)
     LANGUAGE sql AS $$ SELECT relation, column_name, revealed, masked FROM consent.disclosures
                        WHERE role = r ORDER BY 1, 2 $$;
 
 -- the superuser's plan: plain columns, one counting qual per scan
-SELECT bp_explain($q$SELECT email, name FROM bp_customers WHERE id > 0$q$);
-SELECT bp_explain($q$SELECT count(*) FROM bp_customers$q$);
+SELECT explain_lines($q$(COSTS OFF, VERBOSE) SELECT email, name FROM bp_customers WHERE id > 0$q$);
+SELECT explain_lines($q$(COSTS OFF, VERBOSE) SELECT count(*) FROM bp_customers$q$);
 SELECT id, email, name FROM bp_customers ORDER BY id;
 -- counted as revealed: the non-NULL cells of the columns read, per row read
 SELECT * FROM bp_counts(current_user);
@@ -48,7 +40,7 @@ SET ROLE bp_bypass;
 SELECT c.name, o.shipping FROM bp_orders o JOIN bp_customers c ON c.id = o.customer_id ORDER BY o.order_id;
 -- a column of a join (USING) is read on both sides
 SELECT substring(l FROM 'consent\._read_unmasked\([^)]*\)') AS counting
-  FROM bp_explain($q$SELECT name FROM bp_customers JOIN bp_people USING (id, name)$q$) l
+  FROM explain_lines($q$(COSTS OFF, VERBOSE) SELECT name FROM bp_customers JOIN bp_people USING (id, name)$q$) l
  WHERE l ~ 'read_unmasked' ORDER BY 1;
 -- a predicate on a tagged column sees the plain value, and may use an index
 SELECT id FROM bp_customers WHERE email = 'bob@example.com';
@@ -60,7 +52,7 @@ CREATE INDEX bp_email ON bp_customers (email);
 VACUUM ANALYZE bp_customers;
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;
-SELECT bp_explain($q$SELECT email FROM bp_customers WHERE email > 'a'$q$);
+SELECT explain_lines($q$(COSTS OFF, VERBOSE) SELECT email FROM bp_customers WHERE email > 'a'$q$);
 SELECT consent.disclosures_reset();
 SELECT email FROM bp_customers WHERE email > 'a' ORDER BY email;
 SELECT * FROM bp_counts(current_user);
@@ -75,7 +67,7 @@ ALTER TABLE bp_parted ATTACH PARTITION bp_parted_2 FOR VALUES FROM (10) TO (20);
 INSERT INTO bp_parted VALUES (1, 'p1@example.com'), (11, 'p11@example.com'), (12, NULL);
 SELECT consent.protect('bp_parted', 'id');
 SELECT consent.disclosures_reset();
-SELECT bp_explain($q$SELECT email FROM bp_parted$q$);
+SELECT explain_lines($q$(COSTS OFF, VERBOSE) SELECT email FROM bp_parted$q$);
 SELECT email FROM bp_parted ORDER BY 1;
 SELECT * FROM bp_counts(current_user);
 
@@ -144,27 +136,15 @@ INSERT INTO bp_many SELECT g, CASE WHEN g % 3 <> 0 THEN 'm' || g || '@example.co
   FROM generate_series(1, 30000) g;
 SELECT consent.protect('bp_many', 'id');
 ANALYZE bp_many;
-CREATE FUNCTION bp_workers_launched(q text) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE line text;
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
-        IF line ~ 'Workers Launched: [1-9]' THEN
-            RETURN true;
-        END IF;
-    END LOOP;
-    RETURN false;
-END
-$$;
 SET max_parallel_workers_per_gather = 2;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SET parallel_leader_participation = off;
-SELECT bp_workers_launched('SELECT count(email) FROM bp_many') AS workers_launched;
+SELECT explain_has('SELECT count(email) FROM bp_many', 'Workers Launched: [1-9]', true) AS workers_launched;
 SELECT consent.disclosures_reset();
 SELECT count(email) FROM bp_many;
 SELECT * FROM bp_counts(current_user);
-DROP FUNCTION bp_workers_launched(text);
 RESET max_parallel_workers_per_gather;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
@@ -180,7 +160,6 @@ RESET ROLE;
 
 DROP FUNCTION bp_definer(bigint);
 DROP FUNCTION bp_counts(name);
-DROP FUNCTION bp_explain(text);
 DROP TABLE bp_customers, bp_orders, bp_parted, bp_many, bp_people;
 REVOKE bp_bypass FROM bp_app;
 SELECT consent.revoke_purpose('bp_app', 'personalize');
