@@ -30,6 +30,9 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ConsentNode;
 
 my $node = PostgreSQL::Test::Cluster->new('dump');
 $node->init;
@@ -161,14 +164,6 @@ my @protected = (
 	[ 'shop.unprotected', 'id' ],
 	[ 'sqlfn.gen',        'a' ],
 	[ 'sqlfn.parts',      'k' ],);
-my %catalog = (
-	categories       => 'key',
-	purposes         => 'key',
-	purpose_roles    => 'role::text, purpose',
-	protected_tables => 'relation::text',
-	column_masks     => 'relation::text, column_name',
-	ledger           => 'id',
-	subject_state    => 'subject, category, purpose',);
 
 # Everything a superuser reads back, as COPY text, by name.
 sub superuser_copy
@@ -180,11 +175,7 @@ sub superuser_copy
 		my ($table, $order) = @$t;
 		$out{$table} = $node->safe_psql($db, "COPY (SELECT * FROM $table ORDER BY $order) TO STDOUT");
 	}
-	for my $table (sort keys %catalog)
-	{
-		$out{"consent.$table"} =
-		  $node->safe_psql($db, "COPY (SELECT * FROM consent.$table ORDER BY $catalog{$table}) TO STDOUT");
-	}
+	%out = (%out, consent_catalog_copy($node, $db));
 	$out{'domains of the categories'} = $node->safe_psql(
 		$db, q{
         COPY (SELECT c.key, t.typnamespace::regnamespace, t.typname, format_type(t.typbasetype, t.typtypmod),

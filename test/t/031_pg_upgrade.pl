@@ -80,6 +80,9 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use ConsentNode;
 
 # --- the two installations --------------------------------------------------------
 
@@ -300,14 +303,6 @@ my @tables = (
 	[ 'shop.orders',    'order_id' ],
 	[ 'shop.accounts',  'handle' ],
 	[ 'shop.events',    'id, at' ],);
-my %catalog = (
-	categories       => 'key',
-	purposes         => 'key',
-	purpose_roles    => 'role::text, purpose',
-	protected_tables => 'relation::text',
-	column_masks     => 'relation::text, column_name',
-	ledger           => 'id',
-	subject_state    => 'subject, category, purpose',);
 my @subjects = ('1', '2', '3', '4', '5', '10', '11111111-1111-1111-1111-111111111111',
 	'22222222-2222-2222-2222-222222222222', "o'hara \"quoted\"\nhandle", 'plain-handle');
 my @categories = (
@@ -349,11 +344,7 @@ sub superuser_view
 		my ($table, $order) = @$t;
 		$out{"raw $table"} = $node->safe_psql('upg', "COPY (SELECT * FROM $table ORDER BY $order) TO STDOUT");
 	}
-	for my $table (sort keys %catalog)
-	{
-		$out{"consent.$table"} =
-		  $node->safe_psql('upg', "COPY (SELECT * FROM consent.$table ORDER BY $catalog{$table}) TO STDOUT");
-	}
+	%out = (%out, consent_catalog_copy($node, 'upg'));
 	$out{'consent.ledger of upg_other'} = $node->safe_psql('upg_other', 'COPY (SELECT * FROM consent.ledger ORDER BY id) TO STDOUT');
 	$out{'consent.subject_state of upg_other'} =
 	  $node->safe_psql('upg_other', 'COPY (SELECT * FROM consent.subject_state ORDER BY subject, category, purpose) TO STDOUT');

@@ -12,7 +12,7 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 
-our @EXPORT = qw(consent_node protected_customers_sql ledger_says_sql);
+our @EXPORT = qw(consent_node protected_customers_sql ledger_says_sql consent_catalog_copy);
 
 # A started node named $name with pg_consent in shared_preload_libraries;
 # $conf: more postgresql.conf lines (optional); %init: the options of
@@ -60,6 +60,29 @@ sub ledger_says_sql
                           ORDER BY recorded_at DESC, id DESC LIMIT 1), false) $$;
     GRANT EXECUTE ON FUNCTION ledger_says(bigint, text) TO app;
 };
+}
+
+# The extension's catalog tables in database $db of $node, each as COPY
+# text in a fixed order, by name ("consent.<table>"): what a dump and
+# restore or pg_upgrade must keep.
+sub consent_catalog_copy
+{
+	my ($node, $db) = @_;
+	my %order = (
+		categories       => 'key',
+		purposes         => 'key',
+		purpose_roles    => 'role::text, purpose',
+		protected_tables => 'relation::text',
+		column_masks     => 'relation::text, column_name',
+		ledger           => 'id',
+		subject_state    => 'subject, category, purpose',);
+	my %out;
+	for my $table (sort keys %order)
+	{
+		$out{"consent.$table"} =
+		  $node->safe_psql($db, "COPY (SELECT * FROM consent.$table ORDER BY $order{$table}) TO STDOUT");
+	}
+	return %out;
 }
 
 1;
