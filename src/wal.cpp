@@ -63,16 +63,28 @@ bool parse(const char *data, size_t len, uint64_t &fxid, Oid &database, bool &ev
     return true;
 }
 
+bool is_drop(XLogReaderState *record)
+{
+    return (XLogRecGetInfo(record) & ~XLR_INFO_MASK) == XLOG_CONSENT_DROP_DATABASE;
+}
+
+/* The database of a DROP_DATABASE record; false when it is malformed. */
+bool parse_drop(XLogReaderState *record, Oid &database)
+{
+    if (XLogRecGetDataLen(record) != sizeof database)
+        return false;
+    memcpy(&database, XLogRecGetData(record), sizeof database);
+    return true;
+}
+
 void redo_record(XLogReaderState *record)
 {
-    if ((XLogRecGetInfo(record) & ~XLR_INFO_MASK) == XLOG_CONSENT_DROP_DATABASE) {
+    if (is_drop(record)) {
         Oid dropped;
-        if (XLogRecGetDataLen(record) != sizeof dropped) {
+        if (parse_drop(record, dropped))
+            shared::forget_database(dropped);
+        else
             shared::turn_off("a replayed database drop could not be read");
-            return;
-        }
-        memcpy(&dropped, XLogRecGetData(record), sizeof dropped);
-        shared::forget_database(dropped);
         return;
     }
     uint64_t fxid = 0;
@@ -101,14 +113,12 @@ extern "C" void consent_redo(XLogReaderState *record)
 
 extern "C" void consent_desc(StringInfo buf, XLogReaderState *record)
 {
-    if ((XLogRecGetInfo(record) & ~XLR_INFO_MASK) == XLOG_CONSENT_DROP_DATABASE) {
+    if (is_drop(record)) {
         Oid dropped;
-        if (XLogRecGetDataLen(record) == sizeof dropped) {
-            memcpy(&dropped, XLogRecGetData(record), sizeof dropped);
+        if (parse_drop(record, dropped))
             appendStringInfo(buf, "database %u", dropped);
-        } else {
+        else
             appendStringInfoString(buf, "malformed");
-        }
         return;
     }
     uint64_t fxid = 0;
