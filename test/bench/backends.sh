@@ -28,34 +28,9 @@ chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 
 echo "setting up $rows customers ..."
-psql -X -q -v n="$rows" <<'SQL' >/dev/null
-SET client_min_messages = warning;
-CREATE EXTENSION pg_consent;
-CREATE ROLE bench_app LOGIN PASSWORD 'bench';
-CREATE TABLE customers (id bigint PRIMARY KEY, email consent.email, name consent.name);
-INSERT INTO customers SELECT g, 'user' || g || '@example.com', 'Name ' || g FROM generate_series(1, :n) g;
-CREATE TABLE customers_raw AS SELECT id, email::text AS email, name::text AS name FROM customers;
-ALTER TABLE customers_raw ADD PRIMARY KEY (id);
-SELECT consent.protect('customers', 'id');
-GRANT SELECT ON customers, customers_raw TO bench_app;
-SELECT consent.allow_purpose('bench_app', 'personalize');
-SELECT consent.allow_recording('bench_app');
-CREATE TABLE ev AS
-SELECT g AS subject, c AS category, 'personalize' AS purpose,
-       CASE WHEN hashint8(g * 3 + length(c)) & 1 = 0 THEN 'grant' ELSE 'withdraw' END AS action
-FROM generate_series(1, :n) g, unnest(ARRAY['user.contact.email', 'user.name']) c;
-SELECT consent.record_many('ev');
-DROP TABLE ev;
-VACUUM ANALYZE;
-CHECKPOINT;
-SQL
+psql -X -q -v n="$rows" -f "$here/sql/email_name.sql" >/dev/null
 printf '\\set id random(1, %d)\nSELECT * FROM customers WHERE id = :id;\n' "$rows" >"$work/point_consent.sql"
 printf '\\set id random(1, %d)\nSELECT * FROM customers_raw WHERE id = :id;\n' "$rows" >"$work/point_raw.sql"
-cat >"$work/change.sql" <<SQL
-\\set id random(1, $rows)
-\\set a random(0, 1)
-SELECT CASE WHEN :a = 0 THEN consent.withdraw(:id, 'user.name', 'personalize') ELSE consent.grant(:id, 'user.name', 'personalize') END;
-SQL
 chmod 644 "$work"/*.sql
 
 app() { PGUSER=bench_app PGPASSWORD=bench PGOPTIONS="-c consent.purpose=personalize" "$@"; }
@@ -92,7 +67,7 @@ for i in $(seq 1 "$rounds"); do
         for v in consent raw; do t[$v.$n]+="$(tps "$n" "$v") "; done
     done
     # the largest count under 100 consent changes/s on the same server
-    app pgbench -n -c 1 -T "$((2 * (secs + warm) + 4))" -R 100 -f "$work/change.sql" >/dev/null 2>&1 &
+    app pgbench -n -c 1 -T "$((2 * (secs + warm) + 4))" -R 100 -D rows="$rows" -f "$here/sql/change_name.sql" >/dev/null 2>&1 &
     changer=$!
     for v in consent raw; do t[$v.changes]+="$(tps "$most" "$v") "; done
     wait "$changer" || true

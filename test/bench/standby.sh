@@ -49,38 +49,13 @@ run pg_ctl -D "$base/primary" -l "$base/primary.log" -w start >/dev/null
 export PGHOST=localhost PGUSER=postgres PGDATABASE=postgres
 unset PGOPTIONS PGPASSWORD
 echo "setting up $rows customers on the primary ..."
-psql -X -q -p "$port_p" -v n="$rows" <<'SQL' >/dev/null
-SET client_min_messages = warning;
-CREATE EXTENSION pg_consent;
-CREATE ROLE bench_app LOGIN;
-CREATE TABLE customers (id bigint PRIMARY KEY, email consent.email, name consent.name);
-INSERT INTO customers SELECT g, 'user' || g || '@example.com', 'Name ' || g FROM generate_series(1, :n) g;
-CREATE TABLE customers_raw AS SELECT id, email::text AS email, name::text AS name FROM customers;
-ALTER TABLE customers_raw ADD PRIMARY KEY (id);
-SELECT consent.protect('customers', 'id');
-GRANT SELECT ON customers, customers_raw TO bench_app;
-SELECT consent.allow_purpose('bench_app', 'personalize');
-SELECT consent.allow_recording('bench_app');
-CREATE TABLE ev AS
-SELECT g AS subject, c AS category, 'personalize' AS purpose,
-       CASE WHEN hashint8(g * 3 + length(c)) & 1 = 0 THEN 'grant' ELSE 'withdraw' END AS action
-FROM generate_series(1, :n) g, unnest(ARRAY['user.contact.email', 'user.name']) c;
-SELECT consent.record_many('ev');
-DROP TABLE ev;
-VACUUM ANALYZE;
-CHECKPOINT;
-SQL
+psql -X -q -p "$port_p" -v n="$rows" -f "$here/sql/email_name.sql" >/dev/null
 run pg_basebackup -h localhost -p "$port_p" -U postgres -D "$base/standby" -R -X stream >/dev/null
 sed -i "s/^port = .*/port = $port_s/" "$base/standby/postgresql.conf"
 run pg_ctl -D "$base/standby" -l "$base/standby.log" -w start >/dev/null
 until [ "$(psql -X -A -t -p "$port_s" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = t ]; do sleep 0.5; done
 printf '\\set id random(1, %d)\nSELECT * FROM customers WHERE id = :id;\n' "$rows" > "$base/point.sql"
 printf '\\set id random(1, %d)\nSELECT * FROM customers_raw WHERE id = :id;\n' "$rows" > "$base/point_raw.sql"
-cat > "$base/change.sql" <<SQL
-\\set id random(1, $rows)
-\\set a random(0, 1)
-SELECT CASE WHEN :a = 0 THEN consent.withdraw(:id, 'user.name', 'personalize') ELSE consent.grant(:id, 'user.name', 'personalize') END;
-SQL
 chmod 644 "$base"/*.sql
 standby_tps() { # file
     PGOPTIONS="-c consent.purpose=personalize" PGUSER=bench_app pgbench -n -p "$port_s" -c 2 -j 2 -T "$((secs + warm))" -P 1 \
@@ -92,7 +67,7 @@ for i in $(seq 1 "$rounds"); do
     for rate in 0 2 100; do
         changer=
         if [ "$rate" -gt 0 ]; then
-            PGUSER=bench_app pgbench -n -p "$port_p" -c 1 -T "$((secs + warm + 2))" -R "$rate" -f "$base/change.sql" \
+            PGUSER=bench_app pgbench -n -p "$port_p" -c 1 -T "$((secs + warm + 2))" -R "$rate" -D rows="$rows" -f "$here/sql/change_name.sql" \
                 >/dev/null 2>&1 &
             changer=$!
         fi
