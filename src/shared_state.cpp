@@ -850,12 +850,12 @@ void builder_exit(int, Datum)
             set_status(&db, EMPTY);
 }
 
-/* Drops the records of one database (under the LWLock): they are marked
- * replaced, and compaction removes them with their slots. */
-void drop_records(Oid database)
+/* Drops the records of the database of slot db (under the LWLock): they
+ * are marked replaced, and compaction removes them with their slots. */
+void drop_records(Db *db)
 {
-    if (Db *db = find_db(database, false))
-        db->run_valid = false;
+    Oid database = db->database;
+    db->run_valid = false;
     uint64_t dropped = 0;
     for (uint64_t r = 0; r < H->used;) {
         RecHeader h = rec_header(r);
@@ -896,7 +896,7 @@ void build_now(Db *db)
     key_offsets.push_back(uint32_t(keys.size()));
     {
         Locked held;
-        drop_records(database);
+        drop_records(db);
         uint64_t before = H->subjects;
         bool fits = to_table(events.data(), events.size(), events);
         /* the records in one run, in subject order: no compaction in between */
@@ -1460,7 +1460,7 @@ void free_database(Oid database) noexcept
     if (!db)
         return;
     if (get_status() != OFF)
-        drop_records(database);
+        drop_records(db);
     SpinLockAcquire(&H->mutex);
     *db = Db{}; /* as at start-up: no database, EMPTY, no builds, no global marks */
     SpinLockRelease(&H->mutex);
