@@ -34,6 +34,23 @@ SELECT id, email, name FROM bp_customers ORDER BY id;
 SELECT * FROM bp_counts(current_user);
 SELECT count(*) FROM bp_customers;
 SELECT * FROM bp_counts(current_user);
+-- only the rows the scan's other quals keep are counted: email 1, name 2
+SELECT consent.disclosures_reset();
+SELECT email, name FROM bp_customers WHERE note <> 'b' ORDER BY id;
+SELECT * FROM bp_counts(current_user);
+-- likewise when another qual runs a subquery per row (a SubPlan): all
+-- three rows kept, email 2, name 2
+SELECT consent.disclosures_reset();
+SELECT explain_has($q$SELECT email, name FROM bp_customers c
+  WHERE (SELECT count(*) FROM bp_orders o WHERE o.customer_id = c.id) > 0 OR note = 'c'$q$, 'SubPlan') AS subplan;
+SELECT email, name FROM bp_customers c
+  WHERE (SELECT count(*) FROM bp_orders o WHERE o.customer_id = c.id) > 0 OR note = 'c' ORDER BY id;
+SELECT * FROM bp_counts(current_user);
+-- a table scanned twice (a self-join): each scan counts the columns the
+-- statement reads of the table, 4 and 4
+SELECT consent.disclosures_reset();
+SELECT a.email, b.name FROM bp_customers a JOIN bp_customers b ON b.id = a.id + 1 ORDER BY a.id;
+SELECT * FROM bp_counts(current_user);
 
 -- a BYPASSRLS role: the same, counted under its name
 SET ROLE bp_bypass;

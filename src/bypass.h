@@ -9,6 +9,7 @@ extern "C" {
 #include "postgres.h"
 #include "nodes/pg_list.h"
 #include "nodes/plannodes.h"
+#include "executor/execdesc.h"
 }
 
 namespace consent {
@@ -29,6 +30,11 @@ void note_unmasked_read(UnmaskedReads &reads, Oid relid, AttrNumber attno);
  * count reads one (a foreign scan, another extension's scan): the caller
  * plans the statement with masking instead. */
 bool mark_unmasked_reads(PlannedStmt *stmt, const UnmaskedReads &reads, Oid role, Oid func);
+
+/* After ExecutorStart: the executor state of each counting qual becomes
+ * one that counts the row's cells from the scan tuple without a function
+ * call (the call stays where that cannot be done). */
+void count_unmasked_reads(QueryDesc *desc, int eflags);
 
 /* The acting role or a role's attributes changed: plans made for bypass
  * roles are made again (PostgreSQL's plan cache watches neither). */

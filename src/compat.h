@@ -14,6 +14,7 @@ extern "C" {
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "nodes/bitmapset.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/primnodes.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
@@ -33,6 +34,14 @@ extern "C" {
 #else
 #define CONSENT_EXECUTOR_RUN_PARAMS QueryDesc *desc, ScanDirection direction, uint64 count, bool execute_once
 #define CONSENT_EXECUTOR_RUN_ARGS desc, direction, count, execute_once
+#endif
+
+/* A walker handed to planstate_tree_walker(): PostgreSQL 16 gave the
+ * callback its type (15 declares it without parameters). */
+#if PG_VERSION_NUM >= 160000
+#define CONSENT_PLANSTATE_WALKER(fn) (fn)
+#else
+#define CONSENT_PLANSTATE_WALKER(fn) ((bool (*)())(void (*)())(fn))
 #endif
 
 namespace consent {

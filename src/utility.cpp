@@ -10,6 +10,7 @@
  * a table without tagged columns.
  */
 #include "boundary.h"
+#include "bypass.h"
 #include "cache.h"
 #include "compat.h"
 #include "consent.h"
@@ -57,6 +58,7 @@ void executor_start(QueryDesc *desc, int eflags)
         prev_executor_start(desc, eflags);
     else
         standard_ExecutorStart(desc, eflags);
+    entry([&] { count_unmasked_reads(desc, eflags); });
 }
 
 void run(CONSENT_EXECUTOR_RUN_PARAMS)
