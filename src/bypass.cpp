@@ -324,9 +324,10 @@ pg_noinline void resolve_unmasked(UnmaskedSite &site)
 
 /* Counts through the audit's slots; once every tagged column's slot is
  * set for this epoch and context, the next rows count directly. */
-template <typename IsNull> pg_noinline void count_row_slow(UnmaskedSite &site, IsNull &&is_null, uint64 context)
+template <typename IsNull>
+pg_noinline void count_row_slow(UnmaskedSite &site, IsNull &&is_null, const SessionContext &ctx)
 {
-    const SessionContext &ctx = session_context();
+    uint64 context = ctx.serial;
     for (int i = 0; i < site.n; i++)
         if (!is_null(i) && site.rules[i])
             audit_cell(*site.rules[i], site.relid, site.attnos[i], ctx.purpose, context, true, site.slots[i]);
@@ -354,13 +355,13 @@ template <typename IsNull> void count_row(UnmaskedSite &site, IsNull &&is_null)
         return;
     if (unlikely(site.epoch != rules_epoch()))
         pg([&] { resolve_unmasked(site); });
-    uint64 context = session_context().serial;
-    if (likely(site.counted_epoch == detail::audit_epoch && site.counted_context == context)) {
+    const SessionContext &ctx = session_context();
+    if (likely(site.counted_epoch == detail::audit_epoch && site.counted_context == ctx.serial)) {
         for (int i = 0; i < site.n; i++)
             *site.counters[i] += !is_null(i);
         return;
     }
-    count_row_slow(site, is_null, context);
+    count_row_slow(site, is_null, ctx);
 }
 
 /* A counting qual as the executor runs it (count_unmasked_reads): an
